@@ -1,0 +1,137 @@
+//! The only place response bodies meet kafka-protocol: decode with the crate (behind
+//! `catch_unwind`), encode back, and nothing else.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ResponseHeader;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::error::ProtocolError;
+
+/// A short name for a kafka-protocol message type, for error messages
+/// (`kafka_protocol::messages::metadata_response::MetadataResponse` → `MetadataResponse`).
+pub(crate) fn type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// Runs a kafka-protocol decoder on peer bytes. Its decoders return errors for malformed input,
+/// but the proxy cannot audit every generated line: a panic becomes an error for this frame
+/// instead of unwinding through the connection task.
+fn guarded<T>(
+    api: &'static str,
+    version: i16,
+    f: impl FnOnce() -> anyhow::Result<T>,
+) -> Result<T, ProtocolError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ProtocolError::Decode {
+            api,
+            version,
+            reason: format!("{e:#}"),
+        }),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ProtocolError::Decode {
+                api,
+                version,
+                reason: format!("decoder panicked: {what}"),
+            })
+        }
+    }
+}
+
+/// Decodes a whole response frame: header (of `header_version`), then a `T` body at `version`.
+/// Trailing bytes are refused: re-encoding would silently drop them, and they mean the frame is
+/// not what the proxy thinks it is.
+pub(crate) fn decode_response<T: Decodable>(
+    frame: &Bytes,
+    header_version: i16,
+    version: i16,
+) -> Result<(ResponseHeader, T), ProtocolError> {
+    let api = type_name::<T>();
+    // Cloning `Bytes` is a reference-count bump; strings and records decode as slices of it.
+    let mut buf = frame.clone();
+    let header = guarded("ResponseHeader", header_version, || {
+        ResponseHeader::decode(&mut buf, header_version)
+    })?;
+    let body = guarded(api, version, || T::decode(&mut buf, version))?;
+    if !buf.is_empty() {
+        return Err(ProtocolError::Malformed(format!(
+            "{api} version {version}: {} trailing bytes after the body",
+            buf.len()
+        )));
+    }
+    Ok((header, body))
+}
+
+/// Encodes a response header and body into one frame (without the size prefix).
+pub(crate) fn encode_response<T: Encodable>(
+    header: &ResponseHeader,
+    header_version: i16,
+    body: &T,
+    version: i16,
+) -> Result<Bytes, ProtocolError> {
+    let api = type_name::<T>();
+    let encode_err = |api, version, e: anyhow::Error| ProtocolError::Encode {
+        api,
+        version,
+        reason: format!("{e:#}"),
+    };
+    let header_size = header
+        .compute_size(header_version)
+        .map_err(|e| encode_err("ResponseHeader", header_version, e))?;
+    let body_size = body
+        .compute_size(version)
+        .map_err(|e| encode_err(api, version, e))?;
+    let mut out = BytesMut::with_capacity(header_size.saturating_add(body_size));
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| encode_err("ResponseHeader", header_version, e))?;
+    body.encode(&mut out, version)
+        .map_err(|e| encode_err(api, version, e))?;
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataResponse;
+
+    #[test]
+    fn type_name_is_the_last_path_segment() {
+        assert_eq!(type_name::<MetadataResponse>(), "MetadataResponse");
+    }
+
+    #[test]
+    fn a_panicking_decoder_becomes_a_decode_error() {
+        let result: Result<(), _> = guarded("Test", 1, || panic!("boom"));
+        match result {
+            Err(ProtocolError::Decode { reason, .. }) => assert!(reason.contains("boom")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let header = ResponseHeader::default().with_correlation_id(1);
+        let mut frame = encode_response(&header, 0, &MetadataResponse::default(), 1)
+            .unwrap()
+            .to_vec();
+        frame.push(0);
+        let frame = Bytes::from(frame);
+        assert!(matches!(
+            decode_response::<MetadataResponse>(&frame, 0, 1),
+            Err(ProtocolError::Malformed(_))
+        ));
+    }
+}

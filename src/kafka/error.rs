@@ -1,0 +1,51 @@
+//! The one error type of the Kafka protocol layer.
+//!
+//! Variants say who is at fault, so the connection layer can decide between closing the client,
+//! closing the upstream, and logging a proxy bug.
+
+/// A Kafka frame could not be understood, produced or rewritten.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug)]
+pub enum ProtocolError {
+    /// The peer sent a frame that ends before a field it must contain.
+    #[error("frame truncated while reading {what}")]
+    Truncated { what: &'static str },
+    /// The peer sent bytes that no valid frame contains (negative lengths, trailing bytes, …).
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// An api key that kafka-protocol does not know, where the proxy needed to understand it.
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    /// A version of a known API that the proxy cannot decode or encode (peer incompatible).
+    #[error("{api} version {version} is not supported by the proxy")]
+    UnsupportedVersion { api: &'static str, version: i16 },
+    /// kafka-protocol rejected the body (the peer misbehaved, or sent a version it did not agree).
+    #[error("cannot decode {api} version {version}: {reason}")]
+    Decode {
+        api: &'static str,
+        version: i16,
+        reason: String,
+    },
+    /// kafka-protocol refused to encode what the proxy built (a proxy bug, or a rewritten value
+    /// that does not fit the version, such as a host name too long for a non-flexible string).
+    #[error("cannot encode {api} version {version}: {reason}")]
+    Encode {
+        api: &'static str,
+        version: i16,
+        reason: String,
+    },
+    /// A broker address names a node id the proxy has no listener for: forwarding the response
+    /// would send clients around the proxy, so it must not be forwarded.
+    #[error("no proxy address for broker node id {node_id} (advertised upstream as {host}:{port})")]
+    UnmappedBroker {
+        node_id: i32,
+        host: String,
+        port: i32,
+    },
+    /// The caller handed a request of another API to a function made for one API.
+    #[error("api key {api_key} passed where {expected} was expected")]
+    WrongApi {
+        api_key: i16,
+        expected: &'static str,
+    },
+}

@@ -1,0 +1,334 @@
+//! Kafka's length-prefixed framing: a 4-byte big-endian size, then that many bytes.
+//!
+//! The reader owns its buffer and hands out each frame as `Bytes` split off that buffer, so a
+//! frame that is forwarded untouched is never copied.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Kafka's default `socket.request.max.bytes`: brokers refuse larger requests, so the proxy does
+/// too, before buffering them.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
+
+/// The size prefix in front of every frame.
+const LENGTH_PREFIX: usize = 4;
+
+/// How much the reader asks for beyond the frame it is completing: enough to pick up several
+/// small pipelined frames with one read, small enough that the buffer never holds much more than
+/// the current frame.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// The most memory reserved ahead of bytes actually received. A peer that announces a 100 MiB
+/// frame has to send it before the proxy holds 100 MiB for it.
+const MAX_RESERVE_AHEAD: usize = 1024 * 1024;
+
+/// Frames up to this size are written together with their prefix from one buffer (one write
+/// call, one TLS record); larger frames are written without being copied.
+const COALESCE_WRITE_MAX: usize = 16 * 1024;
+
+/// Why a frame could not be read.
+#[derive(thiserror::Error, Debug)]
+pub enum FrameError {
+    /// The size prefix announces more than the configured maximum.
+    #[error("frame of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    /// The size prefix is negative: the peer does not speak Kafka (or the stream is corrupt).
+    #[error("negative frame length {0}")]
+    NegativeLength(i32),
+    /// The peer closed the stream inside a frame. Both counts include the 4-byte prefix.
+    #[error("connection closed mid-frame after {read} of {expected} bytes")]
+    UnexpectedEof { read: usize, expected: usize },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads whole frames from a byte stream.
+pub struct FrameReader<R> {
+    inner: R,
+    /// Bytes received but not yet handed out: at most the current frame plus one `READ_CHUNK`.
+    buf: BytesMut,
+    max_frame: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: R, max_frame: usize) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            max_frame,
+        }
+    }
+
+    /// The next frame, without its 4-byte size prefix.
+    ///
+    /// `Ok(None)` on a clean EOF at a frame boundary; EOF inside a frame is
+    /// [`FrameError::UnexpectedEof`]. Cancel-safe: bytes already read stay buffered.
+    pub async fn read_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        loop {
+            let total = self.current_frame_total()?;
+            if let Some(total) = total
+                && self.buf.len() >= total
+            {
+                let mut frame = self.buf.split_to(total);
+                frame.advance(LENGTH_PREFIX);
+                return Ok(Some(frame.freeze()));
+            }
+
+            let expected = total.unwrap_or(LENGTH_PREFIX);
+            let needed = expected.saturating_sub(self.buf.len());
+            self.buf
+                .reserve(needed.clamp(READ_CHUNK, MAX_RESERVE_AHEAD));
+            // `take` bounds this read: the rest of the frame, or one chunk if that is less.
+            let limit = needed.max(READ_CHUNK) as u64;
+            let n = (&mut self.inner)
+                .take(limit)
+                .read_buf(&mut self.buf)
+                .await?;
+            if n == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(FrameError::UnexpectedEof {
+                    read: self.buf.len(),
+                    expected,
+                });
+            }
+        }
+    }
+
+    /// The total size (prefix included) of the frame at the front of the buffer, once its prefix
+    /// has arrived. Checks the limit before any of the frame's body is waited for.
+    fn current_frame_total(&self) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = self.buf.get(..LENGTH_PREFIX) else {
+            return Ok(None);
+        };
+        let mut raw = [0u8; LENGTH_PREFIX];
+        raw.copy_from_slice(prefix);
+        let size = i32::from_be_bytes(raw);
+        let size = usize::try_from(size).map_err(|_| FrameError::NegativeLength(size))?;
+        if size > self.max_frame {
+            return Err(FrameError::TooLarge {
+                size,
+                max: self.max_frame,
+            });
+        }
+        Ok(Some(LENGTH_PREFIX + size))
+    }
+
+    /// The stream back. Bytes already read but not yet returned as a frame are dropped.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// The stream, for writing to it (reading from it directly would skip buffered bytes).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+}
+
+/// Writes one frame: its size prefix, then the bytes. Does not flush.
+///
+/// Small frames go out in one write call; large ones are written without copying (vectored where
+/// the writer supports it).
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> std::io::Result<()> {
+    let size = i32::try_from(frame.len()).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "frame of {} bytes does not fit Kafka's int32 size",
+                frame.len()
+            ),
+        )
+    })?;
+    let prefix = size.to_be_bytes();
+    if frame.len() <= COALESCE_WRITE_MAX {
+        let mut out = Vec::with_capacity(LENGTH_PREFIX + frame.len());
+        out.extend_from_slice(&prefix);
+        out.extend_from_slice(frame);
+        w.write_all(&out).await
+    } else {
+        w.write_all_buf(&mut Buf::chain(&prefix[..], frame)).await
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[tokio::test]
+    async fn reads_exact_frame_without_prefix() {
+        let data = framed(b"hello");
+        let mut r = FrameReader::new(&data[..], 1024);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"hello"[..]);
+        assert!(r.read_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reads_frame_split_across_reads() {
+        let data = framed(b"split-frame-body");
+        // Deliver one byte per read: the prefix and the body arrive in pieces.
+        let mut builder = chunked_reader(&data, 1);
+        let mut r = FrameReader::new(&mut builder, 1024);
+        assert_eq!(
+            r.read_frame().await.unwrap().unwrap(),
+            &b"split-frame-body"[..]
+        );
+        assert!(r.read_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reads_several_frames_from_one_read() {
+        let mut data = framed(b"one");
+        data.extend(framed(b""));
+        data.extend(framed(b"three"));
+        let mut r = FrameReader::new(&data[..], 1024);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"one"[..]);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b""[..]);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"three"[..]);
+        assert!(r.read_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn clean_eof_at_boundary_is_none() {
+        let mut r = FrameReader::new(&b""[..], 1024);
+        assert!(r.read_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn eof_inside_prefix_is_unexpected_eof() {
+        let mut r = FrameReader::new(&[0u8, 0][..], 1024);
+        match r.read_frame().await {
+            Err(FrameError::UnexpectedEof {
+                read: 2,
+                expected: 4,
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn eof_inside_body_is_unexpected_eof() {
+        let mut data = framed(b"0123456789");
+        data.truncate(8);
+        let mut r = FrameReader::new(&data[..], 1024);
+        match r.read_frame().await {
+            Err(FrameError::UnexpectedEof {
+                read: 8,
+                expected: 14,
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_is_refused_before_its_body_is_buffered() {
+        // Announce 1 GiB but send only the prefix: the reader must fail at once instead of
+        // waiting for (or reserving) the body.
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(&(1i32 << 30).to_be_bytes()).await.unwrap();
+        let mut r = FrameReader::new(server, 1024);
+        match r.read_frame().await {
+            Err(FrameError::TooLarge { size, max: 1024 }) => assert_eq!(size, 1 << 30),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(r.buf.capacity() < 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn frame_at_limit_is_accepted() {
+        let data = framed(&[7u8; 16]);
+        let mut r = FrameReader::new(&data[..], 16);
+        assert_eq!(r.read_frame().await.unwrap().unwrap().len(), 16);
+    }
+
+    #[tokio::test]
+    async fn negative_length_is_refused() {
+        let data = (-5i32).to_be_bytes();
+        let mut r = FrameReader::new(&data[..], 1024);
+        assert!(matches!(
+            r.read_frame().await,
+            Err(FrameError::NegativeLength(-5))
+        ));
+    }
+
+    #[tokio::test]
+    async fn buffer_never_holds_more_than_frame_plus_chunk() {
+        // Many small frames sent at once: each read is bounded by READ_CHUNK.
+        let mut data = Vec::new();
+        for i in 0..10_000u32 {
+            data.extend(framed(&i.to_be_bytes()));
+        }
+        let mut r = FrameReader::new(&data[..], 1024);
+        let mut count = 0u32;
+        while let Some(frame) = r.read_frame().await.unwrap() {
+            assert_eq!(frame, &count.to_be_bytes()[..]);
+            assert!(r.buf.len() <= READ_CHUNK + LENGTH_PREFIX);
+            count += 1;
+        }
+        assert_eq!(count, 10_000);
+    }
+
+    #[tokio::test]
+    async fn large_frame_survives_small_reads() {
+        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let data = framed(&body);
+        let mut reader = chunked_reader(&data, 4093);
+        let mut r = FrameReader::new(&mut reader, DEFAULT_MAX_FRAME_BYTES);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &body[..]);
+    }
+
+    #[tokio::test]
+    async fn write_frame_round_trips_small_and_large() {
+        let small = vec![1u8; 10];
+        let large = vec![2u8; COALESCE_WRITE_MAX + 1];
+        let mut out = Vec::new();
+        write_frame(&mut out, &small).await.unwrap();
+        write_frame(&mut out, &large).await.unwrap();
+        out.flush().await.unwrap();
+        let mut expected = framed(&small);
+        expected.extend(framed(&large));
+        assert_eq!(out, expected);
+    }
+
+    /// A reader that returns at most `step` bytes per read.
+    fn chunked_reader(data: &[u8], step: usize) -> impl AsyncRead + Unpin + use<> {
+        ChunkedReader {
+            data: data.to_vec(),
+            pos: 0,
+            step,
+        }
+    }
+
+    struct ChunkedReader {
+        data: Vec<u8>,
+        pos: usize,
+        step: usize,
+    }
+
+    impl AsyncRead for ChunkedReader {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let end = (self.pos + self.step)
+                .min(self.data.len())
+                .min(self.pos + buf.remaining());
+            let pos = self.pos;
+            buf.put_slice(&self.data[pos..end]);
+            self.pos = end;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+}
