@@ -1,0 +1,786 @@
+//! Configuration: the YAML file, parsed once into typed, checked structs.
+//!
+//! [`load`] reads the file, deserializes it into the [`raw`] schema (unknown keys are errors),
+//! then checks every field and collects **every** problem in one pass, each with its field path
+//! and reason, so an operator fixes a broken file in one round. What comes out, [`Config`], is
+//! ready to use: certificates parsed, CEL filters compiled, defaults filled in. Nothing
+//! downstream re-validates.
+//!
+//! Relative paths in the file are resolved against the working directory of the process (the
+//! example configuration is written to be run from the repository root).
+
+pub mod raw;
+mod tls_files;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
+
+use crate::kafka::frame::DEFAULT_MAX_FRAME_BYTES;
+use crate::pools::{CaPools, ExternalIdentifier, Filter, Pool};
+use raw::RawConfig;
+
+pub use tls_files::{load_ca_bundle, load_certified_key, load_pem_certificates};
+
+/// Default limits. Each is the value a Kafka broker uses where one exists.
+pub mod defaults {
+    /// Kafka's `socket.request.max.bytes`.
+    pub const MAX_FRAME_BYTES: usize = super::DEFAULT_MAX_FRAME_BYTES;
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+    /// Kafka's `connections.max.idle.ms`.
+    pub const IDLE_TIMEOUT_MS: u64 = 600_000;
+    /// Requests a client may have in flight on one connection before the proxy stops reading
+    /// from it (back-pressure, not an error).
+    pub const MAX_IN_FLIGHT_REQUESTS: usize = 1_000;
+    pub const POOL_CACHE_ENTRIES: usize = 10_000;
+    /// Confluent Cloud's `identity_pools_per_certificate_authority` quota.
+    pub const POOLS_PER_CA: usize = 100;
+    pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 10_000;
+    pub const AUDIT_QUEUE_CAPACITY: usize = 10_000;
+    pub const AUDIT_PATH: &str = "audit.log";
+    pub const AUDIT_SOURCE: &str = "kafka-mtls-proxy";
+    /// Confluent allows 1 to 4 certificates in a CA chain.
+    pub const MAX_CA_CHAIN: usize = 4;
+}
+
+/// Everything the proxy needs to run, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was loaded from.
+    pub source: PathBuf,
+    pub listener: ListenerConfig,
+    pub server_tls: ServerTlsConfig,
+    pub upstream: UpstreamConfig,
+    pub audit: AuditConfig,
+    pub limits: Limits,
+    pub log: LogConfig,
+    pub authorities: Vec<CertificateAuthority>,
+    /// Things that load but are probably not what the operator meant (e.g. an empty filter).
+    pub warnings: Vec<Issue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub bootstrap: SocketAddr,
+    pub advertised_host: String,
+    pub broker_bind: IpAddr,
+    pub broker_ports: BrokerPorts,
+}
+
+/// Port-per-broker mapping: how a node id becomes the proxy port clients dial.
+#[derive(Debug, Clone)]
+pub struct BrokerPorts {
+    pub first_port: u16,
+    pub node_ports: BTreeMap<i32, u16>,
+}
+
+impl BrokerPorts {
+    /// The proxy port for `node_id`, or `None` when it would fall outside the port range.
+    pub fn port_for(&self, node_id: i32) -> Option<u16> {
+        if let Some(port) = self.node_ports.get(&node_id) {
+            return Some(*port);
+        }
+        if node_id < 0 {
+            return None;
+        }
+        u16::try_from(i64::from(self.first_port) + i64::from(node_id)).ok()
+    }
+}
+
+#[derive(Clone)]
+pub struct ServerTlsConfig {
+    pub certificate_chain_path: PathBuf,
+    pub private_key_path: PathBuf,
+    pub certified_key: Arc<CertifiedKey>,
+    pub tls13_only: bool,
+}
+
+impl fmt::Debug for ServerTlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTlsConfig")
+            .field("certificate_chain_path", &self.certificate_chain_path)
+            .field("private_key_path", &self.private_key_path)
+            .field("tls13_only", &self.tls13_only)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `(host, port)` pairs, tried in order.
+    pub bootstrap_servers: Vec<(String, u16)>,
+    pub tls: Option<UpstreamTlsConfig>,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct UpstreamTlsConfig {
+    pub roots: Arc<rustls::RootCertStore>,
+    pub client_key: Option<Arc<CertifiedKey>>,
+    pub server_name: Option<String>,
+}
+
+impl fmt::Debug for UpstreamTlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamTlsConfig")
+            .field("roots", &self.roots.len())
+            .field("client_key", &self.client_key.is_some())
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditDestination {
+    File(PathBuf),
+    Stdout,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub destination: AuditDestination,
+    pub source: String,
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_in_flight_requests: usize,
+    pub pool_cache_entries: usize,
+    pub pools_per_ca: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// A trusted client certificate authority and the identity pools it admits.
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    pub id: String,
+    pub display_name: String,
+    pub description: String,
+    pub certificate_chain_path: PathBuf,
+    /// 1 to 4 CA certificates, as in the file.
+    pub certificates: Vec<CertificateDer<'static>>,
+    pub pools: CaPools,
+}
+
+/// One problem (or warning) found in a configuration: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Dotted path of the field, e.g. `certificate_authorities[0].identity_pools[1].filter`.
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read the configuration file: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not YAML, wrong types, or an unknown key (the message carries line and column).
+    #[error("{file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    #[error("{file}: {} problem(s) found:\n{}", issues.len(), display_issues(file, issues))]
+    Invalid { file: PathBuf, issues: Vec<Issue> },
+}
+
+impl ConfigError {
+    /// Every problem as `FILE: FIELD: REASON` lines, for `check-config`.
+    pub fn issues(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid { file, issues } => issues
+                .iter()
+                .map(|i| format!("{}: {}", file.display(), i))
+                .collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+fn display_issues(file: &Path, issues: &[Issue]) -> String {
+    issues
+        .iter()
+        .map(|i| format!("  {}: {}", file.display(), i))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Read, parse and check a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let raw = parse_yaml(path, &text)?;
+    from_raw(path, &raw)
+}
+
+/// Deserialize the YAML text (shape only).
+pub fn parse_yaml(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    serde_saphyr::from_str::<RawConfig>(text).map_err(|e| ConfigError::Syntax {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Check a deserialized configuration and build the typed one. `path` names the file in errors.
+pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
+    let mut v = Checker::default();
+    let limits = v.limits(raw);
+    let listener = v.listener(raw);
+    let server_tls = v.server_tls(raw, listener.as_ref().map(|l| l.advertised_host.as_str()));
+    let upstream = v.upstream(raw);
+    let audit = v.audit(raw);
+    let log = v.log(raw);
+    let authorities = v.authorities(raw, &limits);
+    match (listener, server_tls, upstream, audit, log) {
+        (Some(listener), Some(server_tls), Some(upstream), Some(audit), Some(log))
+            if v.errors.is_empty() =>
+        {
+            Ok(Config {
+                source: path.to_path_buf(),
+                listener,
+                server_tls,
+                upstream,
+                audit,
+                limits,
+                log,
+                authorities,
+                warnings: v.warnings,
+            })
+        }
+        _ => Err(ConfigError::Invalid {
+            file: path.to_path_buf(),
+            issues: v.errors,
+        }),
+    }
+}
+
+/// Collects errors and warnings while building typed values.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<Issue>,
+    warnings: Vec<Issue>,
+}
+
+impl Checker {
+    fn error(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(Issue {
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn warn(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.warnings.push(Issue {
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn positive<T: Copy + PartialOrd + Default + fmt::Display>(
+        &mut self,
+        field: &str,
+        value: Option<T>,
+        default: T,
+    ) -> T {
+        match value {
+            Some(v) if v <= T::default() => {
+                self.error(field, format!("must be greater than 0 (got {v})"));
+                default
+            }
+            Some(v) => v,
+            None => default,
+        }
+    }
+
+    fn limits(&mut self, raw: &RawConfig) -> Limits {
+        let l = &raw.limits;
+        Limits {
+            max_frame_bytes: self.positive(
+                "limits.max_frame_bytes",
+                l.max_frame_bytes,
+                defaults::MAX_FRAME_BYTES,
+            ),
+            max_connections: self.positive(
+                "limits.max_connections",
+                l.max_connections,
+                defaults::MAX_CONNECTIONS,
+            ),
+            handshake_timeout: Duration::from_millis(self.positive(
+                "limits.handshake_timeout_ms",
+                l.handshake_timeout_ms,
+                defaults::HANDSHAKE_TIMEOUT_MS,
+            )),
+            idle_timeout: Duration::from_millis(self.positive(
+                "limits.idle_timeout_ms",
+                l.idle_timeout_ms,
+                defaults::IDLE_TIMEOUT_MS,
+            )),
+            max_in_flight_requests: self.positive(
+                "limits.max_in_flight_requests",
+                l.max_in_flight_requests,
+                defaults::MAX_IN_FLIGHT_REQUESTS,
+            ),
+            pool_cache_entries: self.positive(
+                "limits.pool_cache_entries",
+                l.pool_cache_entries,
+                defaults::POOL_CACHE_ENTRIES,
+            ),
+            pools_per_ca: self.positive(
+                "limits.pools_per_ca",
+                l.pools_per_ca,
+                defaults::POOLS_PER_CA,
+            ),
+        }
+    }
+
+    fn listener(&mut self, raw: &RawConfig) -> Option<ListenerConfig> {
+        let l = &raw.listener;
+        let bootstrap = match l.bootstrap.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(
+                    "listener.bootstrap",
+                    format!(
+                        "`{}` is not an IP:port address (e.g. 0.0.0.0:9092)",
+                        l.bootstrap
+                    ),
+                );
+                None
+            }
+        };
+        let advertised_host = l.advertised_host.trim().to_string();
+        if advertised_host.is_empty() {
+            self.error("listener.advertised_host", "must not be empty");
+        } else if advertised_host.contains(':') && advertised_host.parse::<IpAddr>().is_err() {
+            self.error(
+                "listener.advertised_host",
+                "a host name or IP address without a port",
+            );
+        }
+        let broker_bind = match &l.broker_bind_address {
+            Some(text) => match text.parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    self.error(
+                        "listener.broker_bind_address",
+                        format!("`{text}` is not an IP address"),
+                    );
+                    None
+                }
+            },
+            None => bootstrap.map(|a| a.ip()),
+        };
+        let ports = &l.broker_ports;
+        if ports.first_port == 0 {
+            self.error("listener.broker_ports.first_port", "must be a port above 0");
+        }
+        let mut seen = HashSet::new();
+        for (node, port) in &ports.node_ports {
+            let field = format!("listener.broker_ports.node_ports.{node}");
+            if *port == 0 {
+                self.error(&field, "must be a port above 0");
+            }
+            if !seen.insert(*port) {
+                self.error(&field, format!("port {port} is assigned to two node ids"));
+            }
+            if bootstrap.is_some_and(|b| b.port() == *port) {
+                self.error(&field, format!("port {port} is the bootstrap port"));
+            }
+        }
+        Some(ListenerConfig {
+            bootstrap: bootstrap?,
+            advertised_host,
+            broker_bind: broker_bind?,
+            broker_ports: BrokerPorts {
+                first_port: ports.first_port,
+                node_ports: ports.node_ports.clone(),
+            },
+        })
+    }
+
+    fn server_tls(
+        &mut self,
+        raw: &RawConfig,
+        advertised_host: Option<&str>,
+    ) -> Option<ServerTlsConfig> {
+        let t = &raw.tls;
+        let tls13_only = match t.min_version.as_deref() {
+            None | Some("1.2") => false,
+            Some("1.3") => true,
+            Some(other) => {
+                self.error(
+                    "tls.min_version",
+                    format!("`{other}` is not supported; use \"1.2\" or \"1.3\""),
+                );
+                false
+            }
+        };
+        match load_certified_key(&t.certificate_chain, &t.private_key) {
+            Ok(key) => {
+                if let Some(host) = advertised_host
+                    && let Some(leaf) = key.cert.first()
+                    && !tls_files::certificate_names_host(leaf, host)
+                {
+                    self.warn(
+                        "tls.certificate_chain",
+                        format!(
+                            "the server certificate does not name `{host}` (listener.advertised_host); \
+                             Java clients verify the host name and will refuse the connection"
+                        ),
+                    );
+                }
+                Some(ServerTlsConfig {
+                    certificate_chain_path: t.certificate_chain.clone(),
+                    private_key_path: t.private_key.clone(),
+                    certified_key: Arc::new(key),
+                    tls13_only,
+                })
+            }
+            Err((field, reason)) => {
+                self.error(format!("tls.{field}"), reason);
+                None
+            }
+        }
+    }
+
+    fn upstream(&mut self, raw: &RawConfig) -> Option<UpstreamConfig> {
+        let u = &raw.upstream;
+        let mut servers = Vec::new();
+        if u.bootstrap_servers.is_empty() {
+            self.error("upstream.bootstrap_servers", "list at least one host:port");
+        }
+        for (i, s) in u.bootstrap_servers.iter().enumerate() {
+            match split_host_port(s) {
+                Some(hp) => servers.push(hp),
+                None => self.error(
+                    format!("upstream.bootstrap_servers[{i}]"),
+                    format!("`{s}` is not host:port"),
+                ),
+            }
+        }
+        let tls = match &u.tls {
+            None => None,
+            Some(t) => {
+                let roots = match load_pem_certificates(&t.ca) {
+                    Ok(certs) => {
+                        let mut store = rustls::RootCertStore::empty();
+                        let (_, ignored) = store.add_parsable_certificates(certs);
+                        if ignored > 0 || store.is_empty() {
+                            self.error(
+                                "upstream.tls.ca",
+                                format!(
+                                    "{}: {ignored} certificate(s) could not be used as trust anchors",
+                                    t.ca.display()
+                                ),
+                            );
+                        }
+                        Some(Arc::new(store))
+                    }
+                    Err(reason) => {
+                        self.error("upstream.tls.ca", reason);
+                        None
+                    }
+                };
+                let client_key = match (&t.certificate_chain, &t.private_key) {
+                    (None, None) => Some(None),
+                    (Some(chain), Some(key)) => match load_certified_key(chain, key) {
+                        Ok(k) => Some(Some(Arc::new(k))),
+                        Err((field, reason)) => {
+                            self.error(format!("upstream.tls.{field}"), reason);
+                            None
+                        }
+                    },
+                    _ => {
+                        self.error(
+                            "upstream.tls",
+                            "certificate_chain and private_key go together: set both or neither",
+                        );
+                        None
+                    }
+                };
+                if let Some(name) = &t.server_name
+                    && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+                {
+                    self.error(
+                        "upstream.tls.server_name",
+                        format!("`{name}` is not a valid DNS name or IP address"),
+                    );
+                }
+                match (roots, client_key) {
+                    (Some(roots), Some(client_key)) => Some(UpstreamTlsConfig {
+                        roots,
+                        client_key,
+                        server_name: t.server_name.clone(),
+                    }),
+                    _ => None,
+                }
+            }
+        };
+        let connect_timeout = Duration::from_millis(self.positive(
+            "upstream.connect_timeout_ms",
+            u.connect_timeout_ms,
+            defaults::UPSTREAM_CONNECT_TIMEOUT_MS,
+        ));
+        if u.tls.is_some() && tls.is_none() {
+            return None;
+        }
+        Some(UpstreamConfig {
+            bootstrap_servers: servers,
+            tls,
+            connect_timeout,
+        })
+    }
+
+    fn audit(&mut self, raw: &RawConfig) -> Option<AuditConfig> {
+        let a = &raw.audit;
+        let destination = match a.path.as_deref().unwrap_or(defaults::AUDIT_PATH).trim() {
+            "" => {
+                self.error("audit.path", "must not be empty (use `off` to disable)");
+                return None;
+            }
+            "-" => AuditDestination::Stdout,
+            "off" => AuditDestination::Off,
+            p => AuditDestination::File(PathBuf::from(p)),
+        };
+        Some(AuditConfig {
+            destination,
+            source: a
+                .source
+                .clone()
+                .unwrap_or_else(|| defaults::AUDIT_SOURCE.to_string()),
+            queue_capacity: self.positive(
+                "audit.queue_capacity",
+                a.queue_capacity,
+                defaults::AUDIT_QUEUE_CAPACITY,
+            ),
+        })
+    }
+
+    fn log(&mut self, raw: &RawConfig) -> Option<LogConfig> {
+        let format = match raw.log.format.as_deref() {
+            None | Some("plain") => LogFormat::Plain,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.error(
+                    "log.format",
+                    format!("`{other}` is not a log format; use plain or json"),
+                );
+                return None;
+            }
+        };
+        Some(LogConfig {
+            format,
+            level: raw.log.level.clone().unwrap_or_else(|| "info".to_string()),
+        })
+    }
+
+    fn authorities(&mut self, raw: &RawConfig, limits: &Limits) -> Vec<CertificateAuthority> {
+        if raw.certificate_authorities.is_empty() {
+            self.error(
+                "certificate_authorities",
+                "configure at least one certificate authority: without one every client is refused",
+            );
+        }
+        let mut ca_ids = HashSet::new();
+        let mut pool_ids: BTreeMap<String, String> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, ca) in raw.certificate_authorities.iter().enumerate() {
+            let at = format!("certificate_authorities[{i}]");
+            if let Err(reason) = check_id(&ca.id) {
+                self.error(format!("{at}.id"), reason);
+            } else if !ca_ids.insert(ca.id.clone()) {
+                self.error(
+                    format!("{at}.id"),
+                    format!("duplicate certificate authority id `{}`", ca.id),
+                );
+            }
+            if ca.display_name.trim().is_empty() {
+                self.error(format!("{at}.display_name"), "must not be empty");
+            }
+            let certificates = match load_ca_bundle(&ca.certificate_chain) {
+                Ok(certs) => Some(certs),
+                Err(reason) => {
+                    self.error(format!("{at}.certificate_chain"), reason);
+                    None
+                }
+            };
+            if ca.identity_pools.is_empty() {
+                self.warn(
+                    format!("{at}.identity_pools"),
+                    "no identity pools: every certificate of this CA will be refused",
+                );
+            }
+            if ca.identity_pools.len() > limits.pools_per_ca {
+                self.error(
+                    format!("{at}.identity_pools"),
+                    format!(
+                        "{} pools exceed limits.pools_per_ca ({})",
+                        ca.identity_pools.len(),
+                        limits.pools_per_ca
+                    ),
+                );
+            }
+            let mut pools = Vec::new();
+            for (j, p) in ca.identity_pools.iter().enumerate() {
+                let at = format!("{at}.identity_pools[{j}]");
+                if let Some(pool) = self.pool(&at, p, &ca.id, &mut pool_ids) {
+                    pools.push(pool);
+                }
+            }
+            if let Some(certificates) = certificates {
+                out.push(CertificateAuthority {
+                    id: ca.id.clone(),
+                    display_name: ca.display_name.clone(),
+                    description: ca.description.clone(),
+                    certificate_chain_path: ca.certificate_chain.clone(),
+                    certificates,
+                    pools: CaPools {
+                        ca_id: ca.id.clone(),
+                        pools,
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    fn pool(
+        &mut self,
+        at: &str,
+        p: &raw::RawIdentityPool,
+        ca_id: &str,
+        pool_ids: &mut BTreeMap<String, String>,
+    ) -> Option<Pool> {
+        let mut ok = true;
+        if let Err(reason) = check_id(&p.id) {
+            self.error(format!("{at}.id"), reason);
+            ok = false;
+        } else if let Some(other_ca) = pool_ids.insert(p.id.clone(), ca_id.to_string()) {
+            self.error(
+                format!("{at}.id"),
+                format!(
+                    "duplicate identity pool id `{}` (also in certificate authority `{other_ca}`); \
+                     pool ids are principals (User:<id>) and must be unique",
+                    p.id
+                ),
+            );
+            ok = false;
+        }
+        if p.display_name.trim().is_empty() {
+            self.error(format!("{at}.display_name"), "must not be empty");
+        }
+        let external_identifier = match p.external_identifier.parse::<ExternalIdentifier>() {
+            Ok(e) => Some(e),
+            Err(e) => {
+                self.error(format!("{at}.external_identifier"), e.to_string());
+                None
+            }
+        };
+        let filter = match Filter::compile(&p.filter) {
+            Ok(f) => {
+                if f.is_empty() {
+                    self.warn(
+                        format!("{at}.filter"),
+                        format!(
+                            "pool `{}` has an empty filter, which never matches (as in Confluent Cloud)",
+                            p.id
+                        ),
+                    );
+                }
+                Some(f)
+            }
+            Err(e) => {
+                self.error(format!("{at}.filter"), format!("pool `{}`: {e}", p.id));
+                None
+            }
+        };
+        if !ok {
+            return None;
+        }
+        Some(Pool {
+            id: p.id.clone(),
+            display_name: p.display_name.clone(),
+            description: p.description.clone(),
+            external_identifier: external_identifier?,
+            filter: filter?,
+        })
+    }
+}
+
+/// Ids become principals (`User:<id>`) and audit fields: keep them to a safe alphabet.
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if id.len() > 128 {
+        return Err(format!("`{id}` is longer than 128 characters"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "`{id}` contains `{c}`; use letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// `host:port` or `[v6]:port` → (host, port).
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.trim();
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+/// Resolve `(host, port)` now (used by `check-config` to warn about unreachable names).
+pub fn resolves(host: &str, port: u16) -> bool {
+    (host, port)
+        .to_socket_addrs()
+        .map(|mut a| a.next().is_some())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests;

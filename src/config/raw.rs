@@ -1,0 +1,174 @@
+//! The YAML schema exactly as an operator writes it.
+//!
+//! These structs only describe shape: every field is checked and turned into the typed
+//! [`Config`](super::Config) by [`super::load`]. `deny_unknown_fields` everywhere, so a typo is an
+//! error rather than a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+fn default_first_port() -> u16 {
+    9093
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listener: RawListener,
+    pub tls: RawServerTls,
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub certificate_authorities: Vec<RawCertificateAuthority>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// `host:port` the bootstrap listener binds, e.g. `0.0.0.0:9092`.
+    pub bootstrap: String,
+    /// Host name clients are told to use for every broker. Must be in the server certificate.
+    pub advertised_host: String,
+    /// Address the per-broker listeners bind; defaults to the bootstrap listener's address.
+    #[serde(default)]
+    pub broker_bind_address: Option<String>,
+    #[serde(default)]
+    pub broker_ports: RawBrokerPorts,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBrokerPorts {
+    /// The broker with node id N is served on `first_port + N`.
+    #[serde(default = "default_first_port")]
+    pub first_port: u16,
+    /// Explicit node id → port entries; they win over `first_port + N` (for large node ids).
+    #[serde(default)]
+    pub node_ports: BTreeMap<i32, u16>,
+}
+
+impl Default for RawBrokerPorts {
+    fn default() -> Self {
+        Self {
+            first_port: default_first_port(),
+            node_ports: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    /// PEM: the proxy's certificate, then its intermediates.
+    pub certificate_chain: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+    /// `"1.2"` (default: TLS 1.2 and 1.3) or `"1.3"` (TLS 1.3 only).
+    #[serde(default)]
+    pub min_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// `host:port` of one or more brokers of the real cluster.
+    pub bootstrap_servers: Vec<String>,
+    /// Absent: plaintext to the brokers.
+    #[serde(default)]
+    pub tls: Option<RawUpstreamTls>,
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    /// PEM bundle of the CA(s) that issued the brokers' certificates.
+    pub ca: PathBuf,
+    /// The proxy's own client certificate for brokers that require one (with `private_key`).
+    #[serde(default)]
+    pub certificate_chain: Option<PathBuf>,
+    #[serde(default)]
+    pub private_key: Option<PathBuf>,
+    /// Name to verify the brokers' certificates against, instead of the host they are dialled by.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// File to append JSON lines to; `-` for standard output; `off` to disable.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The CloudEvents `source` attribute of every record.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub queue_capacity: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default)]
+    pub max_frame_bytes: Option<usize>,
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    #[serde(default)]
+    pub handshake_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub max_in_flight_requests: Option<usize>,
+    #[serde(default)]
+    pub pool_cache_entries: Option<usize>,
+    #[serde(default)]
+    pub pools_per_ca: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `plain` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// A tracing filter such as `info` or `kafka_mtls_proxy=debug`; `RUST_LOG` wins.
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+/// Confluent's field names, so a CA block from Confluent Cloud loads as written.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificateAuthority {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    /// PEM file (`.pem`) with 1 to 4 CA certificates.
+    pub certificate_chain: PathBuf,
+    #[serde(default)]
+    pub identity_pools: Vec<RawIdentityPool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityPool {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    /// `CN`, `DN`, `SERIAL`, `SAN` or `SHA1`.
+    pub external_identifier: String,
+    /// CEL filter; empty never matches.
+    #[serde(default)]
+    pub filter: String,
+}

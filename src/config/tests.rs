@@ -1,0 +1,370 @@
+//! Every configuration error the proxy promises to catch at load, each with its field.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+use super::*;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+fn ca_pem(cn: &str) -> String {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+fn leaf_pem_and_key(host: &str) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec![host.to_string()]).unwrap();
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let f = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let (cert, key) = leaf_pem_and_key("localhost");
+        f.write("server.pem", &cert);
+        f.write("server.key", &key);
+        f.write("ca.pem", &ca_pem("Acme Internal Client CA"));
+        f
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A valid configuration; `cas` is the YAML of the `certificate_authorities` list.
+    fn yaml(&self, cas: &str) -> String {
+        format!(
+            r#"
+listener:
+  bootstrap: 127.0.0.1:9092
+  advertised_host: localhost
+tls:
+  certificate_chain: {d}/server.pem
+  private_key: {d}/server.key
+upstream:
+  bootstrap_servers: [127.0.0.1:19092]
+audit:
+  path: "off"
+certificate_authorities:
+{cas}
+"#,
+            d = self.dir.path().display()
+        )
+    }
+
+    fn ca_block(&self, chain: &Path, pools: &str) -> String {
+        format!(
+            r#"  - id: ca-acme
+    display_name: Acme Internal Client CA
+    description: Acme certificate authority for internal client applications
+    certificate_chain: {}
+    identity_pools:
+{pools}"#,
+            chain.display()
+        )
+    }
+
+    fn load(&self, yaml: &str) -> Result<Config, ConfigError> {
+        let p = self.write("proxy.yaml", yaml);
+        load(&p)
+    }
+
+    fn issues(&self, yaml: &str) -> Vec<Issue> {
+        match self.load(yaml) {
+            Err(ConfigError::Invalid { issues, .. }) => issues,
+            Err(other) => panic!("expected field errors, got {other}"),
+            Ok(_) => panic!("expected the configuration to be refused"),
+        }
+    }
+}
+
+const GOOD_POOLS: &str = r#"      - id: pool-payments
+        display_name: Payments
+        description: Payment services
+        external_identifier: CN
+        filter: 'CN == "acme-client" && OU == "payments"'
+      - id: pool-acme-all
+        display_name: All Acme clients
+        external_identifier: SHA1
+        filter: 'O == "Acme Inc"'
+"#;
+
+fn has(issues: &[Issue], field: &str, needle: &str) -> bool {
+    issues
+        .iter()
+        .any(|i| i.field == field && i.reason.contains(needle))
+}
+
+#[test]
+fn the_issue_example_block_loads_as_written() {
+    let f = Fixture::new();
+    let cfg = f
+        .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
+        .unwrap();
+    assert_eq!(cfg.authorities.len(), 1);
+    let ca = &cfg.authorities[0];
+    assert_eq!(ca.id, "ca-acme");
+    assert_eq!(ca.pools.pools.len(), 2);
+    assert_eq!(
+        ca.pools.pools[1].external_identifier,
+        ExternalIdentifier::Sha1
+    );
+    assert_eq!(cfg.limits.max_frame_bytes, 100 * 1024 * 1024);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn a_chain_without_certificates_is_refused() {
+    let f = Fixture::new();
+    let empty = f.write("empty.pem", "no certificates here\n");
+    let issues = f.issues(&f.yaml(&f.ca_block(&empty, GOOD_POOLS)));
+    assert!(
+        has(
+            &issues,
+            "certificate_authorities[0].certificate_chain",
+            "no PEM certificate"
+        ),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn a_chain_of_five_certificates_is_refused() {
+    let f = Fixture::new();
+    let five: String = (0..5).map(|i| ca_pem(&format!("CA {i}"))).collect();
+    let chain = f.write("five.pem", &five);
+    let issues = f.issues(&f.yaml(&f.ca_block(&chain, GOOD_POOLS)));
+    assert!(
+        has(
+            &issues,
+            "certificate_authorities[0].certificate_chain",
+            "holds 5 certificates"
+        ),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn a_chain_of_four_certificates_loads() {
+    let f = Fixture::new();
+    let four: String = (0..4).map(|i| ca_pem(&format!("CA {i}"))).collect();
+    let chain = f.write("four.pem", &four);
+    f.load(&f.yaml(&f.ca_block(&chain, GOOD_POOLS))).unwrap();
+}
+
+#[test]
+fn a_chain_file_not_named_pem_is_refused() {
+    let f = Fixture::new();
+    let chain = f.write("ca.crt", &ca_pem("CA"));
+    let issues = f.issues(&f.yaml(&f.ca_block(&chain, GOOD_POOLS)));
+    assert!(
+        has(
+            &issues,
+            "certificate_authorities[0].certificate_chain",
+            "must be a .pem file"
+        ),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn a_certificate_that_is_not_a_ca_is_refused() {
+    let f = Fixture::new();
+    let (leaf, _) = leaf_pem_and_key("not-a-ca");
+    let chain = f.write("leaf.pem", &leaf);
+    let issues = f.issues(&f.yaml(&f.ca_block(&chain, GOOD_POOLS)));
+    assert!(
+        has(
+            &issues,
+            "certificate_authorities[0].certificate_chain",
+            "is not a CA certificate"
+        ),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_chain_file_is_refused() {
+    let f = Fixture::new();
+    let missing = f.path("missing.pem");
+    let issues = f.issues(&f.yaml(&f.ca_block(&missing, GOOD_POOLS)));
+    assert!(
+        has(
+            &issues,
+            "certificate_authorities[0].certificate_chain",
+            "cannot read"
+        ),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn duplicate_ca_ids_are_refused() {
+    let f = Fixture::new();
+    let pool = |id: &str| {
+        format!(
+            "      - id: {id}\n        display_name: X\n        external_identifier: CN\n        filter: 'CN == \"a\"'\n"
+        )
+    };
+    let first = f.ca_block(&f.path("ca.pem"), &pool("pool-a"));
+    let second = f.ca_block(&f.path("ca.pem"), &pool("pool-b"));
+    let issues = f.issues(&f.yaml(&format!("{first}{second}")));
+    assert!(
+        has(
+            &issues,
+            "certificate_authorities[1].id",
+            "duplicate certificate authority id `ca-acme`"
+        ),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn duplicate_pool_ids_are_refused_even_across_cas() {
+    let f = Fixture::new();
+    let pool = r#"      - id: pool-x
+        display_name: X
+        external_identifier: CN
+        filter: 'CN == "a"'
+"#;
+    let first = f.ca_block(&f.path("ca.pem"), pool);
+    let second = first.replace("id: ca-acme", "id: ca-other");
+    let issues = f.issues(&f.yaml(&format!("{first}{second}")));
+    assert!(
+        has(
+            &issues,
+            "certificate_authorities[1].identity_pools[0].id",
+            "duplicate identity pool id `pool-x`"
+        ),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn an_unknown_external_identifier_is_refused() {
+    let f = Fixture::new();
+    let pools = GOOD_POOLS.replace("external_identifier: SHA1", "external_identifier: EMAIL");
+    let issues = f.issues(&f.yaml(&f.ca_block(&f.path("ca.pem"), &pools)));
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.field == "certificate_authorities[0].identity_pools[1].external_identifier"),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn a_filter_that_does_not_compile_names_the_pool_and_position() {
+    let f = Fixture::new();
+    let pools = GOOD_POOLS.replace(r#"'O == "Acme Inc"'"#, r#"'O == "Acme Inc" &&'"#);
+    let issues = f.issues(&f.yaml(&f.ca_block(&f.path("ca.pem"), &pools)));
+    let issue = issues
+        .iter()
+        .find(|i| i.field == "certificate_authorities[0].identity_pools[1].filter")
+        .unwrap_or_else(|| panic!("{issues:?}"));
+    assert!(issue.reason.contains("pool-acme-all"), "{issue}");
+    assert!(issue.reason.contains("column"), "{issue}");
+}
+
+#[test]
+fn an_empty_filter_loads_with_a_warning() {
+    let f = Fixture::new();
+    let pools = GOOD_POOLS.replace(r#"filter: 'O == "Acme Inc"'"#, "filter: ''");
+    let cfg = f
+        .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), &pools)))
+        .unwrap();
+    assert!(
+        has(
+            &cfg.warnings,
+            "certificate_authorities[0].identity_pools[1].filter",
+            "never matches"
+        ),
+        "{:?}",
+        cfg.warnings
+    );
+}
+
+#[test]
+fn an_unknown_key_is_an_error_with_its_name() {
+    let f = Fixture::new();
+    let yaml = f
+        .yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS))
+        .replace("external_identifier: CN", "external_identifer: CN");
+    match f.load(&yaml) {
+        Err(ConfigError::Syntax { message, .. }) => {
+            assert!(message.contains("external_identifer"), "{message}")
+        }
+        Err(other) => panic!("expected a syntax error, got {other}"),
+        Ok(_) => panic!("a typo was silently accepted"),
+    }
+}
+
+#[test]
+fn all_problems_are_reported_in_one_pass() {
+    let f = Fixture::new();
+    let pools = GOOD_POOLS
+        .replace("external_identifier: SHA1", "external_identifier: NOPE")
+        .replace(r#"'CN == "acme-client" && OU == "payments"'"#, "'CN =='");
+    let yaml = f
+        .yaml(&f.ca_block(&f.path("missing.pem"), &pools))
+        .replace("127.0.0.1:19092", "no-port-here");
+    let issues = f.issues(&yaml);
+    assert!(issues.len() >= 4, "{issues:?}");
+}
+
+#[test]
+fn a_key_that_does_not_fit_the_certificate_is_refused() {
+    let f = Fixture::new();
+    let (_, other_key) = leaf_pem_and_key("localhost");
+    f.write("server.key", &other_key);
+    let issues = f.issues(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)));
+    assert!(
+        has(&issues, "tls.private_key", "does not fit"),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn a_server_certificate_without_the_advertised_host_warns() {
+    let f = Fixture::new();
+    let yaml = f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)).replace(
+        "advertised_host: localhost",
+        "advertised_host: kafka.example.com",
+    );
+    let cfg = f.load(&yaml).unwrap();
+    assert!(
+        has(&cfg.warnings, "tls.certificate_chain", "kafka.example.com"),
+        "{:?}",
+        cfg.warnings
+    );
+}
+
+#[test]
+fn broker_ports_follow_node_ids_and_explicit_entries_win() {
+    let mut node_ports = BTreeMap::new();
+    node_ports.insert(1001, 9200);
+    let ports = BrokerPorts {
+        first_port: 9093,
+        node_ports,
+    };
+    assert_eq!(ports.port_for(0), Some(9093));
+    assert_eq!(ports.port_for(111), Some(9204));
+    assert_eq!(ports.port_for(1001), Some(9200));
+    assert_eq!(ports.port_for(70000), None);
+    assert_eq!(ports.port_for(-1), None);
+}

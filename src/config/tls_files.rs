@@ -1,0 +1,107 @@
+//! Reading certificates and keys from PEM files, with errors that name the file and the reason.
+
+use std::path::Path;
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use super::defaults::MAX_CA_CHAIN;
+
+/// Every `CERTIFICATE` block of a PEM file (other blocks are skipped). At least one is required.
+pub fn load_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not a valid PEM file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: contains no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// A certificate authority's chain as Confluent accepts it: a `.pem` file with 1 to 4
+/// certificates, every one of them a CA (basicConstraints CA:TRUE).
+pub fn load_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+        return Err(format!(
+            "{}: a certificate chain must be a .pem file",
+            path.display()
+        ));
+    }
+    let certs = load_pem_certificates(path)?;
+    if certs.len() > MAX_CA_CHAIN {
+        return Err(format!(
+            "{}: holds {} certificates; a certificate authority chain has 1 to {MAX_CA_CHAIN}",
+            path.display(),
+            certs.len()
+        ));
+    }
+    for (i, der) in certs.iter().enumerate() {
+        let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| {
+            format!(
+                "{}: certificate #{} does not parse: {e}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        if !rest.is_empty() {
+            return Err(format!(
+                "{}: certificate #{} has trailing data",
+                path.display(),
+                i + 1
+            ));
+        }
+        let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+        if !is_ca {
+            return Err(format!(
+                "{}: certificate #{} ({}) is not a CA certificate (basicConstraints CA:TRUE is missing)",
+                path.display(),
+                i + 1,
+                cert.subject()
+            ));
+        }
+    }
+    Ok(certs)
+}
+
+/// A certificate chain and its private key, checked to belong together. The error names the
+/// field (`certificate_chain` or `private_key`) and the reason.
+pub fn load_certified_key(
+    chain: &Path,
+    key: &Path,
+) -> Result<CertifiedKey, (&'static str, String)> {
+    let certs = load_pem_certificates(chain).map_err(|e| ("certificate_chain", e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        (
+            "private_key",
+            format!("{}: no usable private key: {e}", key.display()),
+        )
+    })?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let certified = CertifiedKey::from_der(certs, key_der, &provider).map_err(|e| {
+        (
+            "private_key",
+            format!(
+                "{} does not fit the certificate in {}: {e}",
+                key.display(),
+                chain.display()
+            ),
+        )
+    })?;
+    Ok(certified)
+}
+
+/// Whether a server certificate is valid for `host` (DNS name or IP, wildcards honoured).
+pub fn certificate_names_host(leaf: &CertificateDer<'_>, host: &str) -> bool {
+    let Ok(name) = ServerName::try_from(host) else {
+        return false;
+    };
+    match webpki::EndEntityCert::try_from(leaf) {
+        Ok(cert) => cert.verify_is_valid_for_subject_name(&name).is_ok(),
+        Err(_) => false,
+    }
+}
