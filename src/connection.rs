@@ -1,0 +1,399 @@
+//! One client session: TLS handshake, audit, upstream connection, then Kafka frames both ways.
+//!
+//! ```text
+//!  client ──TLS──▶ requests task ──frames──▶ upstream broker
+//!                     │  (Pending entries, bounded: back-pressure)
+//!                     ▼
+//!  client ◀──TLS── responses task ◀──frames── upstream broker
+//! ```
+//!
+//! The requests task reads a frame, parses only its header, records what response to expect
+//! (api key, version, correlation id) and forwards the frame untouched. The responses task
+//! takes the next expectation, reads the broker's response, checks the correlation id, and
+//! rewrites the frame only when it carries broker addresses (or is ApiVersions). Responses the
+//! proxy makes itself (KIP-511 ApiVersions, SASL refusals) go through the same queue, so the
+//! client sees every response in request order. Produce with `acks=0` expects no response and
+//! is never queued.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{Instrument, debug, info, warn};
+
+use crate::audit::{AttemptOutcome, AuthenticationAttempt};
+use crate::kafka::frame::{FrameError, FrameReader, write_frame};
+use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
+use crate::kafka::rewrite::{response_needs_rewrite, rewrite_response};
+use crate::kafka::versions::{
+    proxy_version_range, rewrite_api_versions_response, sasl_refusal_response,
+    unsupported_api_versions_response,
+};
+use crate::pools::Resolved;
+use crate::server::ProxyContext;
+use crate::tls::{HandshakeOutcome, Verdict};
+use crate::upstream::Target;
+
+mod api {
+    pub const PRODUCE: i16 = 0;
+    pub const SASL_HANDSHAKE: i16 = 17;
+    pub const API_VERSIONS: i16 = 18;
+    pub const SASL_AUTHENTICATE: i16 = 36;
+}
+
+/// Who is on the other end of an admitted connection. Built once, after the handshake.
+#[derive(Debug, Clone)]
+pub struct ConnectionIdentity {
+    pub connection_id: String,
+    pub peer: SocketAddr,
+    pub resolved: Arc<Resolved>,
+    /// Certificate authorities that verified the client chain.
+    pub verified_by: Vec<String>,
+}
+
+impl ConnectionIdentity {
+    /// `User:<pool-id>` for every matched pool.
+    pub fn principals(&self) -> &[String] {
+        &self.resolved.evaluation.resolution.principals
+    }
+}
+
+/// What the responses task must send next.
+enum Pending {
+    /// The broker will answer this request.
+    Upstream {
+        api_key: i16,
+        api_version: i16,
+        correlation_id: i32,
+    },
+    /// The proxy answers itself; `close` ends the session after this response.
+    Local { frame: Bytes, close: bool },
+}
+
+/// Why a session ended, for the closing log line.
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    #[error("client sent a bad frame: {0}")]
+    ClientFrame(FrameError),
+    #[error("upstream sent a bad frame: {0}")]
+    UpstreamFrame(FrameError),
+    #[error("client sent a malformed request: {0}")]
+    ClientProtocol(crate::kafka::header::ProtocolError),
+    #[error("upstream sent a malformed response: {0}")]
+    UpstreamProtocol(crate::kafka::header::ProtocolError),
+    #[error("upstream answered correlation id {got}, expected {expected}")]
+    CorrelationMismatch { expected: i32, got: i32 },
+    #[error("upstream closed the connection with {0} request(s) unanswered")]
+    UpstreamClosed(usize),
+    #[error("client I/O: {0}")]
+    ClientIo(std::io::Error),
+    #[error("upstream I/O: {0}")]
+    UpstreamIo(std::io::Error),
+    #[error("idle for {0} ms")]
+    Idle(u128),
+    #[error("client used SASL on the TLS listener")]
+    SaslRefused,
+}
+
+/// Serve one accepted TCP connection until it closes.
+pub async fn serve(
+    ctx: Arc<ProxyContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    target: Target,
+    shutdown: broadcast::Receiver<()>,
+) {
+    let connection_id = ctx.next_connection_id();
+    let listener = match target {
+        Target::Bootstrap => "bootstrap".to_string(),
+        Target::Node(id) => format!("broker-{id}"),
+    };
+    let span = tracing::info_span!(
+        "conn",
+        id = %connection_id,
+        peer = %peer,
+        listener = %listener,
+        pools = tracing::field::Empty,
+        identifier = tracing::field::Empty,
+    );
+    serve_inner(ctx, tcp, peer, target, shutdown, connection_id, listener)
+        .instrument(span)
+        .await
+}
+
+async fn serve_inner(
+    ctx: Arc<ProxyContext>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    target: Target,
+    shutdown: broadcast::Receiver<()>,
+    connection_id: String,
+    listener: String,
+) {
+    let _ = tcp.set_nodelay(true);
+    let outcome = ctx
+        .tls
+        .accept(tcp, ctx.config.limits.handshake_timeout)
+        .await;
+    let (tls, verdict) = match outcome {
+        HandshakeOutcome::Refused {
+            reason,
+            detail,
+            verdict,
+        } => {
+            warn!(%reason, %detail, "client refused");
+            ctx.audit.authentication(&AuthenticationAttempt {
+                connection_id: &connection_id,
+                client_address: peer,
+                listener: &listener,
+                outcome: AttemptOutcome::Refused {
+                    reason,
+                    detail: &detail,
+                    verdict: verdict.as_ref(),
+                },
+            });
+            return;
+        }
+        HandshakeOutcome::Admitted { stream, verdict } => (stream, verdict),
+    };
+    ctx.audit.authentication(&AuthenticationAttempt {
+        connection_id: &connection_id,
+        client_address: peer,
+        listener: &listener,
+        outcome: AttemptOutcome::Admitted(&verdict),
+    });
+    let Verdict::Admitted {
+        resolved,
+        verified_by,
+    } = verdict
+    else {
+        return;
+    };
+    let identity = ConnectionIdentity {
+        connection_id,
+        peer,
+        resolved,
+        verified_by,
+    };
+    let span = tracing::Span::current();
+    let resolution = &identity.resolved.evaluation.resolution;
+    span.record("pools", resolution.pool_ids().join(",").as_str());
+    if let Some(id) = &resolution.identifier {
+        span.record("identifier", format!("{}={}", id.kind, id.value).as_str());
+    }
+    info!(principals = ?identity.principals(), "client authenticated");
+
+    let (upstream, upstream_addr) = match ctx.upstream.connect(target, &identity).await {
+        Ok(u) => u,
+        Err(e) => {
+            warn!(error = %e, "closing: no upstream connection");
+            return;
+        }
+    };
+    debug!(upstream = %upstream_addr, "upstream connected");
+    match proxy_frames(&ctx, *tls, upstream, shutdown).await {
+        Ok(()) => debug!("connection closed"),
+        Err(end) => info!(reason = %end, "connection closed"),
+    }
+}
+
+/// Move Kafka frames both ways until one side closes or fails.
+async fn proxy_frames<C, U>(
+    ctx: &Arc<ProxyContext>,
+    client: C,
+    upstream: U,
+    shutdown: broadcast::Receiver<()>,
+) -> Result<(), SessionEnd>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let limits = &ctx.config.limits;
+    let (client_r, client_w) = tokio::io::split(client);
+    let (upstream_r, upstream_w) = tokio::io::split(upstream);
+    // Bounded: when the broker falls behind, the proxy stops reading requests (back-pressure),
+    // exactly as a broker does with `queued.max.requests`.
+    let (tx, rx) = mpsc::channel::<Pending>(limits.max_in_flight_requests);
+    let requests = forward_requests(
+        ctx,
+        FrameReader::new(client_r, limits.max_frame_bytes),
+        upstream_w,
+        tx,
+        shutdown,
+    );
+    let responses = forward_responses(
+        ctx,
+        FrameReader::new(upstream_r, limits.max_frame_bytes),
+        client_w,
+        rx,
+    );
+    tokio::try_join!(requests, responses).map(|_| ())
+}
+
+async fn forward_requests<R, W>(
+    ctx: &Arc<ProxyContext>,
+    mut client: FrameReader<R>,
+    mut upstream: W,
+    tx: mpsc::Sender<Pending>,
+    mut shutdown: broadcast::Receiver<()>,
+) -> Result<(), SessionEnd>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let idle = ctx.config.limits.idle_timeout;
+    loop {
+        let frame = tokio::select! {
+            read = tokio::time::timeout(idle, client.read_frame()) => match read {
+                Err(_) => return Err(SessionEnd::Idle(idle.as_millis())),
+                // Kafka clients close without a TLS close_notify, or reset: they left.
+                Ok(Err(FrameError::Io(e))) if client_went_away(&e) => return Ok(()),
+                Ok(Err(e)) => return Err(SessionEnd::ClientFrame(e)),
+                // Clean EOF: let the responses task drain what is in flight.
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Ok(Some(frame))) => frame,
+            },
+            // Stop taking requests; answers to those in flight are still delivered.
+            _ = shutdown.recv() => return Ok(()),
+        };
+        let header = parse_request_header(&frame).map_err(SessionEnd::ClientProtocol)?;
+        tracing::trace!(
+            api_key = header.api_key,
+            api_version = header.api_version,
+            correlation_id = header.correlation_id,
+            "request"
+        );
+        let local = match header.api_key {
+            api::API_VERSIONS
+                if proxy_version_range(api::API_VERSIONS)
+                    .is_some_and(|(_, max)| header.api_version > max) =>
+            {
+                Some((
+                    unsupported_api_versions_response(header.correlation_id),
+                    false,
+                ))
+            }
+            api::SASL_HANDSHAKE | api::SASL_AUTHENTICATE => {
+                warn!(
+                    api_key = header.api_key,
+                    "client sent SASL on the mTLS listener; it must use security.protocol=SSL \
+                     and authenticate with its certificate"
+                );
+                let frame = sasl_refusal_response(&header).map_err(SessionEnd::ClientProtocol)?;
+                Some((frame, true))
+            }
+            _ => None,
+        };
+        if let Some((frame, close)) = local {
+            // On `close` the responses task ends the session once this answer is written.
+            if tx.send(Pending::Local { frame, close }).await.is_err() || close {
+                return Ok(());
+            }
+            continue;
+        }
+        let expects_response = header.api_key != api::PRODUCE
+            || produce_acks(&frame, &header).map_err(SessionEnd::ClientProtocol)? != 0;
+        if expects_response {
+            let pending = Pending::Upstream {
+                api_key: header.api_key,
+                api_version: header.api_version,
+                correlation_id: header.correlation_id,
+            };
+            // Queue the expectation before the request leaves, so the response can never
+            // arrive first.
+            if tx.send(pending).await.is_err() {
+                return Ok(());
+            }
+        }
+        write_frame(&mut upstream, &frame)
+            .await
+            .map_err(SessionEnd::UpstreamIo)?;
+        upstream.flush().await.map_err(SessionEnd::UpstreamIo)?;
+    }
+}
+
+fn client_went_away(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
+
+async fn forward_responses<R, W>(
+    ctx: &Arc<ProxyContext>,
+    mut upstream: FrameReader<R>,
+    mut client: W,
+    mut rx: mpsc::Receiver<Pending>,
+) -> Result<(), SessionEnd>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    while let Some(pending) = rx.recv().await {
+        let (out, close) = match pending {
+            Pending::Local { frame, close } => (frame, close),
+            Pending::Upstream {
+                api_key,
+                api_version,
+                correlation_id,
+            } => {
+                let frame = match upstream.read_frame().await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Err(SessionEnd::UpstreamClosed(rx.len() + 1)),
+                    Err(e) => return Err(SessionEnd::UpstreamFrame(e)),
+                };
+                let got = response_correlation_id(&frame).map_err(SessionEnd::UpstreamProtocol)?;
+                if got != correlation_id {
+                    return Err(SessionEnd::CorrelationMismatch {
+                        expected: correlation_id,
+                        got,
+                    });
+                }
+                let out = rewrite(ctx, api_key, api_version, frame).await?;
+                (out, false)
+            }
+        };
+        write_frame(&mut client, &out)
+            .await
+            .map_err(SessionEnd::ClientIo)?;
+        client.flush().await.map_err(SessionEnd::ClientIo)?;
+        if close {
+            let _ = client.shutdown().await;
+            return Err(SessionEnd::SaslRefused);
+        }
+    }
+    Ok(())
+}
+
+/// Rewrite a response when it must change; otherwise return it as it came.
+async fn rewrite(
+    ctx: &Arc<ProxyContext>,
+    api_key: i16,
+    api_version: i16,
+    frame: Bytes,
+) -> Result<Bytes, SessionEnd> {
+    if api_key == api::API_VERSIONS {
+        return rewrite_api_versions_response(&frame, api_version)
+            .map_err(SessionEnd::UpstreamProtocol);
+    }
+    if !response_needs_rewrite(api_key, api_version) {
+        return Ok(frame);
+    }
+    let rewritten = rewrite_response(api_key, api_version, &frame, &ctx.mapper)
+        .map_err(SessionEnd::UpstreamProtocol)?;
+    for broker in &rewritten.upstream_brokers {
+        ctx.upstream
+            .book()
+            .learn(broker.node_id, &broker.host, broker.port);
+        // The client will dial the broker's proxy port as soon as it reads this response:
+        // the listener must be bound before the response leaves.
+        if let Err(e) = ctx.listeners.ensure(ctx, broker.node_id).await {
+            warn!(node_id = broker.node_id, error = %e, "cannot serve broker");
+        }
+    }
+    Ok(rewritten.frame)
+}
