@@ -1,0 +1,128 @@
+//! `explain`: what the proxy would decide for a certificate, and why.
+//!
+//! Operators run it before deploying a filter change:
+//! `kafka-mtls-proxy explain --config config/proxy.yaml --cert client.pem`.
+//! The output is JSON: the certificate's attributes exactly as CEL sees them, which CA verified
+//! the chain (or each CA's reason for not verifying it), every pool's filter and result, and
+//! the outcome (`admitted`, `matched_pools`, `principals`, `identifier`). Pools of a CA that
+//! did not verify the chain are shown with `"counted": false`: they cannot admit it.
+
+use std::path::Path;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::identity::CertIdentity;
+use crate::pools::{self, Attributes};
+use crate::tls::{TrustStore, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: no PEM certificate found ({reason})")]
+    NoCertificate { path: String, reason: String },
+    #[error("{path}: the first certificate does not parse: {reason}")]
+    BadCertificate { path: String, reason: String },
+    #[error(transparent)]
+    Trust(#[from] crate::tls::trust::TrustError),
+}
+
+/// The explanation, and whether the certificate would be admitted.
+pub struct Explanation {
+    pub json: Value,
+    pub admitted: bool,
+}
+
+/// Explain the decision for the PEM file at `cert_path` (leaf first, then any intermediates).
+pub fn explain_file(config: &Config, cert_path: &Path) -> Result<Explanation, ExplainError> {
+    let path = cert_path.display().to_string();
+    let bytes = std::fs::read(cert_path).map_err(|source| ExplainError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    explain_pem(config, &bytes, &path)
+}
+
+/// Explain the decision for PEM text (`name` appears in errors).
+pub fn explain_pem(config: &Config, pem: &[u8], name: &str) -> Result<Explanation, ExplainError> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ExplainError::NoCertificate {
+            path: name.to_string(),
+            reason: e.to_string(),
+        })?;
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return Err(ExplainError::NoCertificate {
+            path: name.to_string(),
+            reason: "the file holds no CERTIFICATE block".into(),
+        });
+    };
+    let identity = CertIdentity::from_der(leaf).map_err(|e| ExplainError::BadCertificate {
+        path: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    let attrs = Attributes::new(&identity);
+    let trust = TrustStore::new(
+        &config.authorities,
+        config.limits.pool_cache_entries,
+        crate::tls::provider(),
+    )?;
+    let checks = trust.check_chain(leaf, intermediates, UnixTime::now());
+    let ca_checks = trust.describe_checks(&checks);
+
+    let mut pool_rows = Vec::new();
+    for (ca, check) in config.authorities.iter().zip(&ca_checks) {
+        let evaluation = pools::evaluate(&[&ca.pools], &identity, &attrs);
+        for r in evaluation.results {
+            let mut row = serde_json::to_value(&r).unwrap_or(Value::Null);
+            row["counted"] = json!(check.verified);
+            pool_rows.push(row);
+        }
+    }
+
+    let verdict = trust.verdict_from_checks(leaf, &checks);
+    let (admitted, outcome) = match &verdict {
+        Verdict::Admitted {
+            resolved,
+            verified_by,
+        } => {
+            let res = &resolved.evaluation.resolution;
+            (
+                true,
+                json!({
+                    "admitted": true,
+                    "verified_by": verified_by,
+                    "matched_pools": res.pool_ids(),
+                    "principals": res.principals,
+                    "identifier": res.identifier,
+                }),
+            )
+        }
+        Verdict::Refused { reason, detail, .. } => (
+            false,
+            json!({
+                "admitted": false,
+                "refusal": { "reason": reason.as_str(), "detail": detail },
+                "matched_pools": [],
+                "principals": [],
+                "identifier": null,
+            }),
+        ),
+    };
+    let mut json = json!({
+        "certificate": identity,
+        "cel": attrs.cel_view(),
+        "certificate_authorities": ca_checks,
+        "pools": pool_rows,
+    });
+    if let (Value::Object(target), Value::Object(extra)) = (&mut json, outcome) {
+        target.extend(extra);
+    }
+    Ok(Explanation { json, admitted })
+}

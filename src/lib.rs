@@ -1,0 +1,27 @@
+//! kafka-mtls-proxy: certificate identity in front of self-hosted Apache Kafka.
+//!
+//! The modules follow the path of one client connection:
+//!
+//! - [`config`]: the typed YAML configuration, loaded and validated once.
+//! - [`server`]: the bootstrap and per-broker listeners, accept loop, limits, shutdown.
+//! - [`tls`]: the rustls server side, client-certificate verification against the configured
+//!   certificate authorities, and the per-connection verdict.
+//! - [`identity`]: a client certificate's attributes (CN, RFC 4514 DN, SANs, serial, digests).
+//! - [`pools`]: identity pools, their CEL filters, and resolution to principals.
+//! - [`kafka`]: Kafka framing, request headers, API versions and broker-address rewriting.
+//! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book.
+//! - [`connection`]: one client session, from the first request to the close.
+//! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt.
+//! - [`explain`], [`pki`]: operator commands (debug a certificate; write a development PKI).
+
+pub mod audit;
+pub mod config;
+pub mod connection;
+pub mod explain;
+pub mod identity;
+pub mod kafka;
+pub mod pki;
+pub mod pools;
+pub mod server;
+pub mod tls;
+pub mod upstream;

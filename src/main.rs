@@ -1,0 +1,211 @@
+//! The `kafka-mtls-proxy` command line: run, check-config, explain, pki.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kafka_mtls_proxy::config::{self, Config, LogFormat};
+use kafka_mtls_proxy::{explain, pki, server};
+use tracing_subscriber::EnvFilter;
+
+const DEFAULT_CONFIG: &str = "config/proxy.yaml";
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "mTLS proxy for Apache Kafka: client certificates → identity pools → principals"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "KAFKA_MTLS_PROXY_CONFIG")]
+        config: PathBuf,
+    },
+    /// Load and check a configuration; print every problem with its file, field and reason.
+    CheckConfig {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "KAFKA_MTLS_PROXY_CONFIG")]
+        config: PathBuf,
+    },
+    /// Show, as JSON, how the proxy would treat a client certificate (exit 1 if refused).
+    Explain {
+        #[arg(long, short, default_value = DEFAULT_CONFIG, env = "KAFKA_MTLS_PROXY_CONFIG")]
+        config: PathBuf,
+        /// PEM file: the client certificate, optionally followed by its intermediates.
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Write a development PKI (CAs, server and client certificates, keystores).
+    Pki(pki::PkiArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Explain { config, cert } => explain_cmd(&config, &cert),
+        Command::Pki(args) => match pki::run(&args) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Load a configuration or print every problem and return the exit code.
+fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
+    match config::load(path) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            for line in e.issues() {
+                eprintln!("error: {line}");
+            }
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let config = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    for (host, port) in &config.upstream.bootstrap_servers {
+        if !config::resolves(host, *port) {
+            eprintln!(
+                "warning: {}: upstream.bootstrap_servers: `{host}:{port}` does not resolve from here",
+                path.display()
+            );
+        }
+    }
+    let pools: usize = config.authorities.iter().map(|a| a.pools.pools.len()).sum();
+    println!(
+        "{}: OK — {} certificate authorit{}, {} identity pool{}, bootstrap {} → {}",
+        path.display(),
+        config.authorities.len(),
+        if config.authorities.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        pools,
+        if pools == 1 { "" } else { "s" },
+        config.listener.bootstrap,
+        config
+            .upstream
+            .bootstrap_servers
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    ExitCode::SUCCESS
+}
+
+fn explain_cmd(config_path: &std::path::Path, cert: &std::path::Path) -> ExitCode {
+    let config = match load_or_report(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match explain::explain_file(&config, cert) {
+        Ok(x) => {
+            match serde_json::to_string_pretty(&x.json) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            if x.admitted {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(config.log.level.clone()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => builder.init(),
+    }
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let config = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&config);
+    for w in &config.warnings {
+        tracing::warn!(file = %path.display(), "{w}");
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = server::Server::bind(config)
+        .await
+        .context("starting the proxy")?;
+    server.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
