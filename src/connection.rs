@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::audit::{AttemptOutcome, AuthenticationAttempt};
+use crate::kafka::ProtocolError;
 use crate::kafka::frame::{FrameError, FrameReader, write_frame};
 use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
 use crate::kafka::rewrite::{response_needs_rewrite, rewrite_response};
@@ -84,6 +85,8 @@ enum SessionEnd {
     ClientProtocol(crate::kafka::header::ProtocolError),
     #[error("upstream sent a malformed response: {0}")]
     UpstreamProtocol(crate::kafka::header::ProtocolError),
+    #[error("cannot rewrite the upstream response: {0}")]
+    Rewrite(crate::kafka::header::ProtocolError),
     #[error("upstream answered correlation id {got}, expected {expected}")]
     CorrelationMismatch { expected: i32, got: i32 },
     #[error("upstream closed the connection with {0} request(s) unanswered")]
@@ -383,8 +386,11 @@ async fn rewrite(
     if !response_needs_rewrite(api_key, api_version) {
         return Ok(frame);
     }
-    let rewritten = rewrite_response(api_key, api_version, &frame, &ctx.mapper)
-        .map_err(SessionEnd::UpstreamProtocol)?;
+    let rewritten =
+        rewrite_response(api_key, api_version, &frame, &ctx.mapper).map_err(|e| match e {
+            ProtocolError::UnmappedBroker { .. } => SessionEnd::Rewrite(e),
+            e => SessionEnd::UpstreamProtocol(e),
+        })?;
     for broker in &rewritten.upstream_brokers {
         ctx.upstream
             .book()
@@ -392,7 +398,8 @@ async fn rewrite(
         // The client will dial the broker's proxy port as soon as it reads this response:
         // the listener must be bound before the response leaves.
         if let Err(e) = ctx.listeners.ensure(ctx, broker.node_id).await {
-            warn!(node_id = broker.node_id, error = %e, "cannot serve broker");
+            // Clients will dial that port regardless: make this loud.
+            tracing::error!(node_id = broker.node_id, error = %e, "cannot serve broker");
         }
     }
     Ok(rewritten.frame)
