@@ -12,9 +12,11 @@
 //! takes the next expectation, reads the broker's response, checks the correlation id, and
 //! rewrites the frame only when it carries broker addresses (or is ApiVersions). Responses the
 //! proxy makes itself (KIP-511 ApiVersions, SASL refusals) go through the same queue, so the
-//! client sees every response in request order. Produce with `acks=0` expects no response and
-//! is never queued.
+//! client sees every response in request order. Produce with `acks=0` expects no response; the
+//! responses task keeps reading the broker even when nothing is due, and drops an answer to an
+//! `acks=0` request should a Kafka-compatible broker send one anyway.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -72,6 +74,8 @@ enum Pending {
     },
     /// The proxy answers itself; `close` ends the session after this response.
     Local { frame: Bytes, close: bool },
+    /// A Produce with `acks=0`: no answer is due (see [`UnansweredProduce`]).
+    NoResponse { correlation_id: i32 },
 }
 
 /// Why a session ended, for the closing log line.
@@ -89,6 +93,8 @@ enum SessionEnd {
     Rewrite(crate::kafka::header::ProtocolError),
     #[error("upstream answered correlation id {got}, expected {expected}")]
     CorrelationMismatch { expected: i32, got: i32 },
+    #[error("upstream sent a response (correlation id {0}) to no request")]
+    Unsolicited(i32),
     #[error("upstream closed the connection with {0} request(s) unanswered")]
     UpstreamClosed(usize),
     #[error("client I/O: {0}")]
@@ -299,17 +305,21 @@ where
         }
         let expects_response = header.api_key != api::PRODUCE
             || produce_acks(&frame, &header).map_err(SessionEnd::ClientProtocol)? != 0;
-        if expects_response {
-            let pending = Pending::Upstream {
+        let pending = if expects_response {
+            Pending::Upstream {
                 api_key: header.api_key,
                 api_version: header.api_version,
                 correlation_id: header.correlation_id,
-            };
-            // Queue the expectation before the request leaves, so the response can never
-            // arrive first.
-            if tx.send(pending).await.is_err() {
-                return Ok(());
             }
+        } else {
+            Pending::NoResponse {
+                correlation_id: header.correlation_id,
+            }
+        };
+        // Queue the expectation before the request leaves, so the response can never
+        // arrive first.
+        if tx.send(pending).await.is_err() {
+            return Ok(());
         }
         write_frame(&mut upstream, &frame)
             .await
@@ -336,40 +346,112 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    while let Some(pending) = rx.recv().await {
-        let (out, close) = match pending {
-            Pending::Local { frame, close } => (frame, close),
-            Pending::Upstream {
-                api_key,
-                api_version,
-                correlation_id,
-            } => {
-                let frame = match upstream.read_frame().await {
+    let limit = ctx.config.limits.max_in_flight_requests;
+    // Expectations taken off the channel, in request order. Bounded by `limit`: the channel
+    // is only read while there is room.
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut unanswered = UnansweredProduce::default();
+    let mut requests_done = false;
+    loop {
+        // Answers the proxy made itself go out as soon as they reach the front.
+        while let Some(front) = queue.front() {
+            match front {
+                Pending::Local { .. } => {
+                    let Some(Pending::Local { frame, close }) = queue.pop_front() else {
+                        break;
+                    };
+                    send(&mut client, &frame).await?;
+                    if close {
+                        let _ = client.shutdown().await;
+                        return Err(SessionEnd::SaslRefused);
+                    }
+                }
+                Pending::NoResponse { .. } => {
+                    if let Some(Pending::NoResponse { correlation_id }) = queue.pop_front() {
+                        unanswered.push(correlation_id);
+                    }
+                }
+                Pending::Upstream { .. } => break,
+            }
+        }
+        if requests_done && queue.is_empty() {
+            return Ok(());
+        }
+        // Keep reading the broker even when no answer is due, so a broker that does answer
+        // acks=0 produce requests can never fill the socket and stall the client.
+        tokio::select! {
+            pending = rx.recv(), if !requests_done && queue.len() < limit => match pending {
+                Some(p) => queue.push_back(p),
+                None => requests_done = true,
+            },
+            read = upstream.read_frame() => {
+                let frame = match read {
                     Ok(Some(f)) => f,
-                    Ok(None) => return Err(SessionEnd::UpstreamClosed(rx.len() + 1)),
+                    Ok(None) if queue.is_empty() => return Ok(()),
+                    Ok(None) => return Err(SessionEnd::UpstreamClosed(queue.len())),
                     Err(e) => return Err(SessionEnd::UpstreamFrame(e)),
                 };
                 let got = response_correlation_id(&frame).map_err(SessionEnd::UpstreamProtocol)?;
-                if got != correlation_id {
-                    return Err(SessionEnd::CorrelationMismatch {
-                        expected: correlation_id,
-                        got,
-                    });
+                match queue.front() {
+                    Some(Pending::Upstream { api_key, api_version, correlation_id })
+                        if *correlation_id == got =>
+                    {
+                        let (api_key, api_version) = (*api_key, *api_version);
+                        queue.pop_front();
+                        let out = rewrite(ctx, api_key, api_version, frame).await?;
+                        send(&mut client, &out).await?;
+                    }
+                    _ if unanswered.take(got) => {
+                        debug!(correlation_id = got, "dropped the broker's answer to an acks=0 produce");
+                    }
+                    Some(Pending::Upstream { correlation_id, .. }) => {
+                        return Err(SessionEnd::CorrelationMismatch { expected: *correlation_id, got });
+                    }
+                    _ => return Err(SessionEnd::Unsolicited(got)),
                 }
-                let out = rewrite(ctx, api_key, api_version, frame).await?;
-                (out, false)
             }
-        };
-        write_frame(&mut client, &out)
-            .await
-            .map_err(SessionEnd::ClientIo)?;
-        client.flush().await.map_err(SessionEnd::ClientIo)?;
-        if close {
-            let _ = client.shutdown().await;
-            return Err(SessionEnd::SaslRefused);
         }
     }
-    Ok(())
+}
+
+async fn send<W: AsyncWrite + Unpin>(client: &mut W, frame: &[u8]) -> Result<(), SessionEnd> {
+    write_frame(client, frame)
+        .await
+        .map_err(SessionEnd::ClientIo)?;
+    client.flush().await.map_err(SessionEnd::ClientIo)
+}
+
+/// Correlation ids of recent `acks=0` produce requests.
+///
+/// Kafka brokers never answer them, but some Kafka-compatible brokers (tansu 0.6) do; such an
+/// answer is dropped instead of being taken for a protocol error (a client would choke on it
+/// too). Bounded: against a real broker the ids are never taken, and the oldest fall off.
+#[derive(Default)]
+struct UnansweredProduce {
+    ids: VecDeque<i32>,
+}
+
+impl UnansweredProduce {
+    const CAPACITY: usize = 1024;
+
+    fn push(&mut self, correlation_id: i32) {
+        if self.ids.len() == Self::CAPACITY {
+            self.ids.pop_front();
+        }
+        self.ids.push_back(correlation_id);
+    }
+
+    /// Whether `correlation_id` is a recent acks=0 request; forgets it and every older one
+    /// (answers come in request order).
+    fn take(&mut self, correlation_id: i32) -> bool {
+        match self.ids.iter().position(|&id| id == correlation_id) {
+            Some(i) => {
+                self.ids.drain(..=i);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Rewrite a response when it must change; otherwise return it as it came.
