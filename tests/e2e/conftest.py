@@ -1,0 +1,225 @@
+"""Session fixtures: one development PKI, one tansu broker and one proxy for the whole run.
+
+Real clients (kafka-python and confluent-kafka) talk mTLS to the proxy, which forwards to a real
+tansu broker. The proxy's and the broker's logs are written to files; when a test fails, their
+tails are attached to the failure report (the first thing anyone debugging a red CI needs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import (
+    TANSU_NODE_ID,
+    AuditLog,
+    ClientTLS,
+    Process,
+    broker_port_base,
+    free_port,
+    proxy_binary,
+    run_cli,
+    tail,
+)
+
+# Every process the session started, for the failure report.
+_PROCESSES: dict[str, Process] = {}
+
+PKI_FILES = [
+    "server-ca.pem", "server.pem", "server.key", "acme-internal-client-ca.pem", "rogue-ca.pem",
+    *(f"{name}.{ext}" for name in ("acme-client", "acme-analytics", "outsider", "expired", "rogue")
+      for ext in ("pem", "key")),
+]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for name, proc in _PROCESSES.items():
+            state = "running" if proc.alive() else f"exited with {proc.proc.returncode}"
+            report.sections.append(
+                (f"{name} log tail ({proc.log_path}, {state})", proc.log_tail(60)))
+
+
+# --------------------------------------------------------------------------------------------
+# Binaries and PKI
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def proxy_bin() -> Path:
+    path = proxy_binary()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"proxy binary not found at {path}: run `cargo build --bins` or set "
+                    "KAFKA_MTLS_PROXY_BIN", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tansu_bin() -> str:
+    found = shutil.which("tansu") or str(Path.home() / ".cargo" / "bin" / "tansu")
+    if not os.access(found, os.X_OK):
+        pytest.fail("tansu not found on PATH nor in ~/.cargo/bin (scripts/install-tansu)",
+                    pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="session")
+def pki(proxy_bin, tmp_path_factory) -> Path:
+    """A development PKI written by `kafka-mtls-proxy pki --out DIR`."""
+    out = tmp_path_factory.mktemp("pki")
+    result = run_cli("pki", "--out", out, "--force")
+    assert result.returncode == 0, (
+        f"`pki --out {out}` exited {result.returncode}\nstdout:\n{result.stdout}\n"
+        f"stderr:\n{result.stderr}")
+    missing = [f for f in PKI_FILES if not (out / f).is_file()]
+    assert not missing, f"`pki` did not write {missing}; it wrote {sorted(os.listdir(out))}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def client_tls(pki):
+    """`client_tls("acme-client")` → the files a client uses for that identity;
+    `client_tls(None)` → a client that trusts the proxy but presents no certificate."""
+
+    def make(name: str | None) -> ClientTLS:
+        if name is None:
+            return ClientTLS(pki / "server-ca.pem", None, None)
+        return ClientTLS(pki / "server-ca.pem", pki / f"{name}.pem", pki / f"{name}.key")
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------
+# Broker and proxy
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Tansu:
+    port: int
+    process: Process
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def tansu(tansu_bin, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tansu")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = Process("tansu", [tansu_bin, "broker", "--listener-url", url,
+                             "--advertised-listener-url", url,
+                             "--storage-engine", "memory://tansu/"],
+                   workdir / "tansu.log", cwd=workdir)
+    _PROCESSES["tansu"] = proc
+    try:
+        proc.wait_for_port("127.0.0.1", port, timeout=30)
+        yield Tansu(port, proc)
+    finally:
+        proc.stop()
+
+
+@dataclasses.dataclass
+class Proxy:
+    bootstrap_port: int
+    broker_port: int  # where tansu's node 111 is served: first_port + 111
+    config_path: Path
+    audit_path: Path
+    process: Process
+
+    @property
+    def bootstrap(self) -> str:
+        # The proxy's certificate names `localhost` (and 127.0.0.1); clients verify it.
+        return f"localhost:{self.bootstrap_port}"
+
+
+POOLS_YAML = """\
+      - id: pool-payments
+        display_name: Payments
+        external_identifier: CN
+        filter: 'CN == "acme-client" && OU == "payments"'
+      - id: pool-acme-all
+        display_name: All Acme clients
+        external_identifier: SHA1
+        filter: 'O == "Acme Inc"'
+"""
+
+
+def proxy_config(*, bootstrap_port: int, first_port: int, pki: Path, tansu_port: int,
+                 audit_path: Path, pools_yaml: str = POOLS_YAML) -> str:
+    """The session's configuration (the one in the brief), with absolute paths."""
+    return textwrap.dedent(f"""\
+        listener:
+          bootstrap: 127.0.0.1:{bootstrap_port}
+          advertised_host: localhost
+          broker_ports:
+            first_port: {first_port}
+        tls:
+          certificate_chain: {pki / "server.pem"}
+          private_key: {pki / "server.key"}
+        upstream:
+          bootstrap_servers: [127.0.0.1:{tansu_port}]
+        audit:
+          path: {audit_path}
+        log:
+          level: debug
+        certificate_authorities:
+          - id: ca-acme
+            display_name: Acme Internal Client CA
+            certificate_chain: {pki / "acme-internal-client-ca.pem"}
+            identity_pools:
+        """) + pools_yaml
+
+
+@pytest.fixture(scope="session")
+def proxy(proxy_bin, pki, tansu, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("proxy")
+    bootstrap_port = free_port()
+    first_port = broker_port_base(TANSU_NODE_ID)
+    audit_path = workdir / "audit.log"
+    config_path = workdir / "proxy.yaml"
+    config_path.write_text(proxy_config(bootstrap_port=bootstrap_port, first_port=first_port,
+                                        pki=pki, tansu_port=tansu.port, audit_path=audit_path))
+    env_log = workdir / "proxy.log"
+    # NO_COLOR: a log file people read, not a terminal. RUST_LOG would override log.level.
+    env = {"NO_COLOR": "1", "RUST_LOG": None}
+    proc = Process("proxy", [proxy_bin, "run", "--config", config_path], env_log, cwd=workdir,
+                   env=env)
+    _PROCESSES["proxy"] = proc
+    try:
+        proc.wait_for_port("127.0.0.1", bootstrap_port, timeout=30)
+        # The readiness probe was an authentication attempt too (refused: no TLS at all); let
+        # its audit record land so that it is not counted by the first test.
+        probe_audit = AuditLog(audit_path)
+        assert probe_audit.wait_for(0, timeout=10), "no audit record for the readiness probe"
+        probe_audit.settle(quiet=0.3)
+        yield Proxy(bootstrap_port, first_port + TANSU_NODE_ID, config_path, audit_path, proc)
+    finally:
+        code = proc.stop()
+        # A proxy that crashed during the run must not go unnoticed: fail loudly at teardown.
+        assert code in (0, -15, None), (
+            f"proxy exited with {code}\n{tail(env_log)}")
+
+
+@pytest.fixture(scope="session")
+def audit(proxy) -> AuditLog:
+    return AuditLog(proxy.audit_path)
+
+
+@pytest.fixture(autouse=True)
+def _processes_still_running():
+    """Each test ends with the broker and the proxy (those the session started) still alive."""
+    yield
+    for name, proc in _PROCESSES.items():
+        assert proc.alive(), (
+            f"{name} died during this test (exit {proc.proc.returncode})\n{proc.log_tail()}")

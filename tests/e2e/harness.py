@@ -1,0 +1,289 @@
+"""Process, port, TLS and audit-log helpers for the end-to-end suite.
+
+Nothing here knows about a particular Kafka client library (see ``clients.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# tansu 0.6.0 always reports itself as node 111 of cluster `tansu_cluster`.
+TANSU_NODE_ID = 111
+
+
+def proxy_binary() -> Path:
+    """The proxy under test: $KAFKA_MTLS_PROXY_BIN, else the default debug build."""
+    env = os.environ.get("KAFKA_MTLS_PROXY_BIN")
+    return Path(env) if env else REPO_ROOT / "target" / "debug" / "kafka-mtls-proxy"
+
+
+# --------------------------------------------------------------------------------------------
+# Ports and processes
+# --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def broker_port_base(node_id: int = TANSU_NODE_ID) -> int:
+    """A `first_port` such that `first_port + node_id` is a free port (and not 0)."""
+    for _ in range(50):
+        port = free_port()
+        if port - node_id >= 1024:
+            return port - node_id
+    raise RuntimeError("no usable port for the per-broker listener")
+
+
+def tail(path: Path, lines: int = 80) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return f"<{path} does not exist>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Process:
+    """A child process whose stdout+stderr go to a log file; stopped in fixture teardown."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, cwd: Path | None = None,
+                 env: dict[str, str | None] | None = None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(cwd) if cwd else None,
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 80) -> str:
+        return tail(self.log_path, lines)
+
+    def wait_for_port(self, host: str, port: int, timeout: float = 30.0) -> None:
+        """Poll until `host:port` accepts TCP connections; fail early if the process died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before listening on "
+                    f"{host}:{port}\n--- {self.log_path} ---\n{self.log_tail()}"
+                )
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(
+            f"{self.name} did not listen on {host}:{port} within {timeout}s\n"
+            f"--- {self.log_path} ---\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        self._log.close()
+        return self.proc.returncode
+
+
+def run_cli(*args, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run the proxy binary with `args`; text output, never raises on a non-zero exit."""
+    return subprocess.run(
+        [str(proxy_binary()), *[str(a) for a in args]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Client TLS material
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientTLS:
+    """What a client presents: the CA it trusts for the proxy, and optionally its certificate."""
+
+    cafile: Path
+    certfile: Path | None
+    keyfile: Path | None
+
+    @property
+    def name(self) -> str:
+        return self.certfile.stem if self.certfile else "<no certificate>"
+
+
+def ssl_context(tls: ClientTLS) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(tls.cafile))
+    if tls.certfile:
+        ctx.load_cert_chain(str(tls.certfile), str(tls.keyfile))
+    return ctx
+
+
+# A Kafka ApiVersions v0 request: size, api_key 18, api_version 0, correlation id, client id.
+def api_versions_v0_request(correlation_id: int, client_id: bytes = b"e2e-raw") -> bytes:
+    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    return struct.pack(">i", len(body)) + body
+
+
+def recv_exact(sock, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+@dataclasses.dataclass
+class RawAttempt:
+    """One raw TLS connection made by the test itself."""
+
+    local_address: str  # "127.0.0.1:PORT", as the proxy sees the client
+    handshake_ok: bool
+    kafka_ok: bool  # an ApiVersions round trip completed through the proxy
+    error: BaseException | None
+
+
+def raw_tls_attempt(host: str, port: int, tls: ClientTLS, kafka_round_trip: bool = True,
+                    timeout: float = 10.0) -> RawAttempt:
+    """Connect, do a full TLS handshake, optionally one ApiVersions round trip, then close.
+
+    A refusal under TLS 1.3 arrives as an alert after the client's Finished, so it shows up on
+    the first read rather than in `do_handshake`; both are recorded in `error`.
+    """
+    ctx = ssl_context(tls)
+    sock = socket.create_connection((host, port), timeout=timeout)
+    local = "%s:%d" % sock.getsockname()[:2]
+    handshake_ok = kafka_ok = False
+    error = None
+    try:
+        tls_sock = ctx.wrap_socket(sock, server_hostname="localhost")
+        try:
+            handshake_ok = True
+            if kafka_round_trip:
+                tls_sock.sendall(api_versions_v0_request(7))
+                size = struct.unpack(">i", recv_exact(tls_sock, 4))[0]
+                payload = recv_exact(tls_sock, size)
+                (correlation_id,) = struct.unpack(">i", payload[:4])
+                (error_code,) = struct.unpack(">h", payload[4:6])
+                kafka_ok = correlation_id == 7 and error_code == 0
+            else:
+                # Make sure the server has processed our Finished (and so our certificate)
+                # before closing: wait briefly for an alert or nothing.
+                tls_sock.settimeout(0.3)
+                try:
+                    data = tls_sock.recv(1)
+                    if data == b"":
+                        raise ConnectionError("proxy closed the connection")
+                except (socket.timeout, TimeoutError):
+                    pass
+        finally:
+            tls_sock.close()
+    except (ssl.SSLError, OSError) as e:
+        error = e
+    finally:
+        sock.close()
+    return RawAttempt(local, handshake_ok, kafka_ok, error)
+
+
+# --------------------------------------------------------------------------------------------
+# Audit log
+# --------------------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """The proxy's audit file: one CloudEvents JSON record per line, written asynchronously."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def records(self) -> list[dict]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return []
+        out = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:  # a torn line is a bug, not something to skip
+                raise AssertionError(f"{self.path}:{n}: not JSON ({e}): {line!r}") from e
+        return out
+
+    def mark(self) -> int:
+        """Number of records so far; pass it to `since` / `wait_for`."""
+        return len(self.records())
+
+    def since(self, mark: int) -> list[dict]:
+        return self.records()[mark:]
+
+    def wait_for(self, mark: int, predicate=lambda r: True, count: int = 1,
+                 timeout: float = 10.0) -> list[dict]:
+        """Wait until at least `count` records after `mark` satisfy `predicate`; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.since(mark) if predicate(r)]
+            if len(found) >= count or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+    def settle(self, quiet: float = 0.5, timeout: float = 10.0) -> int:
+        """Wait until no record has been added for `quiet` seconds; return the count."""
+        deadline = time.monotonic() + timeout
+        last = self.mark()
+        last_change = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.mark()
+            if now != last:
+                last, last_change = now, time.monotonic()
+            elif time.monotonic() - last_change >= quiet:
+                break
+        return last
+
+
+def by_client_address(address: str):
+    return lambda r: r.get("data", {}).get("clientAddress") == address
+
+
+def status_of(record: dict) -> str | None:
+    return record.get("data", {}).get("result", {}).get("status")
+
+
+def reason_of(record: dict) -> str | None:
+    return record.get("data", {}).get("result", {}).get("reason")
