@@ -1,0 +1,150 @@
+"""TLS to the upstream brokers: CA verification and the proxy's own client certificate.
+
+tansu 0.6.0 cannot serve TLS itself (its CLI refuses `--cert` together with `--key`), so a TLS
+terminator runs in this test process in front of a real tansu: it serves `broker.pem` (issued by
+the dev server CA), REQUIRES a client certificate from that CA — the proxy's
+`proxy-upstream-client.pem` — and forwards the bytes to tansu, which advertises the terminator's
+address. Real clients then go client → proxy (mTLS) → terminator (TLS, proxy's cert) → tansu.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import textwrap
+import threading
+
+import pytest
+
+from clients import LIBRARIES, driver, unique
+from conftest import POOLS_YAML, _PROCESSES
+from harness import TANSU_NODE_ID, Process, broker_port_base, free_port
+
+
+class TlsTerminator:
+    """A TLS server that requires a client certificate and pipes bytes to a TCP backend."""
+
+    def __init__(self, pki, backend_port: int):
+        self.port = free_port()
+        self.backend_port = backend_port
+        self.peer_subjects: list[str] = []
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(pki / "broker.pem", pki / "broker.key")
+        self.context.load_verify_locations(pki / "server-ca.pem")
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, ssl=self.context))
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _serve(self, reader, writer):
+        cert = writer.get_extra_info("peercert") or {}
+        subject = ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
+        self.peer_subjects.append(subject)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.backend_port)
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def start(self):
+        self.thread.start()
+        assert self.ready.wait(10), "TLS terminator did not start"
+        return self
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def tls_upstream(tansu_bin, proxy_bin, pki, tmp_path_factory):
+    """tansu behind a TLS terminator, and a proxy configured for a TLS upstream."""
+    workdir = tmp_path_factory.mktemp("tls-upstream")
+    tansu_port = free_port()
+    # Started first so tansu can advertise its address.
+    terminator = TlsTerminator(pki, tansu_port)
+    tansu = Process("tansu-tls", [tansu_bin, "broker",
+                                  "--listener-url", f"tcp://127.0.0.1:{tansu_port}",
+                                  "--advertised-listener-url", f"tcp://localhost:{terminator.port}",
+                                  "--storage-engine", "memory://tansu/"],
+                    workdir / "tansu.log", cwd=workdir)
+    _PROCESSES["tansu-tls"] = tansu
+    proxy = None
+    try:
+        tansu.wait_for_port("127.0.0.1", tansu_port, timeout=30)
+        terminator.start()
+        bootstrap_port = free_port()
+        first_port = broker_port_base(TANSU_NODE_ID)
+        config = workdir / "proxy.yaml"
+        config.write_text(textwrap.dedent(f"""\
+            listener:
+              bootstrap: 127.0.0.1:{bootstrap_port}
+              advertised_host: localhost
+              broker_ports:
+                first_port: {first_port}
+            tls:
+              certificate_chain: {pki / "server.pem"}
+              private_key: {pki / "server.key"}
+            upstream:
+              bootstrap_servers: [localhost:{terminator.port}]
+              tls:
+                ca: {pki / "server-ca.pem"}
+                certificate_chain: {pki / "proxy-upstream-client.pem"}
+                private_key: {pki / "proxy-upstream-client.key"}
+            audit:
+              path: {workdir / "audit.log"}
+            log:
+              level: debug
+            certificate_authorities:
+              - id: ca-acme
+                display_name: Acme Internal Client CA
+                certificate_chain: {pki / "acme-internal-client-ca.pem"}
+                identity_pools:
+            """) + POOLS_YAML)
+        proxy = Process("proxy-tls-upstream", [proxy_bin, "run", "--config", config],
+                        workdir / "proxy.log", cwd=workdir, env={"NO_COLOR": "1", "RUST_LOG": None})
+        _PROCESSES["proxy-tls-upstream"] = proxy
+        proxy.wait_for_port("127.0.0.1", bootstrap_port, timeout=30)
+        yield {"bootstrap": f"localhost:{bootstrap_port}", "terminator": terminator,
+               "broker_port": first_port + TANSU_NODE_ID, "tansu_port": tansu_port}
+    finally:
+        if proxy is not None:
+            proxy.stop()
+            _PROCESSES.pop("proxy-tls-upstream", None)
+        terminator.stop()
+        tansu.stop()
+        _PROCESSES.pop("tansu-tls", None)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_tls_upstream_with_the_proxys_client_certificate_carries_real_traffic(
+        library, tls_upstream, client_tls):
+    client = driver(library, tls_upstream["bootstrap"], client_tls("acme-client"))
+    topic = unique("tls-upstream")
+    client.create_topic(topic)
+    records = [(b"k", b"over TLS both ways"), (None, bytes(range(256)))]
+    client.produce(topic, records)
+    assert [(k, v) for _, k, v in client.consume(topic, len(records))] == records
+
+    view = client.cluster()
+    assert view.brokers == [(111, "localhost", tls_upstream["broker_port"])], view.brokers
+    # Every upstream connection was TLS and presented the proxy's own certificate.
+    subjects = tls_upstream["terminator"].peer_subjects
+    assert subjects, "the proxy never connected through the TLS terminator"
+    assert all("commonName=kafka-mtls-proxy" in s for s in subjects), subjects
