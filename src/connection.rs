@@ -353,33 +353,14 @@ where
     let mut unanswered = UnansweredProduce::default();
     let mut requests_done = false;
     loop {
-        // Answers the proxy made itself go out as soon as they reach the front.
-        while let Some(front) = queue.front() {
-            match front {
-                Pending::Local { .. } => {
-                    let Some(Pending::Local { frame, close }) = queue.pop_front() else {
-                        break;
-                    };
-                    send(&mut client, &frame).await?;
-                    if close {
-                        let _ = client.shutdown().await;
-                        return Err(SessionEnd::SaslRefused);
-                    }
-                }
-                Pending::NoResponse { .. } => {
-                    if let Some(Pending::NoResponse { correlation_id }) = queue.pop_front() {
-                        unanswered.push(correlation_id);
-                    }
-                }
-                Pending::Upstream { .. } => break,
-            }
-        }
+        retire_front(&mut queue, &mut unanswered, &mut client).await?;
         if requests_done && queue.is_empty() {
             return Ok(());
         }
         // Keep reading the broker even when no answer is due, so a broker that does answer
         // acks=0 produce requests can never fill the socket and stall the client.
         tokio::select! {
+            biased;
             pending = rx.recv(), if !requests_done && queue.len() < limit => match pending {
                 Some(p) => queue.push_back(p),
                 None => requests_done = true,
@@ -387,11 +368,27 @@ where
             read = upstream.read_frame() => {
                 let frame = match read {
                     Ok(Some(f)) => f,
-                    Ok(None) if queue.is_empty() => return Ok(()),
+                    // Even with nothing due: the client must reconnect, not talk into a void.
                     Ok(None) => return Err(SessionEnd::UpstreamClosed(queue.len())),
                     Err(e) => return Err(SessionEnd::UpstreamFrame(e)),
                 };
                 let got = response_correlation_id(&frame).map_err(SessionEnd::UpstreamProtocol)?;
+                // The expectation is always queued before its request is written, but it may
+                // still sit in the channel: take what is there before judging this response.
+                loop {
+                    retire_front(&mut queue, &mut unanswered, &mut client).await?;
+                    if !queue.is_empty() {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(p) => queue.push_back(p),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            requests_done = true;
+                            break;
+                        }
+                    }
+                }
                 match queue.front() {
                     Some(Pending::Upstream { api_key, api_version, correlation_id })
                         if *correlation_id == got =>
@@ -410,6 +407,34 @@ where
                     _ => return Err(SessionEnd::Unsolicited(got)),
                 }
             }
+        }
+    }
+}
+
+/// Send the proxy's own answers, and retire `acks=0` markers, at the front of the queue: both
+/// are due as soon as every earlier request is answered.
+async fn retire_front<W: AsyncWrite + Unpin>(
+    queue: &mut VecDeque<Pending>,
+    unanswered: &mut UnansweredProduce,
+    client: &mut W,
+) -> Result<(), SessionEnd> {
+    loop {
+        match queue.front() {
+            Some(Pending::Local { .. }) => {
+                let Some(Pending::Local { frame, close }) = queue.pop_front() else {
+                    return Ok(());
+                };
+                send(client, &frame).await?;
+                if close {
+                    let _ = client.shutdown().await;
+                    return Err(SessionEnd::SaslRefused);
+                }
+            }
+            Some(Pending::NoResponse { correlation_id }) => {
+                unanswered.push(*correlation_id);
+                queue.pop_front();
+            }
+            Some(Pending::Upstream { .. }) | None => return Ok(()),
         }
     }
 }
