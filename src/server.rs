@@ -50,6 +50,10 @@ pub enum ServerError {
 pub enum ListenerError {
     #[error("no proxy port for node id {0}: add it to listener.broker_ports.node_ports")]
     NoPort(i32),
+    #[error(
+        "not opening a listener for node id {node_id}: limits.max_broker_listeners ({max}) reached"
+    )]
+    TooMany { node_id: i32, max: usize },
     #[error(transparent)]
     Bind(#[from] ServerError),
 }
@@ -91,6 +95,10 @@ impl ListenerRegistry {
         let mut bound = self.bound.lock().await;
         if let Some(addr) = bound.get(&node_id) {
             return Ok(*addr);
+        }
+        let max = ctx.config.limits.max_broker_listeners;
+        if bound.len() >= max {
+            return Err(ListenerError::TooMany { node_id, max });
         }
         let port = ctx
             .config

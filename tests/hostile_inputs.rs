@@ -57,6 +57,10 @@ use tokio_rustls::client::TlsStream;
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// The node id the fake broker advertises for itself.
 const NODE_ID: i32 = 7;
+/// Small, so a Metadata answer listing many node ids reaches it.
+const MAX_BROKER_LISTENERS: usize = 4;
+/// How many brokers the `evil-metadata-many-nodes` answer lists.
+const MANY_NODES: i32 = 40;
 /// How long a hostile connection may take to be closed, and a response to arrive.
 const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 /// `advertised_host` of every proxy here (in the dev PKI's server certificate).
@@ -257,6 +261,7 @@ audit:
 limits:
   max_frame_bytes: {MAX_FRAME_BYTES}
   handshake_timeout_ms: 5000
+  max_broker_listeners: {MAX_BROKER_LISTENERS}
 log:
   format: plain
   level: {log_level}
@@ -846,6 +851,27 @@ fn evil_response(name: &str, req: &FakeRequest, own_addr: SocketAddr) -> Option<
                     frame.push(0);
                 }
                 frame.extend((0..len).map(|_| rng.next() as u8));
+            } else if other == "metadata-many-nodes" {
+                // A well-formed Metadata v12 listing MANY_NODES brokers: every one would get a
+                // listener without limits.max_broker_listeners.
+                let brokers = (0..MANY_NODES)
+                    .map(|i| {
+                        MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(NODE_ID + 1 + i))
+                            .with_host(StrBytes::from_string(own_addr.ip().to_string()))
+                            .with_port(i32::from(own_addr.port()))
+                    })
+                    .collect();
+                let mut out = BytesMut::new();
+                ResponseHeader::default()
+                    .with_correlation_id(req.correlation_id)
+                    .encode(&mut out, 1)
+                    .ok()?;
+                MetadataResponse::default()
+                    .with_brokers(brokers)
+                    .encode(&mut out, 12)
+                    .ok()?;
+                frame = out.to_vec();
             } else if let Some(drop) = other.strip_prefix("truncated-") {
                 // The valid response with its last `drop` bytes cut (never the correlation id).
                 let drop: usize = drop.parse().ok()?;
@@ -1153,6 +1179,31 @@ async fn hostile_broker_answer(proxy: &TestProxy, good: &GoodClient, what: &str,
     conn.send(frame).await.unwrap();
     conn.expect_closed(what).await;
     good.wait_for_progress(&format!("after {what}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_listing_many_node_ids_opens_at_most_max_broker_listeners() {
+    with_good_client(|proxy, good| async move {
+        let mut conn = proxy.connect_good().await;
+        let frame = request_for(ApiKey::Metadata, 12, 4242, "evil-metadata-many-nodes");
+        let response = conn
+            .round_trip(&frame)
+            .await
+            .expect("a well-formed Metadata answer is delivered, listeners or not");
+        let (_, body) = decode::<MetadataResponse>(&response, ApiKey::Metadata, 12).unwrap();
+        assert_eq!(body.brokers.len(), MANY_NODES as usize);
+        assert!(
+            wait_for_log(
+                &format!("limits.max_broker_listeners ({MAX_BROKER_LISTENERS}) reached"),
+                Duration::from_secs(5)
+            )
+            .await,
+            "the listener limit was not enforced (or not logged)"
+        );
+        good.wait_for_progress("after many node ids").await;
+        proxy.assert_alive().await;
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,6 +42,9 @@ pub mod defaults {
     pub const POOL_CACHE_ENTRIES: usize = 10_000;
     /// Confluent Cloud's `identity_pools_per_certificate_authority` quota.
     pub const POOLS_PER_CA: usize = 100;
+    /// Per-broker listeners the proxy opens at most: a broker (or an attacker in its place)
+    /// listing thousands of node ids must not exhaust the proxy's file descriptors.
+    pub const MAX_BROKER_LISTENERS: usize = 1_000;
     pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 10_000;
     pub const AUDIT_QUEUE_CAPACITY: usize = 10_000;
     pub const AUDIT_PATH: &str = "audit.log";
@@ -160,6 +163,7 @@ pub struct Limits {
     pub max_in_flight_requests: usize,
     pub pool_cache_entries: usize,
     pub pools_per_ca: usize,
+    pub max_broker_listeners: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,6 +366,11 @@ impl Checker {
                 "limits.pools_per_ca",
                 l.pools_per_ca,
                 defaults::POOLS_PER_CA,
+            ),
+            max_broker_listeners: self.positive(
+                "limits.max_broker_listeners",
+                l.max_broker_listeners,
+                defaults::MAX_BROKER_LISTENERS,
             ),
         }
     }

@@ -132,6 +132,8 @@ pub struct RawLimits {
     pub pool_cache_entries: Option<usize>,
     #[serde(default)]
     pub pools_per_ca: Option<usize>,
+    #[serde(default)]
+    pub max_broker_listeners: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
