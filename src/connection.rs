@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
@@ -36,7 +37,7 @@ use crate::kafka::versions::{
     unsupported_api_versions_response,
 };
 use crate::pools::Resolved;
-use crate::server::ProxyContext;
+use crate::server::{Generation, ProxyContext};
 use crate::tls::{HandshakeOutcome, Verdict};
 use crate::upstream::Target;
 
@@ -105,6 +106,8 @@ enum SessionEnd {
     Idle(u128),
     #[error("client used SASL on the TLS listener")]
     SaslRefused,
+    #[error("no longer admitted ({0})")]
+    NoLongerAdmitted(String),
 }
 
 /// Serve one accepted TCP connection until it closes.
@@ -143,9 +146,11 @@ async fn serve_inner(
     listener: String,
 ) {
     let _ = tcp.set_nodelay(true);
-    let outcome = ctx
+    // This connection lives with the configuration it started with, whatever reloads follow.
+    let generation = ctx.current();
+    let outcome = generation
         .tls
-        .accept(tcp, ctx.config.limits.handshake_timeout)
+        .accept(tcp, generation.config.limits.handshake_timeout)
         .await;
     let (tls, verdict) = match outcome {
         HandshakeOutcome::Refused {
@@ -195,7 +200,15 @@ async fn serve_inner(
     }
     info!(principals = ?identity.principals(), "client authenticated");
 
-    let (upstream, upstream_addr) = match ctx.upstream.connect(target, &identity).await {
+    let chain: Vec<CertificateDer<'static>> = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    let (_live, closed_by_reload) = ctx.live.register(&identity, &listener, chain);
+
+    let (upstream, upstream_addr) = match generation.upstream.connect(target, &identity).await {
         Ok(u) => u,
         Err(e) => {
             warn!(error = %e, "closing: no upstream connection");
@@ -203,7 +216,12 @@ async fn serve_inner(
         }
     };
     debug!(upstream = %upstream_addr, "upstream connected");
-    match proxy_frames(&ctx, *tls, upstream, shutdown).await {
+    let session = proxy_frames(&ctx, &generation, *tls, upstream, shutdown);
+    let end = tokio::select! {
+        end = session => end,
+        Ok(reason) = closed_by_reload => Err(SessionEnd::NoLongerAdmitted(reason)),
+    };
+    match end {
         Ok(()) => debug!("connection closed"),
         Err(end) => info!(reason = %end, "connection closed"),
     }
@@ -212,6 +230,7 @@ async fn serve_inner(
 /// Move Kafka frames both ways until one side closes or fails.
 async fn proxy_frames<C, U>(
     ctx: &Arc<ProxyContext>,
+    generation: &Generation,
     client: C,
     upstream: U,
     shutdown: broadcast::Receiver<()>,
@@ -220,14 +239,14 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let limits = &ctx.config.limits;
+    let limits = &generation.config.limits;
     let (client_r, client_w) = tokio::io::split(client);
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
     // Bounded: when the broker falls behind, the proxy stops reading requests (back-pressure),
     // exactly as a broker does with `queued.max.requests`.
     let (tx, rx) = mpsc::channel::<Pending>(limits.max_in_flight_requests);
     let requests = forward_requests(
-        ctx,
+        generation,
         FrameReader::new(client_r, limits.max_frame_bytes),
         upstream_w,
         tx,
@@ -235,6 +254,7 @@ where
     );
     let responses = forward_responses(
         ctx,
+        generation,
         FrameReader::new(upstream_r, limits.max_frame_bytes),
         client_w,
         rx,
@@ -243,7 +263,7 @@ where
 }
 
 async fn forward_requests<R, W>(
-    ctx: &Arc<ProxyContext>,
+    generation: &Generation,
     mut client: FrameReader<R>,
     mut upstream: W,
     tx: mpsc::Sender<Pending>,
@@ -253,7 +273,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let idle = ctx.config.limits.idle_timeout;
+    let idle = generation.config.limits.idle_timeout;
     loop {
         let frame = tokio::select! {
             read = tokio::time::timeout(idle, client.read_frame()) => match read {
@@ -338,6 +358,7 @@ fn client_went_away(e: &std::io::Error) -> bool {
 
 async fn forward_responses<R, W>(
     ctx: &Arc<ProxyContext>,
+    generation: &Generation,
     mut upstream: FrameReader<R>,
     mut client: W,
     mut rx: mpsc::Receiver<Pending>,
@@ -346,7 +367,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let limit = ctx.config.limits.max_in_flight_requests;
+    let limit = generation.config.limits.max_in_flight_requests;
     // Expectations taken off the channel, in request order. Bounded by `limit`: the channel
     // is only read while there is room.
     let mut queue: VecDeque<Pending> = VecDeque::new();
@@ -395,7 +416,7 @@ where
                     {
                         let (api_key, api_version) = (*api_key, *api_version);
                         queue.pop_front();
-                        let out = rewrite(ctx, api_key, api_version, frame).await?;
+                        let out = rewrite(ctx, generation, api_key, api_version, frame).await?;
                         send(&mut client, &out).await?;
                     }
                     _ if unanswered.take(got) => {
@@ -482,6 +503,7 @@ impl UnansweredProduce {
 /// Rewrite a response when it must change; otherwise return it as it came.
 async fn rewrite(
     ctx: &Arc<ProxyContext>,
+    generation: &Generation,
     api_key: i16,
     api_version: i16,
     frame: Bytes,
@@ -499,7 +521,8 @@ async fn rewrite(
             e => SessionEnd::UpstreamProtocol(e),
         })?;
     for broker in &rewritten.upstream_brokers {
-        ctx.upstream
+        generation
+            .upstream
             .book()
             .learn(broker.node_id, &broker.host, broker.port);
         // The client will dial the broker's proxy port as soon as it reads this response:

@@ -188,6 +188,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = server::Server::bind(config)
         .await
         .context("starting the proxy")?;
+    #[cfg(unix)]
+    {
+        let ctx = server.context().clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; reload by file change only");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let ctx = ctx.clone();
+                let _ = tokio::task::spawn_blocking(move || server::reload_and_log(&ctx, "SIGHUP"))
+                    .await;
+            }
+        });
+    }
     server.run(shutdown_signal()).await?;
     Ok(())
 }

@@ -12,20 +12,24 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore, broadcast};
+use tokio::sync::{Mutex, Semaphore, broadcast, oneshot};
 use tracing::{error, info, warn};
 
-use crate::audit::{AuditError, AuditSink};
-use crate::config::{BrokerPorts, Config};
+use std::sync::RwLock;
+
+use crate::audit::{AttemptOutcome, AuditError, AuditSink, AuthenticationAttempt};
+use crate::config::{BrokerPorts, Config, ExistingConnections};
 use crate::connection;
 use crate::kafka::header::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
-use crate::tls::{TlsAcceptorFactory, TrustStore};
+use crate::tls::{TlsAcceptorFactory, TrustStore, Verdict};
 use crate::upstream::{BrokerBook, Target, UpstreamConnector, UpstreamError};
 
 /// How long shutdown waits for connections to deliver the answers they owe.
@@ -96,17 +100,17 @@ impl ListenerRegistry {
         if let Some(addr) = bound.get(&node_id) {
             return Ok(*addr);
         }
-        let max = ctx.config.limits.max_broker_listeners;
+        let max = ctx.startup.limits.max_broker_listeners;
         if bound.len() >= max {
             return Err(ListenerError::TooMany { node_id, max });
         }
         let port = ctx
-            .config
+            .startup
             .listener
             .broker_ports
             .port_for(node_id)
             .ok_or(ListenerError::NoPort(node_id))?;
-        let addr = SocketAddr::new(ctx.config.listener.broker_bind, port);
+        let addr = SocketAddr::new(ctx.startup.listener.broker_bind, port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -118,23 +122,18 @@ impl ListenerRegistry {
     }
 }
 
-/// Everything connections share. One per running proxy.
-pub struct ProxyContext {
+/// What a configuration load produces and a reload replaces as a whole: the configuration,
+/// the TLS acceptor (server key and trusted CAs with their pools) and the upstream connector.
+/// A connection takes the current generation when it starts and keeps it to the end.
+pub struct Generation {
+    pub number: u64,
     pub config: Arc<Config>,
     pub tls: TlsAcceptorFactory,
     pub upstream: UpstreamConnector,
-    pub mapper: ProxyAddressMapper,
-    pub audit: AuditSink,
-    pub listeners: ListenerRegistry,
-    /// Bounds concurrent connections (`limits.max_connections`); a connection holds a permit.
-    connections: Arc<Semaphore>,
-    /// Tells accept loops and connections to stop.
-    shutdown: broadcast::Sender<()>,
-    next_id: AtomicU64,
 }
 
-impl ProxyContext {
-    pub fn new(config: Config, audit: AuditSink) -> Result<Arc<Self>, ServerError> {
+impl Generation {
+    fn build(number: u64, config: Config, book: Arc<BrokerBook>) -> Result<Self, ServerError> {
         let provider = crate::tls::provider();
         let trust = TrustStore::new(
             &config.authorities,
@@ -146,29 +145,287 @@ impl ProxyContext {
             config.server_tls.certified_key.clone(),
             config.server_tls.tls13_only,
         );
-        let upstream =
-            UpstreamConnector::new(&config.upstream, Arc::new(BrokerBook::default()), provider)?;
+        let upstream = UpstreamConnector::new(&config.upstream, book, provider)?;
+        Ok(Self {
+            number,
+            config: Arc::new(config),
+            tls,
+            upstream,
+        })
+    }
+}
+
+/// Everything connections share. One per running proxy.
+pub struct ProxyContext {
+    /// The configuration the proxy started with: listener addresses, broker ports,
+    /// `max_connections` and the audit destination are fixed for the life of the process.
+    pub startup: Arc<Config>,
+    /// The current generation; replaced whole by [`ProxyContext::reload`].
+    generation: RwLock<Arc<Generation>>,
+    pub mapper: ProxyAddressMapper,
+    pub audit: AuditSink,
+    pub listeners: ListenerRegistry,
+    /// Admitted connections, for re-evaluation on reload.
+    pub live: LiveConnections,
+    /// Node id → upstream address, learned from responses; survives reloads.
+    book: Arc<BrokerBook>,
+    /// Bounds concurrent connections (`limits.max_connections`); a connection holds a permit.
+    connections: Arc<Semaphore>,
+    /// Tells accept loops and connections to stop.
+    shutdown: broadcast::Sender<()>,
+    next_id: AtomicU64,
+}
+
+/// Why a reload was refused. The running configuration is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Build(#[from] ServerError),
+}
+
+/// What a successful reload did.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    pub generation: u64,
+    /// Live connections closed because the new configuration no longer admits them.
+    pub closed: usize,
+    /// Settings that changed but take effect only at restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+impl ProxyContext {
+    pub fn new(config: Config, audit: AuditSink) -> Result<Arc<Self>, ServerError> {
+        let book = Arc::new(BrokerBook::default());
         let mapper = ProxyAddressMapper {
             advertised_host: config.listener.advertised_host.clone(),
             ports: config.listener.broker_ports.clone(),
         };
+        let startup = Arc::new(config.clone());
+        let generation = Generation::build(1, config, book.clone())?;
         let (shutdown, _) = broadcast::channel(1);
         Ok(Arc::new(Self {
-            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
-            config: Arc::new(config),
-            tls,
-            upstream,
+            connections: Arc::new(Semaphore::new(startup.limits.max_connections)),
+            startup,
+            generation: RwLock::new(Arc::new(generation)),
             mapper,
             audit,
             listeners: ListenerRegistry::default(),
+            live: LiveConnections::default(),
+            book,
             shutdown,
             next_id: AtomicU64::new(1),
         }))
     }
 
+    /// The generation new connections use.
+    pub fn current(&self) -> Arc<Generation> {
+        match self.generation.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// A short id for logs and audit records, unique within this process.
     pub fn next_connection_id(&self) -> String {
         format!("conn-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Load the configuration file again and, if it is valid, make it the current generation.
+    /// On any error the running configuration stays as it is.
+    pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let path = self.current().config.source.clone();
+        let config = crate::config::load(&path)?;
+        for w in &config.warnings {
+            warn!(file = %path.display(), "{w}");
+        }
+        let needs_restart = restart_only_changes(&self.startup, &config);
+        let mode = config.reload.existing_connections;
+        let next = {
+            let number = self.current().number + 1;
+            Arc::new(Generation::build(number, config, self.book.clone())?)
+        };
+        match self.generation.write() {
+            Ok(mut g) => *g = next.clone(),
+            Err(poisoned) => *poisoned.into_inner() = next.clone(),
+        }
+        let closed = match mode {
+            ExistingConnections::Reevaluate => self.live.reevaluate(&next, &self.audit),
+            ExistingConnections::Keep => 0,
+        };
+        Ok(ReloadReport {
+            generation: next.number,
+            closed,
+            needs_restart,
+        })
+    }
+}
+
+/// Settings that a running proxy cannot change (they are bound sockets or process-wide).
+fn restart_only_changes(startup: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if startup.listener.bootstrap != new.listener.bootstrap {
+        changed.push("listener.bootstrap");
+    }
+    if startup.listener.advertised_host != new.listener.advertised_host {
+        changed.push("listener.advertised_host");
+    }
+    if startup.listener.broker_bind != new.listener.broker_bind {
+        changed.push("listener.broker_bind_address");
+    }
+    if startup.listener.broker_ports.first_port != new.listener.broker_ports.first_port
+        || startup.listener.broker_ports.node_ports != new.listener.broker_ports.node_ports
+    {
+        changed.push("listener.broker_ports");
+    }
+    if startup.limits.max_connections != new.limits.max_connections {
+        changed.push("limits.max_connections");
+    }
+    if startup.limits.max_broker_listeners != new.limits.max_broker_listeners {
+        changed.push("limits.max_broker_listeners");
+    }
+    if startup.audit.destination != new.audit.destination
+        || startup.audit.source != new.audit.source
+    {
+        changed.push("audit");
+    }
+    if startup.log.format != new.log.format || startup.log.level != new.log.level {
+        changed.push("log");
+    }
+    changed
+}
+
+/// One admitted connection, as re-evaluation needs it.
+struct LiveConnection {
+    connection_id: String,
+    peer: SocketAddr,
+    listener: String,
+    /// The client's chain as presented: leaf first.
+    chain: Arc<Vec<CertificateDer<'static>>>,
+    pools: Vec<String>,
+    /// Closes the connection (with the reason) when it is no longer admitted.
+    close: Option<oneshot::Sender<String>>,
+}
+
+/// The admitted connections of the proxy, so a reload can re-check them.
+#[derive(Default)]
+pub struct LiveConnections {
+    next: AtomicU64,
+    /// Held briefly: registration, removal, and one pass of re-evaluation.
+    entries: std::sync::Mutex<HashMap<u64, LiveConnection>>,
+}
+
+/// Removes a connection from [`LiveConnections`] when dropped.
+pub struct LiveGuard<'a> {
+    registry: &'a LiveConnections,
+    key: u64,
+}
+
+impl Drop for LiveGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut entries) = self.registry.entries.lock() {
+            entries.remove(&self.key);
+        }
+    }
+}
+
+impl LiveConnections {
+    /// Register an admitted connection; the receiver fires if a reload closes it.
+    pub fn register(
+        &self,
+        identity: &crate::connection::ConnectionIdentity,
+        listener: &str,
+        chain: Vec<CertificateDer<'static>>,
+    ) -> (LiveGuard<'_>, oneshot::Receiver<String>) {
+        let (tx, rx) = oneshot::channel();
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(
+                key,
+                LiveConnection {
+                    connection_id: identity.connection_id.clone(),
+                    peer: identity.peer,
+                    listener: listener.to_string(),
+                    chain: Arc::new(chain),
+                    pools: identity
+                        .resolved
+                        .evaluation
+                        .resolution
+                        .pool_ids()
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect(),
+                    close: Some(tx),
+                },
+            );
+        }
+        (
+            LiveGuard {
+                registry: self,
+                key,
+            },
+            rx,
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Re-check every live connection against `generation`; close (and audit) those it no
+    /// longer admits. Returns how many were closed.
+    fn reevaluate(&self, generation: &Generation, audit: &AuditSink) -> usize {
+        let Ok(mut entries) = self.entries.lock() else {
+            return 0;
+        };
+        let now = UnixTime::now();
+        let trust = generation.tls.trust();
+        let mut closed = 0;
+        for live in entries.values_mut() {
+            let Some((leaf, intermediates)) = live.chain.split_first() else {
+                continue;
+            };
+            match trust.verdict(leaf, intermediates, now) {
+                Verdict::Admitted { resolved, .. } => {
+                    let pools = resolved.evaluation.resolution.pool_ids();
+                    if pools != live.pools {
+                        info!(
+                            id = %live.connection_id,
+                            before = ?live.pools,
+                            after = ?pools,
+                            "live connection still admitted; its pools apply from its next connection"
+                        );
+                    }
+                }
+                verdict @ Verdict::Refused { .. } => {
+                    let Verdict::Refused { reason, detail, .. } = &verdict else {
+                        continue;
+                    };
+                    let detail = format!("re-evaluated after a configuration reload: {detail}");
+                    warn!(id = %live.connection_id, %reason, %detail, "closing a live connection");
+                    audit.authentication(&AuthenticationAttempt {
+                        connection_id: &live.connection_id,
+                        client_address: live.peer,
+                        listener: &live.listener,
+                        outcome: AttemptOutcome::Refused {
+                            reason: *reason,
+                            detail: &detail,
+                            verdict: Some(&verdict),
+                        },
+                    });
+                    if let Some(close) = live.close.take() {
+                        let _ = close.send(format!("{reason}: {detail}"));
+                        closed += 1;
+                    }
+                }
+            }
+        }
+        closed
     }
 }
 
@@ -211,14 +468,16 @@ impl Server {
             audit_task,
         } = self;
         if let Ok(addr) = bootstrap.local_addr() {
-            info!(%addr, advertised_host = %ctx.config.listener.advertised_host, "bootstrap listener ready");
+            info!(%addr, advertised_host = %ctx.startup.listener.advertised_host, "bootstrap listener ready");
         }
         let accept = tokio::spawn(accept_loop(ctx.clone(), bootstrap, Target::Bootstrap));
+        let watch = tokio::spawn(watch_files(ctx.clone()));
         shutdown.await;
+        watch.abort();
         info!("shutting down: no new connections; draining in-flight requests");
         let _ = ctx.shutdown.send(());
         let _ = accept.await;
-        let max = ctx.config.limits.max_connections;
+        let max = ctx.startup.limits.max_connections;
         let all = u32::try_from(max).unwrap_or(u32::MAX);
         match tokio::time::timeout(DRAIN_TIMEOUT, ctx.connections.acquire_many(all)).await {
             Ok(_) => info!("all connections drained"),
@@ -234,6 +493,83 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         Ok(())
+    }
+}
+
+/// Reload and log the outcome (used by SIGHUP and the file watch); true when it took effect.
+pub fn reload_and_log(ctx: &ProxyContext, trigger: &str) -> bool {
+    let result = ctx.reload();
+    let ok = result.is_ok();
+    match result {
+        Ok(report) => {
+            info!(
+                trigger,
+                generation = report.generation,
+                closed = report.closed,
+                "configuration reloaded"
+            );
+            for setting in report.needs_restart {
+                warn!(
+                    setting,
+                    "changed in the configuration; takes effect at the next restart"
+                );
+            }
+        }
+        Err(ReloadError::Config(e)) => {
+            for line in e.issues() {
+                error!(
+                    trigger,
+                    "reload refused, previous configuration kept: {line}"
+                );
+            }
+        }
+        Err(e) => error!(trigger, error = %e, "reload refused, previous configuration kept"),
+    }
+    ok
+}
+
+/// What the file watch compares: each file's modification time and size (`None`: unreadable).
+type FileStamps = Vec<(PathBuf, Option<(std::time::SystemTime, u64)>)>;
+
+fn stamps(files: Vec<PathBuf>) -> FileStamps {
+    files
+        .into_iter()
+        .map(|f| {
+            let stamp = std::fs::metadata(&f)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())));
+            (f, stamp)
+        })
+        .collect()
+}
+
+/// Reload when the configuration file or any file it names changes (polled: works for
+/// editors, `mv` into place and Kubernetes' symlink swaps alike). A half-written change fails
+/// to load, is refused, and the next change is picked up: the old configuration serves
+/// meanwhile.
+async fn watch_files(ctx: Arc<ProxyContext>) {
+    let mut seen = stamps(ctx.current().config.watched_files());
+    loop {
+        let Some(interval) = ctx.current().config.reload.watch_interval else {
+            return;
+        };
+        tokio::time::sleep(interval).await;
+        let now = stamps(ctx.current().config.watched_files());
+        if now != seen {
+            let ctx2 = ctx.clone();
+            // Loading reads and parses files: keep it off the runtime's workers.
+            let reloaded =
+                tokio::task::spawn_blocking(move || reload_and_log(&ctx2, "file change"))
+                    .await
+                    .unwrap_or(false);
+            // After a refusal remember what was seen, so the same broken change is not retried
+            // until the files change again; after a reload, watch the new file list.
+            seen = if reloaded {
+                stamps(ctx.current().config.watched_files())
+            } else {
+                now
+            };
+        }
     }
 }
 
@@ -274,7 +610,7 @@ async fn accept_connections(ctx: Arc<ProxyContext>, listener: TcpListener, targe
         };
         if ctx.connections.available_permits() == 0 {
             warn!(
-                max = ctx.config.limits.max_connections,
+                max = ctx.startup.limits.max_connections,
                 "connection limit reached; further clients wait in the accept queue"
             );
         }

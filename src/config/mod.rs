@@ -49,8 +49,12 @@ pub mod defaults {
     pub const AUDIT_QUEUE_CAPACITY: usize = 10_000;
     pub const AUDIT_PATH: &str = "audit.log";
     pub const AUDIT_SOURCE: &str = "kafka-mtls-proxy";
+    pub const RELOAD_WATCH_INTERVAL_MS: u64 = 2_000;
     /// Confluent allows 1 to 4 certificates in a CA chain.
     pub const MAX_CA_CHAIN: usize = 4;
+    /// The admin server's address when `admin:` is present without `listen`: loopback,
+    /// because its endpoints have no authentication.
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9644";
 }
 
 /// Everything the proxy needs to run, checked.
@@ -64,7 +68,10 @@ pub struct Config {
     pub audit: AuditConfig,
     pub limits: Limits,
     pub log: LogConfig,
+    pub reload: ReloadConfig,
     pub authorities: Vec<CertificateAuthority>,
+    /// The admin HTTP server; `None` when the file has no `admin` section.
+    pub admin: Option<AdminConfig>,
     /// Things that load but are probably not what the operator meant (e.g. an empty filter).
     pub warnings: Vec<Issue>,
 }
@@ -119,6 +126,8 @@ impl fmt::Debug for ServerTlsConfig {
 pub struct UpstreamConfig {
     /// `(host, port)` pairs, tried in order.
     pub bootstrap_servers: Vec<(String, u16)>,
+    /// Files the upstream TLS settings were read from (for the reload watch).
+    pub tls_files: Vec<PathBuf>,
     pub tls: Option<UpstreamTlsConfig>,
     pub connect_timeout: Duration,
 }
@@ -166,6 +175,23 @@ pub struct Limits {
     pub max_broker_listeners: usize,
 }
 
+/// What a configuration reload does to connections that are already open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingConnections {
+    /// Keep them as they are; the new configuration applies to new connections.
+    Keep,
+    /// Re-check each one against the new certificate authorities and pools; close those that
+    /// are no longer admitted (a removed pool must not keep access forever).
+    Reevaluate,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReloadConfig {
+    pub existing_connections: ExistingConnections,
+    /// `None`: no file watch (SIGHUP only).
+    pub watch_interval: Option<Duration>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Plain,
@@ -176,6 +202,12 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+}
+
+/// The admin HTTP server (health, readiness, metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
 }
 
 /// A trusted client certificate authority and the identity pools it admits.
@@ -267,23 +299,30 @@ pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
     let upstream = v.upstream(raw);
     let audit = v.audit(raw);
     let log = v.log(raw);
+    let reload = v.reload(raw);
     let authorities = v.authorities(raw, &limits);
-    match (listener, server_tls, upstream, audit, log) {
-        (Some(listener), Some(server_tls), Some(upstream), Some(audit), Some(log))
-            if v.errors.is_empty() =>
-        {
-            Ok(Config {
-                source: path.to_path_buf(),
-                listener,
-                server_tls,
-                upstream,
-                audit,
-                limits,
-                log,
-                authorities,
-                warnings: v.warnings,
-            })
-        }
+    let admin = v.admin(raw, listener.as_ref());
+    match (listener, server_tls, upstream, audit, log, reload) {
+        (
+            Some(listener),
+            Some(server_tls),
+            Some(upstream),
+            Some(audit),
+            Some(log),
+            Some(reload),
+        ) if v.errors.is_empty() => Ok(Config {
+            source: path.to_path_buf(),
+            listener,
+            server_tls,
+            upstream,
+            audit,
+            limits,
+            log,
+            reload,
+            authorities,
+            admin,
+            warnings: v.warnings,
+        }),
         _ => Err(ConfigError::Invalid {
             file: path.to_path_buf(),
             issues: v.errors,
@@ -566,8 +605,18 @@ impl Checker {
         if u.tls.is_some() && tls.is_none() {
             return None;
         }
+        let tls_files = u
+            .tls
+            .iter()
+            .flat_map(|t| {
+                std::iter::once(t.ca.clone())
+                    .chain(t.certificate_chain.clone())
+                    .chain(t.private_key.clone())
+            })
+            .collect();
         Some(UpstreamConfig {
             bootstrap_servers: servers,
+            tls_files,
             tls,
             connect_timeout,
         })
@@ -614,6 +663,75 @@ impl Checker {
             format,
             level: raw.log.level.clone().unwrap_or_else(|| "info".to_string()),
         })
+    }
+
+    fn reload(&mut self, raw: &RawConfig) -> Option<ReloadConfig> {
+        let existing_connections = match raw.reload.existing_connections.as_deref() {
+            None | Some("reevaluate") => ExistingConnections::Reevaluate,
+            Some("keep") => ExistingConnections::Keep,
+            Some(other) => {
+                self.error(
+                    "reload.existing_connections",
+                    format!("`{other}` is not a choice; use keep or reevaluate"),
+                );
+                return None;
+            }
+        };
+        let ms = raw
+            .reload
+            .watch_interval_ms
+            .unwrap_or(defaults::RELOAD_WATCH_INTERVAL_MS);
+        Some(ReloadConfig {
+            existing_connections,
+            watch_interval: (ms > 0).then(|| Duration::from_millis(ms)),
+        })
+    }
+
+    /// `None` when there is no `admin` section, or when it is wrong (then with an error).
+    fn admin(&mut self, raw: &RawConfig, listener: Option<&ListenerConfig>) -> Option<AdminConfig> {
+        let a = raw.admin.as_ref()?;
+        let text = a.listen.as_deref().unwrap_or(defaults::ADMIN_LISTEN).trim();
+        let Ok(listen) = text.parse::<SocketAddr>() else {
+            self.error(
+                "admin.listen",
+                format!("`{text}` is not an IP:port address (e.g. 127.0.0.1:9644)"),
+            );
+            return None;
+        };
+        // Caught here rather than as a bind error at start, which would not name the field.
+        // Port 0 (any free port) cannot collide.
+        if let Some(l) = listener
+            && listen.port() != 0
+        {
+            let overlaps = |ip: IpAddr| {
+                ip == listen.ip() || ip.is_unspecified() || listen.ip().is_unspecified()
+            };
+            if listen.port() == l.bootstrap.port() && overlaps(l.bootstrap.ip()) {
+                self.error(
+                    "admin.listen",
+                    format!("`{listen}` is also the bootstrap listener (listener.bootstrap)"),
+                );
+                return None;
+            }
+            if let Some((node, _)) = l
+                .broker_ports
+                .node_ports
+                .iter()
+                .find(|(_, port)| **port == listen.port())
+                && overlaps(l.broker_bind)
+            {
+                self.error(
+                    "admin.listen",
+                    format!(
+                        "port {} is also the port of broker {node} \
+                         (listener.broker_ports.node_ports)",
+                        listen.port()
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(AdminConfig { listen })
     }
 
     fn authorities(&mut self, raw: &RawConfig, limits: &Limits) -> Vec<CertificateAuthority> {
@@ -766,6 +884,24 @@ fn check_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+impl Config {
+    /// The configuration file and every file it names: what the reload watch looks at.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![
+            self.source.clone(),
+            self.server_tls.certificate_chain_path.clone(),
+            self.server_tls.private_key_path.clone(),
+        ];
+        files.extend(
+            self.authorities
+                .iter()
+                .map(|a| a.certificate_chain_path.clone()),
+        );
+        files.extend(self.upstream.tls_files.iter().cloned());
+        files
+    }
 }
 
 /// `host:port` or `[v6]:port` → (host, port).

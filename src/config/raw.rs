@@ -26,7 +26,25 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
+    pub reload: RawReload,
+    #[serde(default)]
     pub certificate_authorities: Vec<RawCertificateAuthority>,
+    /// Absent: no admin server.
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    /// `reevaluate` (default): on reload, re-check live connections and close those no longer
+    /// admitted; `keep`: new configuration applies to new connections only.
+    #[serde(default)]
+    pub existing_connections: Option<String>,
+    /// How often the configuration and every file it names are checked for changes; 0 turns
+    /// the file watch off (SIGHUP still reloads).
+    #[serde(default)]
+    pub watch_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -145,6 +163,16 @@ pub struct RawLog {
     /// A tracing filter such as `info` or `kafka_mtls_proxy=debug`; `RUST_LOG` wins.
     #[serde(default)]
     pub level: Option<String>,
+}
+
+/// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`). `admin: {}` enables it on the
+/// default address.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `IP:port` to listen on; defaults to loopback, `127.0.0.1:9644`.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 /// Confluent's field names, so a CA block from Confluent Cloud loads as written.

@@ -368,3 +368,128 @@ fn broker_ports_follow_node_ids_and_explicit_entries_win() {
     assert_eq!(ports.port_for(70000), None);
     assert_eq!(ports.port_for(-1), None);
 }
+
+/// The valid fixture with `admin` appended (`section` is the YAML under the key).
+fn with_admin(f: &Fixture, section: &str) -> String {
+    format!(
+        "{}admin:{section}\n",
+        f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS))
+    )
+}
+
+#[test]
+fn without_an_admin_section_there_is_no_admin_server() {
+    let f = Fixture::new();
+    let cfg = f
+        .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
+        .unwrap();
+    assert_eq!(cfg.admin, None);
+}
+
+#[test]
+fn an_admin_listen_address_loads() {
+    let f = Fixture::new();
+    let cfg = f.load(&with_admin(&f, "\n  listen: 0.0.0.0:9645")).unwrap();
+    assert_eq!(
+        cfg.admin,
+        Some(AdminConfig {
+            listen: "0.0.0.0:9645".parse().unwrap()
+        })
+    );
+}
+
+#[test]
+fn an_empty_admin_section_listens_on_loopback() {
+    let f = Fixture::new();
+    let cfg = f.load(&with_admin(&f, " {}")).unwrap();
+    let listen = cfg.admin.unwrap().listen;
+    assert_eq!(listen, defaults::ADMIN_LISTEN.parse().unwrap());
+    assert!(listen.ip().is_loopback());
+}
+
+#[test]
+fn a_bad_admin_address_names_admin_listen() {
+    let f = Fixture::new();
+    for bad in ["localhost:9644", "127.0.0.1", "127.0.0.1:99999", "''"] {
+        let issues = f.issues(&with_admin(&f, &format!("\n  listen: {bad}")));
+        assert!(
+            has(&issues, "admin.listen", "is not an IP:port address"),
+            "{bad}: {issues:?}"
+        );
+    }
+}
+
+#[test]
+fn an_admin_address_on_the_bootstrap_port_is_refused() {
+    let f = Fixture::new();
+    let issues = f.issues(&with_admin(&f, "\n  listen: 0.0.0.0:9092"));
+    assert!(
+        has(&issues, "admin.listen", "listener.bootstrap"),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn an_admin_address_on_an_explicit_broker_port_is_refused() {
+    let f = Fixture::new();
+    let yaml = with_admin(&f, "\n  listen: 127.0.0.1:9201").replace(
+        "  advertised_host: localhost\n",
+        "  advertised_host: localhost\n  broker_ports:\n    node_ports:\n      1001: 9201\n",
+    );
+    let issues = f.issues(&yaml);
+    assert!(
+        has(&issues, "admin.listen", "port of broker 1001"),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn an_unknown_admin_key_is_a_syntax_error() {
+    let f = Fixture::new();
+    match f.load(&with_admin(&f, "\n  address: 127.0.0.1:9644")) {
+        Err(ConfigError::Syntax { message, .. }) => {
+            assert!(message.contains("address"), "{message}")
+        }
+        Err(other) => panic!("expected a syntax error, got {other}"),
+        Ok(_) => panic!("a typo was silently accepted"),
+    }
+}
+
+#[test]
+fn reload_settings_default_to_reevaluate_and_reject_unknown_modes() {
+    let f = Fixture::new();
+    let base = f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS));
+    let cfg = f.load(&base).unwrap();
+    assert_eq!(
+        cfg.reload.existing_connections,
+        ExistingConnections::Reevaluate
+    );
+    assert_eq!(cfg.reload.watch_interval, Some(Duration::from_millis(2000)));
+    let off = f
+        .load(&format!(
+            "{base}reload:\n  watch_interval_ms: 0\n  existing_connections: keep\n"
+        ))
+        .unwrap();
+    assert_eq!(off.reload.watch_interval, None);
+    assert_eq!(off.reload.existing_connections, ExistingConnections::Keep);
+    let issues = f.issues(&format!("{base}reload:\n  existing_connections: drop\n"));
+    assert!(
+        has(&issues, "reload.existing_connections", "`drop`"),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn watched_files_cover_the_config_and_every_file_it_names() {
+    let f = Fixture::new();
+    let cfg = f
+        .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
+        .unwrap();
+    let files = cfg.watched_files();
+    for name in ["proxy.yaml", "server.pem", "server.key", "ca.pem"] {
+        assert!(
+            files.contains(&f.path(name)),
+            "{name} not watched: {files:?}"
+        );
+    }
+}
