@@ -12,14 +12,18 @@
 //! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book.
 //! - [`connection`]: one client session, from the first request to the close.
 //! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt.
+//! - [`metrics`]: the Prometheus metrics the core reports events to.
+//! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
 //! - [`explain`], [`pki`]: operator commands (debug a certificate; write a development PKI).
 
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod connection;
 pub mod explain;
 pub mod identity;
 pub mod kafka;
+pub mod metrics;
 pub mod pki;
 pub mod pools;
 pub mod server;

@@ -1,0 +1,614 @@
+//! The proxy's Prometheus metrics: one [`Metrics`], created at start, shared as `Arc<Metrics>`.
+//!
+//! The core reports what happened through methods named for the event
+//! ([`Metrics::connection_opened`], [`Metrics::handshake_refused`], [`Metrics::request`], …);
+//! nothing outside this module sees a registry, a label set or a metric name, so names and
+//! labels stay consistent and cardinality stays bounded in one place:
+//!
+//! | metric | labels | bounded by |
+//! | --- | --- | --- |
+//! | `kafka_mtls_proxy_connections_active` (gauge) | `listener` | `bootstrap` or `broker-<id>`: `limits.max_broker_listeners` |
+//! | `kafka_mtls_proxy_connections_total` | `listener` | same |
+//! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
+//! | `kafka_mtls_proxy_pool_matches_total` | `pool` | the pool ids in the configuration |
+//! | `kafka_mtls_proxy_requests_total` | `api_key` | [`API_KEY_SLOTS`] + 1 |
+//! | `kafka_mtls_proxy_request_duration_seconds` (histogram) | `api_key` | same |
+//! | `kafka_mtls_proxy_bytes_total` | `direction` | [`Direction`] |
+//! | `kafka_mtls_proxy_upstream_connect_errors_total` | — | |
+//! | `kafka_mtls_proxy_reloads_total` | `result` | `success` or `failure` |
+//! | `kafka_mtls_proxy_audit_records_dropped_total` | — | |
+//!
+//! Inputs are typed where the label set is fixed ([`Target`], [`RefusalReason`], [`Direction`]),
+//! so a caller cannot invent a label value. The api key is the one label a client controls
+//! (any `i16`): known keys are labelled with their name, other small keys with their number,
+//! and everything else shares one `invalid` series.
+//!
+//! Cost: per-request events ([`Metrics::request`], [`Metrics::bytes`]) use handles built once
+//! (the api-key handles on first use of each key) and only touch atomics and one histogram
+//! mutex. Per-connection events look their series up in a [`Family`] (a read-locked hash map),
+//! which is negligible next to a TLS handshake.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::tls::RefusalReason;
+use crate::upstream::Target;
+
+/// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics 1.0 text, which Prometheus
+/// asks for first and parses natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every metric name starts with this.
+pub const PREFIX: &str = "kafka_mtls_proxy";
+
+/// Api keys `0..API_KEY_SLOTS` get a series of their own (named if the protocol crate knows
+/// them, numbered otherwise, so a key added by a newer Kafka still shows up readably). Kafka
+/// uses fewer than 100 keys today; anything at or above this, or negative, is a client
+/// sending garbage and goes to the one `invalid` series, so a client cycling through all
+/// 65,536 values cannot blow up the number of series.
+pub const API_KEY_SLOTS: usize = 128;
+
+/// Request latency buckets, in seconds. From sub-millisecond (metadata from a warm broker) up
+/// to the long waits Kafka does on purpose: Fetch parks for `fetch.max.wait.ms` (500 ms by
+/// default) and JoinGroup waits for the whole group to rebalance (tens of seconds).
+pub const REQUEST_DURATION_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Which way bytes went through the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Requests: from the client, forwarded to the broker.
+    ClientToUpstream,
+    /// Responses: from the broker (or the proxy itself), delivered to the client.
+    UpstreamToClient,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToUpstream => "client_to_upstream",
+            Direction::UpstreamToClient => "upstream_to_client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandshakeLabels {
+    result: &'static str,
+    /// Empty for a success (Prometheus treats an empty label as absent).
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api_key: Cow<'static, str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// A `fn` rather than a closure so the family's type can be named in the struct.
+fn request_histogram() -> Histogram {
+    Histogram::new(REQUEST_DURATION_BUCKETS)
+}
+
+type HistogramFamily = Family<ApiLabels, Histogram, fn() -> Histogram>;
+
+/// The handles of one api key, cloned out of the families (they share the same atomics).
+#[derive(Debug)]
+struct RequestHandles {
+    count: Counter,
+    duration: Histogram,
+}
+
+/// All of the proxy's metrics. `Send + Sync`: share one as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    connections_active: Family<ListenerLabels, Gauge>,
+    connections_total: Family<ListenerLabels, Counter>,
+    handshakes: Family<HandshakeLabels, Counter>,
+    pool_matches: Family<PoolLabels, Counter>,
+    requests: Family<ApiLabels, Counter>,
+    request_duration: HistogramFamily,
+    /// Slot `k` holds api key `k`'s handles once a request with that key was seen; the last
+    /// slot is the shared `invalid` series. Filled lazily so the exposition only lists the
+    /// keys clients actually use.
+    request_handles: Vec<OnceLock<RequestHandles>>,
+    client_to_upstream_bytes: Counter,
+    upstream_to_client_bytes: Counter,
+    upstream_connect_errors: Counter,
+    reloads: Family<ResultLabels, Counter>,
+    audit_dropped: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Build every metric and register it. Call once at start.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+
+        let connections_active = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "connections_active",
+            "Client connections open now, by listener",
+            connections_active.clone(),
+        );
+        let connections_total = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "connections",
+            "Client connections accepted, by listener",
+            connections_total.clone(),
+        );
+        let handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "handshakes",
+            "mTLS handshakes by result (success or refused) and refusal reason",
+            handshakes.clone(),
+        );
+        let pool_matches = Family::<PoolLabels, Counter>::default();
+        registry.register(
+            "pool_matches",
+            "Admitted connections by identity pool (a connection matching several pools counts in each)",
+            pool_matches.clone(),
+        );
+        let requests = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Kafka requests answered through the proxy, by api key",
+            requests.clone(),
+        );
+        let request_duration: HistogramFamily = Family::new_with_constructor(request_histogram);
+        registry.register_with_unit(
+            "request_duration",
+            "Time from forwarding a Kafka request to delivering its response, by api key",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        let bytes = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "bytes",
+            "Kafka frame bytes relayed, by direction",
+            bytes.clone(),
+        );
+        // Both directions exist from the start: a dashboard's rate() sees 0, not "no data".
+        let client_to_upstream_bytes = bytes.get_or_create_owned(&DirectionLabels {
+            direction: Direction::ClientToUpstream.as_str(),
+        });
+        let upstream_to_client_bytes = bytes.get_or_create_owned(&DirectionLabels {
+            direction: Direction::UpstreamToClient.as_str(),
+        });
+        let upstream_connect_errors = Counter::default();
+        registry.register(
+            "upstream_connect_errors",
+            "Failed attempts to connect to an upstream broker",
+            upstream_connect_errors.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Configuration reloads by result (success or failure)",
+            reloads.clone(),
+        );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_records_dropped",
+            "Audit records dropped because the audit queue was full",
+            audit_dropped.clone(),
+        );
+
+        Self {
+            registry,
+            connections_active,
+            connections_total,
+            handshakes,
+            pool_matches,
+            requests,
+            request_duration,
+            request_handles: (0..=API_KEY_SLOTS).map(|_| OnceLock::new()).collect(),
+            client_to_upstream_bytes,
+            upstream_to_client_bytes,
+            upstream_connect_errors,
+            reloads,
+            audit_dropped,
+        }
+    }
+
+    /// A client connection was accepted on `target`'s listener. It counts as active until the
+    /// returned guard is dropped, so every early return of a session closes it exactly once:
+    /// bind it for the session's lifetime (`let _open = …`; `let _ = …` drops it at once).
+    pub fn connection_opened(&self, target: Target) -> OpenConnection {
+        let labels = ListenerLabels {
+            listener: listener_label(target),
+        };
+        self.connections_total.get_or_create(&labels).inc();
+        let active = self.connections_active.get_or_create_owned(&labels);
+        active.inc();
+        OpenConnection { active }
+    }
+
+    /// A client completed the mTLS handshake and was admitted.
+    pub fn handshake_admitted(&self) {
+        self.handshakes
+            .get_or_create(&HandshakeLabels {
+                result: "success",
+                reason: "",
+            })
+            .inc();
+    }
+
+    /// A client was refused during or right after the handshake.
+    pub fn handshake_refused(&self, reason: RefusalReason) {
+        self.handshakes
+            .get_or_create(&HandshakeLabels {
+                result: "refused",
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// An admitted client matched the identity pool `pool_id` (call once per matched pool).
+    /// Pool ids come from the configuration, which bounds this label.
+    pub fn pool_matched(&self, pool_id: &str) {
+        self.pool_matches
+            .get_or_create(&PoolLabels {
+                pool: pool_id.to_string(),
+            })
+            .inc();
+    }
+
+    /// A request with `api_key` was answered, `elapsed` after it was forwarded.
+    pub fn request(&self, api_key: i16, elapsed: Duration) {
+        let handles = self.request_handles_for(api_key);
+        handles.count.inc();
+        handles.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// `n` bytes of Kafka frames went through in `direction`.
+    pub fn bytes(&self, direction: Direction, n: u64) {
+        match direction {
+            Direction::ClientToUpstream => self.client_to_upstream_bytes.inc_by(n),
+            Direction::UpstreamToClient => self.upstream_to_client_bytes.inc_by(n),
+        };
+    }
+
+    /// A connection attempt to an upstream broker failed (refused, timed out, TLS failed).
+    pub fn upstream_connect_error(&self) {
+        self.upstream_connect_errors.inc();
+    }
+
+    /// A configuration reload was applied.
+    pub fn reload_succeeded(&self) {
+        self.reloads
+            .get_or_create(&ResultLabels { result: "success" })
+            .inc();
+    }
+
+    /// A configuration reload was refused; the previous configuration stays in force.
+    pub fn reload_failed(&self) {
+        self.reloads
+            .get_or_create(&ResultLabels { result: "failure" })
+            .inc();
+    }
+
+    /// `n` audit records were dropped because the audit queue was full.
+    pub fn audit_dropped(&self, n: u64) {
+        self.audit_dropped.inc_by(n);
+    }
+
+    /// Every metric in the OpenMetrics text format; serve it with [`CONTENT_TYPE`].
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing to a String cannot fail and our label values always encode; should the
+        // crate ever report an error, a partial exposition and a log line beat a panic.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+
+    fn request_handles_for(&self, api_key: i16) -> &RequestHandles {
+        let slot = usize::try_from(api_key)
+            .ok()
+            .filter(|k| *k < API_KEY_SLOTS)
+            .unwrap_or(API_KEY_SLOTS);
+        self.request_handles[slot].get_or_init(|| {
+            let api_key = if slot == API_KEY_SLOTS {
+                Cow::Borrowed("invalid")
+            } else {
+                api_key_label(api_key)
+            };
+            let labels = ApiLabels { api_key };
+            RequestHandles {
+                count: self.requests.get_or_create_owned(&labels),
+                duration: self.request_duration.get_or_create_owned(&labels),
+            }
+        })
+    }
+}
+
+/// An open client connection; dropping it decrements `kafka_mtls_proxy_connections_active`.
+#[derive(Debug)]
+#[must_use = "the connection counts as active until this guard is dropped"]
+pub struct OpenConnection {
+    active: Gauge,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
+}
+
+/// The `listener` label: the same names the connection logs use.
+pub fn listener_label(target: Target) -> String {
+    match target {
+        Target::Bootstrap => "bootstrap".to_string(),
+        Target::Node(id) => format!("broker-{id}"),
+    }
+}
+
+/// The `api_key` label of a key that has a slot: the protocol's name (`Produce`), else the
+/// number, for a key a newer Kafka added after this build's protocol crate.
+fn api_key_label(api_key: i16) -> Cow<'static, str> {
+    match ApiKey::try_from(api_key) {
+        Ok(key) => Cow::Owned(format!("{key:?}")),
+        Err(()) => Cow::Owned(api_key.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample `series` (name and label set exactly as encoded), if present.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+            value.split(' ').next()?.parse().ok()
+        })
+    }
+
+    #[test]
+    fn metrics_are_send_and_sync() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Metrics>();
+        shareable::<OpenConnection>();
+    }
+
+    #[test]
+    fn a_fresh_registry_lists_both_byte_directions_at_zero_and_ends_with_eof() {
+        let text = Metrics::new().encode();
+        for direction in ["client_to_upstream", "upstream_to_client"] {
+            let series = format!("kafka_mtls_proxy_bytes_total{{direction=\"{direction}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn connections_count_up_and_the_guard_closes_them() {
+        let m = Metrics::new();
+        let a = m.connection_opened(Target::Bootstrap);
+        let b = m.connection_opened(Target::Node(2));
+        let _c = m.connection_opened(Target::Node(2));
+        drop(a);
+        drop(b);
+        let text = m.encode();
+        let total = |l: &str| {
+            sample(
+                &text,
+                &format!("kafka_mtls_proxy_connections_total{{listener=\"{l}\"}}"),
+            )
+        };
+        let active = |l: &str| {
+            sample(
+                &text,
+                &format!("kafka_mtls_proxy_connections_active{{listener=\"{l}\"}}"),
+            )
+        };
+        assert_eq!(total("bootstrap"), Some(1.0), "{text}");
+        assert_eq!(total("broker-2"), Some(2.0), "{text}");
+        assert_eq!(active("bootstrap"), Some(0.0), "{text}");
+        assert_eq!(active("broker-2"), Some(1.0), "{text}");
+    }
+
+    #[test]
+    fn handshakes_carry_result_and_reason() {
+        let m = Metrics::new();
+        m.handshake_admitted();
+        m.handshake_admitted();
+        m.handshake_refused(RefusalReason::NoPoolMatched);
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "kafka_mtls_proxy_handshakes_total{result=\"success\",reason=\"\"}"
+            ),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "kafka_mtls_proxy_handshakes_total{result=\"refused\",reason=\"no_pool_matched\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.pool_matched("odd\"pool\\with\nnewline");
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                r#"kafka_mtls_proxy_pool_matches_total{pool="odd\"pool\\with\nnewline"}"#
+            ),
+            Some(1.0),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn requests_are_labelled_by_api_name_and_observed_in_every_bucket() {
+        let m = Metrics::new();
+        m.request(0, Duration::from_millis(3));
+        m.request(0, Duration::from_secs(60));
+        m.request(1, Duration::from_millis(600));
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "kafka_mtls_proxy_requests_total{api_key=\"Produce\"}"
+            ),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "kafka_mtls_proxy_requests_total{api_key=\"Fetch\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE kafka_mtls_proxy_request_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# UNIT kafka_mtls_proxy_request_duration_seconds seconds"),
+            "{text}"
+        );
+        let produce_buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("kafka_mtls_proxy_request_duration_seconds_bucket{")
+                    && l.contains("api_key=\"Produce\"")
+            })
+            .collect();
+        // Every configured bound, plus +Inf.
+        assert_eq!(
+            produce_buckets.len(),
+            REQUEST_DURATION_BUCKETS.len() + 1,
+            "{text}"
+        );
+        let bucket = |le: &str| {
+            produce_buckets
+                .iter()
+                .find(|l| l.contains(&format!("le=\"{le}\"")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        assert_eq!(bucket("0.0025"), Some(0.0), "{text}");
+        assert_eq!(bucket("0.005"), Some(1.0), "{text}");
+        assert_eq!(bucket("30.0"), Some(1.0), "{text}");
+        assert_eq!(bucket("+Inf"), Some(2.0), "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                "kafka_mtls_proxy_request_duration_seconds_count{api_key=\"Produce\"}"
+            ),
+            Some(2.0),
+            "{text}"
+        );
+        let sum = sample(
+            &text,
+            "kafka_mtls_proxy_request_duration_seconds_sum{api_key=\"Produce\"}",
+        );
+        assert!(sum.is_some_and(|s| (s - 60.003).abs() < 1e-9), "{text}");
+    }
+
+    #[test]
+    fn client_controlled_api_keys_cannot_grow_the_series_without_bound() {
+        let m = Metrics::new();
+        // Unassigned but plausible: a key a newer Kafka may use keeps its number.
+        m.request(120, Duration::from_millis(1));
+        // Garbage shares one series, whatever the value.
+        for key in [-1, 128, 5_000, i16::MAX, i16::MIN] {
+            m.request(key, Duration::from_millis(1));
+        }
+        let text = m.encode();
+        assert_eq!(
+            sample(&text, "kafka_mtls_proxy_requests_total{api_key=\"120\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "kafka_mtls_proxy_requests_total{api_key=\"invalid\"}"
+            ),
+            Some(5.0),
+            "{text}"
+        );
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("kafka_mtls_proxy_requests_total{"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+    }
+
+    #[test]
+    fn the_other_counters_move() {
+        let m = Metrics::new();
+        m.bytes(Direction::ClientToUpstream, 100);
+        m.bytes(Direction::UpstreamToClient, 7);
+        m.bytes(Direction::UpstreamToClient, 3);
+        m.upstream_connect_error();
+        m.reload_succeeded();
+        m.reload_failed();
+        m.reload_failed();
+        m.audit_dropped(4);
+        let text = m.encode();
+        for (series, value) in [
+            (
+                "kafka_mtls_proxy_bytes_total{direction=\"client_to_upstream\"}",
+                100.0,
+            ),
+            (
+                "kafka_mtls_proxy_bytes_total{direction=\"upstream_to_client\"}",
+                10.0,
+            ),
+            ("kafka_mtls_proxy_upstream_connect_errors_total", 1.0),
+            ("kafka_mtls_proxy_reloads_total{result=\"success\"}", 1.0),
+            ("kafka_mtls_proxy_reloads_total{result=\"failure\"}", 2.0),
+            ("kafka_mtls_proxy_audit_records_dropped_total", 4.0),
+        ] {
+            assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+        }
+    }
+}
