@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{AuditConfig, AuditDestination};
 use crate::identity::CertIdentity;
+use crate::metrics::Metrics;
 use crate::tls::{RefusalReason, Verdict};
 
 pub const EVENT_TYPE: &str = "io.confluent.kafka.server/authentication";
@@ -41,6 +42,7 @@ pub struct AuditSink {
     tx: Option<mpsc::Sender<String>>,
     source: Arc<str>,
     dropped: Arc<AtomicU64>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// What happened on one authentication attempt.
@@ -76,12 +78,16 @@ impl AuditSink {
             tx: None,
             source: Arc::from("kafka-mtls-proxy"),
             dropped: Arc::new(AtomicU64::new(0)),
+            metrics: None,
         }
     }
 
     /// Open the destination and start the writer task. The task ends, after writing everything
     /// queued, once every clone of the sink is dropped.
-    pub fn start(config: &AuditConfig) -> Result<(Self, Option<JoinHandle<()>>), AuditError> {
+    pub fn start(
+        config: &AuditConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Self, Option<JoinHandle<()>>), AuditError> {
         let mut writer: Box<dyn Write + Send> = match &config.destination {
             AuditDestination::Off => {
                 let mut sink = Self::disabled();
@@ -130,6 +136,7 @@ impl AuditSink {
                 tx: Some(tx),
                 source: Arc::from(config.source.as_str()),
                 dropped: Arc::new(AtomicU64::new(0)),
+                metrics: Some(metrics),
             },
             Some(handle),
         ))
@@ -147,6 +154,9 @@ impl AuditSink {
         line.push('\n');
         if tx.try_send(line).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(m) = &self.metrics {
+                m.audit_dropped(1);
+            }
             tracing::error!(
                 dropped_total = n,
                 "audit queue full or closed: an authentication record was dropped"

@@ -19,6 +19,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
@@ -36,6 +37,7 @@ use crate::kafka::versions::{
     proxy_version_range, rewrite_api_versions_response, sasl_refusal_response,
     unsupported_api_versions_response,
 };
+use crate::metrics::{Direction, Metrics};
 use crate::pools::Resolved;
 use crate::server::{Generation, ProxyContext};
 use crate::tls::{HandshakeOutcome, Verdict};
@@ -72,6 +74,8 @@ enum Pending {
         api_key: i16,
         api_version: i16,
         correlation_id: i32,
+        /// When the request left for the broker (request latency metric).
+        sent: Instant,
     },
     /// The proxy answers itself; `close` ends the session after this response.
     Local { frame: Bytes, close: bool },
@@ -146,6 +150,7 @@ async fn serve_inner(
     listener: String,
 ) {
     let _ = tcp.set_nodelay(true);
+    let _open = ctx.metrics.connection_opened(target);
     // This connection lives with the configuration it started with, whatever reloads follow.
     let generation = ctx.current();
     let outcome = generation
@@ -159,6 +164,7 @@ async fn serve_inner(
             verdict,
         } => {
             warn!(%reason, %detail, "client refused");
+            ctx.metrics.handshake_refused(reason);
             ctx.audit.authentication(&AuthenticationAttempt {
                 connection_id: &connection_id,
                 client_address: peer,
@@ -192,8 +198,12 @@ async fn serve_inner(
         resolved,
         verified_by,
     };
+    ctx.metrics.handshake_admitted();
     let span = tracing::Span::current();
     let resolution = &identity.resolved.evaluation.resolution;
+    for pool in resolution.pool_ids() {
+        ctx.metrics.pool_matched(pool);
+    }
     span.record("pools", resolution.pool_ids().join(",").as_str());
     if let Some(id) = &resolution.identifier {
         span.record("identifier", format!("{}={}", id.kind, id.value).as_str());
@@ -211,6 +221,7 @@ async fn serve_inner(
     let (upstream, upstream_addr) = match generation.upstream.connect(target, &identity).await {
         Ok(u) => u,
         Err(e) => {
+            ctx.metrics.upstream_connect_error();
             warn!(error = %e, "closing: no upstream connection");
             return;
         }
@@ -247,6 +258,7 @@ where
     let (tx, rx) = mpsc::channel::<Pending>(limits.max_in_flight_requests);
     let requests = forward_requests(
         generation,
+        &ctx.metrics,
         FrameReader::new(client_r, limits.max_frame_bytes),
         upstream_w,
         tx,
@@ -264,6 +276,7 @@ where
 
 async fn forward_requests<R, W>(
     generation: &Generation,
+    metrics: &Metrics,
     mut client: FrameReader<R>,
     mut upstream: W,
     tx: mpsc::Sender<Pending>,
@@ -330,6 +343,7 @@ where
                 api_key: header.api_key,
                 api_version: header.api_version,
                 correlation_id: header.correlation_id,
+                sent: Instant::now(),
             }
         } else {
             Pending::NoResponse {
@@ -345,7 +359,13 @@ where
             .await
             .map_err(SessionEnd::UpstreamIo)?;
         upstream.flush().await.map_err(SessionEnd::UpstreamIo)?;
+        metrics.bytes(Direction::ClientToUpstream, frame_bytes(&frame));
     }
+}
+
+/// A frame's size on the wire (with its 4-byte size prefix).
+fn frame_bytes(frame: &[u8]) -> u64 {
+    frame.len() as u64 + 4
 }
 
 fn client_went_away(e: &std::io::Error) -> bool {
@@ -411,13 +431,15 @@ where
                     }
                 }
                 match queue.front() {
-                    Some(Pending::Upstream { api_key, api_version, correlation_id })
+                    Some(Pending::Upstream { api_key, api_version, correlation_id, sent })
                         if *correlation_id == got =>
                     {
-                        let (api_key, api_version) = (*api_key, *api_version);
+                        let (api_key, api_version, sent) = (*api_key, *api_version, *sent);
                         queue.pop_front();
+                        ctx.metrics.request(api_key, sent.elapsed());
                         let out = rewrite(ctx, generation, api_key, api_version, frame).await?;
                         send(&mut client, &out).await?;
+                        ctx.metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
                     }
                     _ if unanswered.take(got) => {
                         debug!(correlation_id = got, "dropped the broker's answer to an acks=0 produce");

@@ -24,11 +24,13 @@ use tracing::{error, info, warn};
 
 use std::sync::RwLock;
 
+use crate::admin::{self, AdminState, Readiness, UpstreamProbe};
 use crate::audit::{AttemptOutcome, AuditError, AuditSink, AuthenticationAttempt};
 use crate::config::{BrokerPorts, Config, ExistingConnections};
 use crate::connection;
 use crate::kafka::header::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
+use crate::metrics::Metrics;
 use crate::tls::{TlsAcceptorFactory, TrustStore, Verdict};
 use crate::upstream::{BrokerBook, Target, UpstreamConnector, UpstreamError};
 
@@ -165,6 +167,11 @@ pub struct ProxyContext {
     pub mapper: ProxyAddressMapper,
     pub audit: AuditSink,
     pub listeners: ListenerRegistry,
+    pub metrics: Arc<Metrics>,
+    /// What `/readyz` reports; set as the proxy starts and stops.
+    pub readiness: Arc<Readiness>,
+    /// `/readyz`'s upstream check; retargeted when a reload changes the upstream.
+    pub upstream_probe: Arc<UpstreamProbe>,
     /// Admitted connections, for re-evaluation on reload.
     pub live: LiveConnections,
     /// Node id → upstream address, learned from responses; survives reloads.
@@ -196,8 +203,13 @@ pub struct ReloadReport {
 }
 
 impl ProxyContext {
-    pub fn new(config: Config, audit: AuditSink) -> Result<Arc<Self>, ServerError> {
+    pub fn new(
+        config: Config,
+        audit: AuditSink,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, ServerError> {
         let book = Arc::new(BrokerBook::default());
+        let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.upstream));
         let mapper = ProxyAddressMapper {
             advertised_host: config.listener.advertised_host.clone(),
             ports: config.listener.broker_ports.clone(),
@@ -212,6 +224,9 @@ impl ProxyContext {
             mapper,
             audit,
             listeners: ListenerRegistry::default(),
+            metrics,
+            readiness: Arc::new(Readiness::new()),
+            upstream_probe,
             live: LiveConnections::default(),
             book,
             shutdown,
@@ -250,6 +265,10 @@ impl ProxyContext {
             Ok(mut g) => *g = next.clone(),
             Err(poisoned) => *poisoned.into_inner() = next.clone(),
         }
+        self.upstream_probe.set_targets(
+            next.config.upstream.bootstrap_servers.clone(),
+            next.config.upstream.connect_timeout,
+        );
         let closed = match mode {
             ExistingConnections::Reevaluate => self.live.reevaluate(&next, &self.audit),
             ExistingConnections::Keep => 0,
@@ -433,27 +452,46 @@ impl LiveConnections {
 pub struct Server {
     ctx: Arc<ProxyContext>,
     bootstrap: TcpListener,
+    admin: Option<TcpListener>,
     audit_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     /// Start the audit writer and bind the bootstrap listener.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
-        let (audit, audit_task) = AuditSink::start(&config.audit)?;
+        let metrics = Arc::new(Metrics::new());
+        let (audit, audit_task) = AuditSink::start(&config.audit, metrics.clone())?;
         let addr = config.listener.bootstrap;
-        let ctx = ProxyContext::new(config, audit)?;
+        let admin_addr = config.admin.as_ref().map(|a| a.listen);
+        let ctx = ProxyContext::new(config, audit, metrics)?;
+        ctx.readiness.set_config_loaded(true);
         let bootstrap = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let admin = match admin_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        ctx.readiness.set_listeners_bound(true);
         Ok(Self {
             ctx,
             bootstrap,
+            admin,
             audit_task,
         })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.bootstrap.local_addr().ok()
+    }
+
+    /// Where the admin server listens, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
     pub fn context(&self) -> &Arc<ProxyContext> {
@@ -465,8 +503,28 @@ impl Server {
         let Server {
             ctx,
             bootstrap,
+            admin,
             audit_task,
         } = self;
+        let admin_task = admin.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "admin server ready (/healthz, /readyz, /metrics)");
+            }
+            let state = AdminState {
+                metrics: ctx.metrics.clone(),
+                readiness: ctx.readiness.clone(),
+                upstream: ctx.upstream_probe.clone(),
+            };
+            let mut stop = ctx.shutdown.subscribe();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.recv().await;
+                };
+                if let Err(e) = admin::serve(listener, state, stopped).await {
+                    error!(error = %e, "admin server failed");
+                }
+            })
+        });
         if let Ok(addr) = bootstrap.local_addr() {
             info!(%addr, advertised_host = %ctx.startup.listener.advertised_host, "bootstrap listener ready");
         }
@@ -475,6 +533,7 @@ impl Server {
         shutdown.await;
         watch.abort();
         info!("shutting down: no new connections; draining in-flight requests");
+        ctx.readiness.set_shutting_down(true);
         let _ = ctx.shutdown.send(());
         let _ = accept.await;
         let max = ctx.startup.limits.max_connections;
@@ -485,6 +544,9 @@ impl Server {
                 open = max - ctx.connections.available_permits(),
                 "drain timeout: closing remaining connections"
             ),
+        }
+        if let Some(task) = admin_task {
+            let _ = tokio::time::timeout(admin::DRAIN_TIMEOUT, task).await;
         }
         drop(ctx);
         if let Some(task) = audit_task {
@@ -500,6 +562,11 @@ impl Server {
 pub fn reload_and_log(ctx: &ProxyContext, trigger: &str) -> bool {
     let result = ctx.reload();
     let ok = result.is_ok();
+    if ok {
+        ctx.metrics.reload_succeeded();
+    } else {
+        ctx.metrics.reload_failed();
+    }
     match result {
         Ok(report) => {
             info!(

@@ -57,6 +57,8 @@ use tokio_rustls::client::TlsStream;
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// The node id the fake broker advertises for itself.
 const NODE_ID: i32 = 7;
+/// How long the fake broker takes to answer the `slow` client.
+const SLOW_ANSWER: Duration = Duration::from_millis(1500);
 /// Small, so a Metadata answer listing many node ids reaches it.
 const MAX_BROKER_LISTENERS: usize = 4;
 /// How many brokers the `evil-metadata-many-nodes` answer lists.
@@ -596,7 +598,11 @@ async fn fake_connection(
             // Like a Kafka broker: an unparseable request closes the connection.
             return;
         };
-        let reply = if req.client_id == "good" {
+        let reply = if req.client_id == "good" || req.client_id == "slow" {
+            if req.client_id == "slow" {
+                // A request still in flight when the proxy is told to stop.
+                tokio::time::sleep(SLOW_ANSWER).await;
+            }
             match good_response(&req, own_addr) {
                 Some(Ok(frame)) => Some(framed(&frame)),
                 Some(Err(())) => return,
@@ -1179,6 +1185,26 @@ async fn hostile_broker_answer(proxy: &TestProxy, good: &GoodClient, what: &str,
     conn.send(frame).await.unwrap();
     conn.expect_closed(what).await;
     good.wait_for_progress(&format!("after {what}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delivers_the_answer_to_a_request_in_flight_then_closes() {
+    let proxy = TestProxy::start().await;
+    let mut conn = proxy.connect_good().await;
+    conn.send(&request_for(ApiKey::Metadata, 12, 77, "slow"))
+        .await
+        .unwrap();
+    // The request is at the broker; now stop the proxy.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = tokio::spawn(proxy.stop());
+    let answer = conn
+        .recv()
+        .await
+        .expect("the answer in flight was lost at shutdown");
+    let (corr, _) = decode::<MetadataResponse>(&answer, ApiKey::Metadata, 12).unwrap();
+    assert_eq!(corr, 77);
+    conn.expect_closed("after the drained answer").await;
+    stopping.await.expect("the proxy did not stop cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,89 @@
+"""The admin port with real clients: health, readiness, and metrics that move as clients act."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from clients import driver
+from conftest import _PROCESSES, proxy_config
+from harness import TANSU_NODE_ID, Process, broker_port_base, free_port, raw_tls_attempt
+
+
+@pytest.fixture(scope="module")
+def admin_proxy(proxy_bin, pki, tansu, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("admin")
+    port, admin_port = free_port(), free_port()
+    config = workdir / "proxy.yaml"
+    config.write_text(proxy_config(bootstrap_port=port, first_port=broker_port_base(TANSU_NODE_ID),
+                                   pki=pki, tansu_port=tansu.port,
+                                   audit_path=workdir / "audit.log")
+                      + f"admin:\n  listen: 127.0.0.1:{admin_port}\n")
+    proc = Process("proxy-admin", [proxy_bin, "run", "--config", config], workdir / "proxy.log",
+                   cwd=workdir, env={"NO_COLOR": "1", "RUST_LOG": None})
+    _PROCESSES["proxy-admin"] = proc
+    try:
+        proc.wait_for_port("127.0.0.1", port, timeout=30)
+        proc.wait_for_port("127.0.0.1", admin_port, timeout=30)
+        yield {"bootstrap": f"localhost:{port}", "port": port,
+               "admin": f"http://127.0.0.1:{admin_port}"}
+    finally:
+        proc.stop()
+        _PROCESSES.pop("proxy-admin", None)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text: str, name: str, **labels) -> float:
+    """The value of one series; 0 when absent."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^([a-z_]+)(\{[^}]*\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
+
+
+def test_health_and_readiness_with_a_reachable_broker(admin_proxy):
+    assert get(admin_proxy["admin"] + "/healthz") == (200, "ok\n")
+    status, body = get(admin_proxy["admin"] + "/readyz")
+    assert status == 200, body
+    assert json.loads(body)["status"] == "ready"
+
+
+def test_metrics_count_handshakes_pools_requests_and_bytes(admin_proxy, client_tls):
+    url = admin_proxy["admin"] + "/metrics"
+    before = get(url)[1]
+
+    view = driver("kafka-python", admin_proxy["bootstrap"], client_tls("acme-client")).cluster()
+    assert view.cluster_id == "tansu_cluster"
+    refused = raw_tls_attempt("127.0.0.1", admin_proxy["port"], client_tls("outsider"))
+    assert refused.error is not None
+
+    after = get(url)[1]
+    def delta(name, **labels):
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert delta("kafka_mtls_proxy_handshakes_total", result="success") >= 1
+    assert delta("kafka_mtls_proxy_handshakes_total", result="refused",
+                 reason="no_pool_matched") == 1
+    assert delta("kafka_mtls_proxy_pool_matches_total", pool="pool-payments") >= 1
+    assert delta("kafka_mtls_proxy_pool_matches_total", pool="pool-acme-all") >= 1
+    assert delta("kafka_mtls_proxy_requests_total", api_key="Metadata") >= 1
+    assert delta("kafka_mtls_proxy_requests_total", api_key="ApiVersions") >= 1
+    assert delta("kafka_mtls_proxy_bytes_total", direction="client_to_upstream") > 0
+    assert delta("kafka_mtls_proxy_bytes_total", direction="upstream_to_client") > 0
+    assert delta("kafka_mtls_proxy_connections_total", listener="bootstrap") >= 2
