@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::identity::CertIdentity;
 use crate::pools::{self, Attributes};
+use crate::tls::crl::FetchedCrls;
 use crate::tls::{TrustStore, Verdict};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +69,12 @@ pub fn explain_pem(config: &Config, pem: &[u8], name: &str) -> Result<Explanatio
         reason: e.to_string(),
     })?;
     let attrs = Attributes::new(&identity);
+    // What the running proxy would use: the CRL files, and the CRL URLs fetched now.
+    let fetched = FetchedCrls::default();
+    fetched.refresh(config, true);
     let trust = TrustStore::new(
         &config.authorities,
+        &fetched,
         config.limits.pool_cache_entries,
         crate::tls::provider(),
     )?;

@@ -40,8 +40,9 @@ use p12_keystore::{KeyStore, KeyStoreEntry, PrivateKeyChain};
 use rand::RngExt;
 use rcgen::string::Ia5String;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use sha1::{Digest, Sha1};
 use time::{Duration, OffsetDateTime};
@@ -334,6 +335,8 @@ struct ClientSpec {
     issuer: ClientIssuer,
     /// Whether the validity lies entirely in the past.
     expired: bool,
+    /// Whether the intermediate's CRL (`acme-intermediate-ca.crl.pem`) lists it.
+    revoked: bool,
     /// What the proxy should do with it; goes into the `.properties` header.
     intent: &'static str,
 }
@@ -373,7 +376,7 @@ const ACME_INTERMEDIATE_SUBJECT: &[(Attr, &str)] =
     &[(Attr::O, ACME_ORG), (Attr::Cn, "Acme Internal Client CA")];
 
 /// The client identities, in the order their files are written.
-static CLIENTS: [ClientSpec; 5] = [
+static CLIENTS: [ClientSpec; 6] = [
     ClientSpec {
         name: "acme-client",
         subject: ACME_CLIENT_SUBJECT,
@@ -381,6 +384,7 @@ static CLIENTS: [ClientSpec; 5] = [
         dns_sans: ACME_CLIENT_DNS,
         issuer: ClientIssuer::AcmeIntermediate,
         expired: false,
+        revoked: false,
         intent: "Meant to match pool-payments (CN == \"acme-client\" && OU == \"payments\") \
                  and pool-acme-all (O == \"Acme Inc\")",
     },
@@ -396,6 +400,7 @@ static CLIENTS: [ClientSpec; 5] = [
         dns_sans: &[],
         issuer: ClientIssuer::AcmeIntermediate,
         expired: false,
+        revoked: false,
         intent: "Meant to match pool-acme-all (O == \"Acme Inc\") only, not pool-payments",
     },
     ClientSpec {
@@ -405,6 +410,7 @@ static CLIENTS: [ClientSpec; 5] = [
         dns_sans: &[],
         issuer: ClientIssuer::AcmeIntermediate,
         expired: false,
+        revoked: false,
         intent: "Trusted chain but meant to match NO pool: the proxy must refuse it",
     },
     ClientSpec {
@@ -418,6 +424,7 @@ static CLIENTS: [ClientSpec; 5] = [
         dns_sans: &[],
         issuer: ClientIssuer::AcmeIntermediate,
         expired: true,
+        revoked: false,
         intent: "EXPIRED (not_after was yesterday): the proxy must refuse it in the TLS handshake",
     },
     ClientSpec {
@@ -427,8 +434,24 @@ static CLIENTS: [ClientSpec; 5] = [
         dns_sans: ACME_CLIENT_DNS,
         issuer: ClientIssuer::Rogue,
         expired: false,
+        revoked: false,
         intent: "ROGUE: same subject as acme-client, issued by an impostor CA with the Acme \
                  intermediate's name (rogue-ca.pem); the proxy must refuse it as untrusted",
+    },
+    ClientSpec {
+        name: "revoked",
+        subject: &[
+            (Attr::O, ACME_ORG),
+            (Attr::Ou, "payments"),
+            (Attr::Cn, "acme-revoked"),
+        ],
+        uri_sans: &[],
+        dns_sans: &[],
+        issuer: ClientIssuer::AcmeIntermediate,
+        expired: false,
+        revoked: true,
+        intent: "REVOKED: listed in acme-intermediate-ca.crl.pem; the proxy must refuse it when \
+                 that CRL is configured (crl_chain)",
     },
 ];
 
@@ -568,6 +591,7 @@ fn generate(
         not_before: now - Duration::days(30),
         not_after: now - Duration::days(1),
     };
+    let mut revoked = Vec::new();
     for spec in &CLIENTS {
         let issuer = match spec.issuer {
             ClientIssuer::AcmeIntermediate => &acme_intermediate,
@@ -590,6 +614,9 @@ fn generate(
             issuer,
         )?;
         push_leaf(&mut files, spec.name, &client, issuer);
+        if spec.revoked {
+            revoked.push(revoked_entry(spec.name, &client, now)?);
+        }
 
         let p12_name = format!("{}.p12", spec.name);
         files.push(OutFile::secret(
@@ -608,7 +635,49 @@ fn generate(
         }
     }
 
+    // The intermediate's CRL, listing the `revoked` client; valid for the PKI's lifetime.
+    let crl = CertificateRevocationListParams {
+        this_update: now - Duration::hours(1),
+        next_update: valid.not_after,
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&acme_intermediate)
+    .map_err(|source| PkiError::Generate {
+        what: "the intermediate's CRL".into(),
+        source,
+    })?;
+    files.push(OutFile::public(
+        "acme-intermediate-ca.crl.pem",
+        crl.pem().map_err(|source| PkiError::Generate {
+            what: "the intermediate's CRL (PEM)".into(),
+            source,
+        })?,
+    ));
+
     Ok(files)
+}
+
+/// The CRL entry for an issued certificate: its serial, revoked an hour ago.
+fn revoked_entry(
+    what: &str,
+    leaf: &Leaf,
+    now: time::OffsetDateTime,
+) -> Result<RevokedCertParams, PkiError> {
+    let serial = x509_parser::parse_x509_certificate(leaf.cert.der())
+        .map(|(_, c)| c.raw_serial().to_vec())
+        .map_err(|e| PkiError::Generate {
+            what: format!("the {what} certificate's serial ({e})"),
+            source: rcgen::Error::CouldNotParseCertificate,
+        })?;
+    Ok(RevokedCertParams {
+        serial_number: SerialNumber::from_slice(&serial),
+        revocation_time: now - Duration::hours(1),
+        reason_code: Some(RevocationReason::KeyCompromise),
+        invalidity_date: None,
+    })
 }
 
 /// Generates a fresh ECDSA P-256 key. P-256 because every TLS stack the proxy meets (rustls,
@@ -969,6 +1038,11 @@ mod tests {
         "rogue.key",
         "rogue.p12",
         "rogue.properties",
+        "revoked.pem",
+        "revoked.key",
+        "revoked.p12",
+        "revoked.properties",
+        "acme-intermediate-ca.crl.pem",
     ];
 
     const PASSWORD: &str = "test-password";

@@ -31,6 +31,7 @@ use crate::connection;
 use crate::kafka::header::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
 use crate::metrics::Metrics;
+use crate::tls::crl::FetchedCrls;
 use crate::tls::{TlsAcceptorFactory, TrustStore, Verdict};
 use crate::upstream::{BrokerBook, Target, UpstreamConnector, UpstreamError};
 
@@ -135,10 +136,16 @@ pub struct Generation {
 }
 
 impl Generation {
-    fn build(number: u64, config: Config, book: Arc<BrokerBook>) -> Result<Self, ServerError> {
+    fn build(
+        number: u64,
+        config: Config,
+        book: Arc<BrokerBook>,
+        crls: &FetchedCrls,
+    ) -> Result<Self, ServerError> {
         let provider = crate::tls::provider();
         let trust = TrustStore::new(
             &config.authorities,
+            crls,
             config.limits.pool_cache_entries,
             provider.clone(),
         )?;
@@ -176,6 +183,8 @@ pub struct ProxyContext {
     pub live: LiveConnections,
     /// Node id → upstream address, learned from responses; survives reloads.
     book: Arc<BrokerBook>,
+    /// CRLs fetched from `crl_url`s; survive reloads.
+    crls: Arc<FetchedCrls>,
     /// Bounds concurrent connections (`limits.max_connections`); a connection holds a permit.
     connections: Arc<Semaphore>,
     /// Tells accept loops and connections to stop.
@@ -203,10 +212,12 @@ pub struct ReloadReport {
 }
 
 impl ProxyContext {
+    /// `crls`: the CRLs fetched so far (see [`FetchedCrls::refresh`]).
     pub fn new(
         config: Config,
         audit: AuditSink,
         metrics: Arc<Metrics>,
+        crls: Arc<FetchedCrls>,
     ) -> Result<Arc<Self>, ServerError> {
         let book = Arc::new(BrokerBook::default());
         let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.upstream));
@@ -215,7 +226,7 @@ impl ProxyContext {
             ports: config.listener.broker_ports.clone(),
         };
         let startup = Arc::new(config.clone());
-        let generation = Generation::build(1, config, book.clone())?;
+        let generation = Generation::build(1, config, book.clone(), &crls)?;
         let (shutdown, _) = broadcast::channel(1);
         Ok(Arc::new(Self {
             connections: Arc::new(Semaphore::new(startup.limits.max_connections)),
@@ -229,6 +240,7 @@ impl ProxyContext {
             upstream_probe,
             live: LiveConnections::default(),
             book,
+            crls,
             shutdown,
             next_id: AtomicU64::new(1),
         }))
@@ -256,10 +268,38 @@ impl ProxyContext {
             warn!(file = %path.display(), "{w}");
         }
         let needs_restart = restart_only_changes(&self.startup, &config);
+        // A CRL URL this configuration names for the first time is fetched before it applies.
+        self.crls.refresh(&config, true);
+        let closed = self.install(config)?;
+        Ok(ReloadReport {
+            generation: self.current().number,
+            closed,
+            needs_restart,
+        })
+    }
+
+    /// Fetch every CRL URL again; when a CRL changed, rebuild the trust store (same
+    /// configuration) and re-evaluate live connections. Blocking: run it off the workers.
+    pub fn refresh_crls(&self) -> Result<usize, ServerError> {
+        let config = self.current().config.clone();
+        if !self.crls.refresh(&config, false) {
+            return Ok(0);
+        }
+        self.install((*config).clone())
+    }
+
+    /// Build a generation from `config`, make it current, and re-evaluate live connections
+    /// (when configured); returns how many were closed.
+    fn install(&self, config: Config) -> Result<usize, ServerError> {
         let mode = config.reload.existing_connections;
         let next = {
             let number = self.current().number + 1;
-            Arc::new(Generation::build(number, config, self.book.clone())?)
+            Arc::new(Generation::build(
+                number,
+                config,
+                self.book.clone(),
+                &self.crls,
+            )?)
         };
         match self.generation.write() {
             Ok(mut g) => *g = next.clone(),
@@ -269,14 +309,9 @@ impl ProxyContext {
             next.config.upstream.bootstrap_servers.clone(),
             next.config.upstream.connect_timeout,
         );
-        let closed = match mode {
+        Ok(match mode {
             ExistingConnections::Reevaluate => self.live.reevaluate(&next, &self.audit),
             ExistingConnections::Keep => 0,
-        };
-        Ok(ReloadReport {
-            generation: next.number,
-            closed,
-            needs_restart,
         })
     }
 }
@@ -463,7 +498,13 @@ impl Server {
         let (audit, audit_task) = AuditSink::start(&config.audit, metrics.clone())?;
         let addr = config.listener.bootstrap;
         let admin_addr = config.admin.as_ref().map(|a| a.listen);
-        let ctx = ProxyContext::new(config, audit, metrics)?;
+        let crls = Arc::new(FetchedCrls::default());
+        {
+            // Blocking HTTP, bounded by crl_fetch_timeout_ms per URL.
+            let (crls, config) = (crls.clone(), config.clone());
+            let _ = tokio::task::spawn_blocking(move || crls.refresh(&config, true)).await;
+        }
+        let ctx = ProxyContext::new(config, audit, metrics, crls)?;
         ctx.readiness.set_config_loaded(true);
         let bootstrap = TcpListener::bind(addr)
             .await
@@ -530,8 +571,10 @@ impl Server {
         }
         let accept = tokio::spawn(accept_loop(ctx.clone(), bootstrap, Target::Bootstrap));
         let watch = tokio::spawn(watch_files(ctx.clone()));
+        let crl_refresh = tokio::spawn(refresh_crls(ctx.clone()));
         shutdown.await;
         watch.abort();
+        crl_refresh.abort();
         info!("shutting down: no new connections; draining in-flight requests");
         ctx.readiness.set_shutting_down(true);
         let _ = ctx.shutdown.send(());
@@ -636,6 +679,26 @@ async fn watch_files(ctx: Arc<ProxyContext>) {
             } else {
                 now
             };
+        }
+    }
+}
+
+/// Fetch the CRL URLs again every `revocation.crl_refresh_interval_ms`.
+async fn refresh_crls(ctx: Arc<ProxyContext>) {
+    loop {
+        let config = ctx.current().config.clone();
+        if config.authorities.iter().all(|a| a.crl_url.is_none()) {
+            // Nothing to fetch; a reload may add a URL, so look again later.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            continue;
+        }
+        tokio::time::sleep(config.revocation.crl_refresh_interval).await;
+        let ctx2 = ctx.clone();
+        match tokio::task::spawn_blocking(move || ctx2.refresh_crls()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(closed)) => info!(closed, "CRLs changed; live connections re-evaluated"),
+            Ok(Err(e)) => error!(error = %e, "CRL refresh could not rebuild the trust store"),
+            Err(_) => {}
         }
     }
 }

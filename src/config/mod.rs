@@ -20,13 +20,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use crate::kafka::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::pools::{CaPools, ExternalIdentifier, Filter, Pool};
 use raw::RawConfig;
 
-pub use tls_files::{load_ca_bundle, load_certified_key, load_pem_certificates};
+pub use tls_files::{
+    load_ca_bundle, load_certified_key, load_crls, load_crls_bytes, load_pem_certificates,
+};
 
 /// Default limits. Each is the value a Kafka broker uses where one exists.
 pub mod defaults {
@@ -50,6 +52,10 @@ pub mod defaults {
     pub const AUDIT_PATH: &str = "audit.log";
     pub const AUDIT_SOURCE: &str = "kafka-mtls-proxy";
     pub const RELOAD_WATCH_INTERVAL_MS: u64 = 2_000;
+    pub const CRL_REFRESH_INTERVAL_MS: u64 = 24 * 60 * 60 * 1_000;
+    pub const CRL_FETCH_TIMEOUT_MS: u64 = 10_000;
+    /// A CRL download larger than this is refused (a CA's CRL is kilobytes to a few MB).
+    pub const CRL_MAX_BYTES: u64 = 32 * 1024 * 1024;
     /// Confluent allows 1 to 4 certificates in a CA chain.
     pub const MAX_CA_CHAIN: usize = 4;
     /// The admin server's address when `admin:` is present without `listen`: loopback,
@@ -69,6 +75,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: LogConfig,
     pub reload: ReloadConfig,
+    pub revocation: RevocationConfig,
     pub authorities: Vec<CertificateAuthority>,
     /// The admin HTTP server; `None` when the file has no `admin` section.
     pub admin: Option<AdminConfig>,
@@ -175,6 +182,12 @@ pub struct Limits {
     pub max_broker_listeners: usize,
 }
 
+#[derive(Debug, Clone)]
+pub struct RevocationConfig {
+    pub crl_refresh_interval: Duration,
+    pub crl_fetch_timeout: Duration,
+}
+
 /// What a configuration reload does to connections that are already open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExistingConnections {
@@ -204,10 +217,51 @@ pub struct LogConfig {
     pub level: String,
 }
 
-/// The admin HTTP server (health, readiness, metrics).
+/// The admin HTTP server (health, readiness, metrics, the IAM API).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// Where the bearer token that IAM API writes require comes from; `None`: read-only.
+    pub token: Option<AdminTokenSource>,
+}
+
+/// Where the admin API's bearer token is read from. It is read again for every write, so a
+/// token file can be rotated without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminTokenSource {
+    /// `admin.token_file`.
+    File(PathBuf),
+    /// `admin.token_env`: the name of an environment variable.
+    Env(String),
+}
+
+impl AdminTokenSource {
+    /// The token (surrounding whitespace, such as a file's final newline, removed), or why it
+    /// cannot be had.
+    pub fn read(&self) -> Result<String, String> {
+        let token = match self {
+            AdminTokenSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: cannot read: {e}", path.display()))?,
+            AdminTokenSource::Env(name) => std::env::var(name)
+                .map_err(|_| format!("environment variable `{name}` is not set (or not UTF-8)"))?,
+        };
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(match self {
+                AdminTokenSource::File(path) => format!("{}: is empty", path.display()),
+                AdminTokenSource::Env(name) => format!("environment variable `{name}` is empty"),
+            });
+        }
+        Ok(token.to_string())
+    }
+
+    /// The configuration key it came from, for messages.
+    pub fn field(&self) -> &'static str {
+        match self {
+            AdminTokenSource::File(_) => "admin.token_file",
+            AdminTokenSource::Env(_) => "admin.token_env",
+        }
+    }
 }
 
 /// A trusted client certificate authority and the identity pools it admits.
@@ -219,6 +273,11 @@ pub struct CertificateAuthority {
     pub certificate_chain_path: PathBuf,
     /// 1 to 4 CA certificates, as in the file.
     pub certificates: Vec<CertificateDer<'static>>,
+    pub crl_chain_path: Option<PathBuf>,
+    /// CRLs from `crl_chain` (CRLs fetched from `crl_url` are kept by the proxy, not here).
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    pub crl_url: Option<String>,
+    pub require_crl: bool,
     pub pools: CaPools,
 }
 
@@ -300,6 +359,18 @@ pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
     let audit = v.audit(raw);
     let log = v.log(raw);
     let reload = v.reload(raw);
+    let revocation = RevocationConfig {
+        crl_refresh_interval: Duration::from_millis(v.positive(
+            "revocation.crl_refresh_interval_ms",
+            raw.revocation.crl_refresh_interval_ms,
+            defaults::CRL_REFRESH_INTERVAL_MS,
+        )),
+        crl_fetch_timeout: Duration::from_millis(v.positive(
+            "revocation.crl_fetch_timeout_ms",
+            raw.revocation.crl_fetch_timeout_ms,
+            defaults::CRL_FETCH_TIMEOUT_MS,
+        )),
+    };
     let authorities = v.authorities(raw, &limits);
     let admin = v.admin(raw, listener.as_ref());
     match (listener, server_tls, upstream, audit, log, reload) {
@@ -319,6 +390,7 @@ pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
             limits,
             log,
             reload,
+            revocation,
             authorities,
             admin,
             warnings: v.warnings,
@@ -731,7 +803,41 @@ impl Checker {
                 return None;
             }
         }
-        Some(AdminConfig { listen })
+        let token = self.admin_token(a);
+        Some(AdminConfig { listen, token })
+    }
+
+    /// `admin.token_file` / `admin.token_env`: at most one, and the token readable now.
+    fn admin_token(&mut self, a: &raw::RawAdmin) -> Option<AdminTokenSource> {
+        let source = match (&a.token_file, &a.token_env) {
+            (None, None) => return None,
+            (Some(_), Some(_)) => {
+                self.error(
+                    "admin",
+                    "token_file and token_env are two ways to give the same token: set one",
+                );
+                return None;
+            }
+            (Some(path), None) => AdminTokenSource::File(path.clone()),
+            (None, Some(name)) if name.trim().is_empty() => {
+                self.error("admin.token_env", "must name an environment variable");
+                return None;
+            }
+            (None, Some(name)) => AdminTokenSource::Env(name.trim().to_string()),
+        };
+        match source.read() {
+            Ok(token) if token.len() < MIN_ADMIN_TOKEN_LEN => self.warn(
+                source.field(),
+                format!(
+                    "the admin token is {} characters long; use at least {MIN_ADMIN_TOKEN_LEN} \
+                     random ones (e.g. `openssl rand -hex 32`)",
+                    token.len()
+                ),
+            ),
+            Ok(_) => {}
+            Err(reason) => self.error(source.field(), reason),
+        }
+        Some(source)
     }
 
     fn authorities(&mut self, raw: &RawConfig, limits: &Limits) -> Vec<CertificateAuthority> {
@@ -764,6 +870,30 @@ impl Checker {
                     None
                 }
             };
+            let crls = match &ca.crl_chain {
+                None => Some(Vec::new()),
+                Some(path) => match load_crls(path) {
+                    Ok(crls) => Some(crls),
+                    Err(reason) => {
+                        self.error(format!("{at}.crl_chain"), reason);
+                        None
+                    }
+                },
+            };
+            if let Some(url) = &ca.crl_url
+                && let Err(reason) = check_crl_url(url)
+            {
+                self.error(format!("{at}.crl_url"), reason);
+            }
+            if ca.require_crl_on_client_certificate
+                && ca.crl_chain.is_none()
+                && ca.crl_url.is_none()
+            {
+                self.error(
+                    format!("{at}.require_crl_on_client_certificate"),
+                    "needs a crl_chain or a crl_url: without a CRL every certificate would be refused",
+                );
+            }
             if ca.identity_pools.is_empty() {
                 self.warn(
                     format!("{at}.identity_pools"),
@@ -787,13 +917,17 @@ impl Checker {
                     pools.push(pool);
                 }
             }
-            if let Some(certificates) = certificates {
+            if let (Some(certificates), Some(crls)) = (certificates, crls) {
                 out.push(CertificateAuthority {
                     id: ca.id.clone(),
                     display_name: ca.display_name.clone(),
                     description: ca.description.clone(),
                     certificate_chain_path: ca.certificate_chain.clone(),
                     certificates,
+                    crl_chain_path: ca.crl_chain.clone(),
+                    crls,
+                    crl_url: ca.crl_url.clone(),
+                    require_crl: ca.require_crl_on_client_certificate,
                     pools: CaPools {
                         ca_id: ca.id.clone(),
                         pools,
@@ -867,6 +1001,22 @@ impl Checker {
     }
 }
 
+/// CRL URLs are fetched over plain HTTP (CRLs are signed; distribution points are http).
+fn check_crl_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!(
+            "`{url}`: only http:// CRL URLs are supported (a CRL is signed by its CA; use crl_chain for a local file)"
+        ));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
+/// Shorter admin tokens load, with a warning.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
 /// Ids become principals (`User:<id>`) and audit fields: keep them to a safe alphabet.
 fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
@@ -898,6 +1048,11 @@ impl Config {
             self.authorities
                 .iter()
                 .map(|a| a.certificate_chain_path.clone()),
+        );
+        files.extend(
+            self.authorities
+                .iter()
+                .filter_map(|a| a.crl_chain_path.clone()),
         );
         files.extend(self.upstream.tls_files.iter().cloned());
         files

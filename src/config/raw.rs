@@ -28,10 +28,23 @@ pub struct RawConfig {
     #[serde(default)]
     pub reload: RawReload,
     #[serde(default)]
+    pub revocation: RawRevocation,
+    #[serde(default)]
     pub certificate_authorities: Vec<RawCertificateAuthority>,
     /// Absent: no admin server.
     #[serde(default)]
     pub admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRevocation {
+    /// How often `crl_url`s are fetched again (default 24 hours).
+    #[serde(default)]
+    pub crl_refresh_interval_ms: Option<u64>,
+    /// How long one fetch may take (default 10 s).
+    #[serde(default)]
+    pub crl_fetch_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -165,14 +178,21 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
-/// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`). `admin: {}` enables it on the
-/// default address.
+/// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`, the IAM API). `admin: {}` enables
+/// it on the default address.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     /// `IP:port` to listen on; defaults to loopback, `127.0.0.1:9644`.
     #[serde(default)]
     pub listen: Option<String>,
+    /// File holding the bearer token that writes to the IAM API (`/iam/v2/...`) require.
+    /// Without `token_file` or `token_env` the IAM API is read-only.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Name of an environment variable holding that token (instead of `token_file`).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 /// Confluent's field names, so a CA block from Confluent Cloud loads as written.
@@ -185,6 +205,18 @@ pub struct RawCertificateAuthority {
     pub description: String,
     /// PEM file (`.pem`) with 1 to 4 CA certificates.
     pub certificate_chain: PathBuf,
+    /// Certificate revocation lists issued by this CA's certificates: a PEM file (one or more
+    /// `X509 CRL` blocks) or a DER file.
+    #[serde(default)]
+    pub crl_chain: Option<PathBuf>,
+    /// `http://` URL of a CRL, fetched at start and every `revocation.crl_refresh_interval_ms`;
+    /// the last good CRL is kept when a fetch fails.
+    #[serde(default)]
+    pub crl_url: Option<String>,
+    /// Refuse certificates whose revocation status cannot be determined (no CRL for their
+    /// issuer, or an expired CRL). Default false: CRLs are checked when there are some.
+    #[serde(default)]
+    pub require_crl_on_client_certificate: bool,
     #[serde(default)]
     pub identity_pools: Vec<RawIdentityPool>,
 }

@@ -393,7 +393,8 @@ fn an_admin_listen_address_loads() {
     assert_eq!(
         cfg.admin,
         Some(AdminConfig {
-            listen: "0.0.0.0:9645".parse().unwrap()
+            listen: "0.0.0.0:9645".parse().unwrap(),
+            token: None,
         })
     );
 }
@@ -492,4 +493,68 @@ fn watched_files_cover_the_config_and_every_file_it_names() {
             "{name} not watched: {files:?}"
         );
     }
+}
+
+#[test]
+fn an_admin_token_file_loads_and_is_read_trimmed() {
+    let f = Fixture::new();
+    let file = f.write("admin.token", "0123456789abcdef0123\n");
+    let cfg = f
+        .load(&with_admin(
+            &f,
+            &format!("\n  token_file: {}", file.display()),
+        ))
+        .unwrap();
+    let token = cfg.admin.unwrap().token.unwrap();
+    assert_eq!(token, AdminTokenSource::File(file));
+    assert_eq!(token.read().unwrap(), "0123456789abcdef0123");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn admin_token_problems_name_their_field() {
+    let f = Fixture::new();
+    let missing = f.path("missing.token");
+    let issues = f.issues(&with_admin(
+        &f,
+        &format!("\n  token_file: {}", missing.display()),
+    ));
+    assert!(has(&issues, "admin.token_file", "cannot read"), "{issues:?}");
+
+    let empty = f.write("empty.token", "\n");
+    let issues = f.issues(&with_admin(
+        &f,
+        &format!("\n  token_file: {}", empty.display()),
+    ));
+    assert!(has(&issues, "admin.token_file", "is empty"), "{issues:?}");
+
+    let issues = f.issues(&with_admin(
+        &f,
+        "\n  token_env: KAFKA_MTLS_PROXY_TEST_SURELY_UNSET_VARIABLE",
+    ));
+    assert!(has(&issues, "admin.token_env", "is not set"), "{issues:?}");
+
+    let file = f.write("admin.token", "0123456789abcdef0123");
+    let issues = f.issues(&with_admin(
+        &f,
+        &format!("\n  token_file: {}\n  token_env: X", file.display()),
+    ));
+    assert!(has(&issues, "admin", "set one"), "{issues:?}");
+}
+
+#[test]
+fn a_short_admin_token_is_a_warning() {
+    let f = Fixture::new();
+    let file = f.write("admin.token", "short");
+    let cfg = f
+        .load(&with_admin(
+            &f,
+            &format!("\n  token_file: {}", file.display()),
+        ))
+        .unwrap();
+    assert!(
+        has(&cfg.warnings, "admin.token_file", "at least 16"),
+        "{:?}",
+        cfg.warnings
+    );
 }

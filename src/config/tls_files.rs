@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 
 use super::defaults::MAX_CA_CHAIN;
 
@@ -104,4 +104,36 @@ pub fn certificate_names_host(leaf: &CertificateDer<'_>, host: &str) -> bool {
         Ok(cert) => cert.verify_is_valid_for_subject_name(&name).is_ok(),
         Err(_) => false,
     }
+}
+
+/// Certificate revocation lists from a file: PEM (`X509 CRL` blocks) or a single DER CRL.
+/// Each one must parse; whether it belongs to the CA is checked when it is used (its signature).
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    load_crls_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// CRLs from bytes: PEM (`X509 CRL` blocks) or a single DER CRL, each checked to parse.
+pub fn load_crls_bytes(bytes: &[u8]) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let pem = CertificateRevocationListDer::pem_slice_iter(bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a valid PEM file: {e}"))?;
+    let crls = if pem.is_empty() {
+        vec![CertificateRevocationListDer::from(bytes.to_vec())]
+    } else {
+        pem
+    };
+    for (i, crl) in crls.iter().enumerate() {
+        match x509_parser::parse_x509_crl(crl) {
+            Ok(([], _)) => {}
+            Ok(_) => return Err(format!("CRL #{} has trailing data", i + 1)),
+            Err(e) => {
+                return Err(format!(
+                    "CRL #{} does not parse (PEM `X509 CRL` blocks or one DER CRL expected): {e}",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(crls)
 }

@@ -9,6 +9,7 @@
 //!   `SslAuthenticationException` instead of retrying.
 
 pub mod acceptor;
+pub mod crl;
 pub mod trust;
 
 pub use acceptor::{HandshakeOutcome, TlsAcceptorFactory};

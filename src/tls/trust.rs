@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::CertificateAuthority;
 use crate::identity::CertIdentity;
 use crate::pools::{self, Attributes, CaPools, ResolutionCache, Resolved};
+use crate::tls::crl::FetchedCrls;
 
 /// Why a client was not admitted. The `as_str` form is what audit records and logs carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,6 +27,8 @@ pub enum RefusalReason {
     Expired,
     NotYetValid,
     Revoked,
+    /// `require_crl_on_client_certificate` is set and no current CRL covers the certificate.
+    RevocationUnknown,
     /// Trusted, valid, but no identity pool's filter admits it.
     NoPoolMatched,
     /// The certificate is not for client authentication (extended key usage).
@@ -44,6 +47,7 @@ impl RefusalReason {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::Revoked => "revoked",
+            Self::RevocationUnknown => "revocation_status_unknown",
             Self::NoPoolMatched => "no_pool_matched",
             Self::WrongKeyUsage => "wrong_key_usage",
             Self::HandshakeFailed => "handshake_failed",
@@ -58,6 +62,7 @@ impl RefusalReason {
             Self::Expired => C::Expired,
             Self::NotYetValid => C::NotValidYet,
             Self::Revoked => C::Revoked,
+            Self::RevocationUnknown => C::UnknownRevocationStatus,
             Self::UntrustedChain => C::UnknownIssuer,
             Self::WrongKeyUsage => C::InvalidPurpose,
             // access_denied: "a valid certificate was received, but access control refused it".
@@ -103,6 +108,9 @@ impl Verdict {
 struct TrustedCa {
     id: String,
     verifier: Arc<dyn ClientCertVerifier>,
+    /// `require_crl_on_client_certificate` with no CRL loaded (a URL that never answered):
+    /// rustls would skip revocation checks without CRLs, so this CA fails closed instead.
+    missing_required_crl: bool,
     pools: CaPools,
 }
 
@@ -144,8 +152,10 @@ pub enum TrustError {
 }
 
 impl TrustStore {
+    /// `fetched` holds the CRLs downloaded from the CAs' `crl_url`s (may be empty).
     pub fn new(
         authorities: &[CertificateAuthority],
+        fetched: &FetchedCrls,
         cache_entries: usize,
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, TrustError> {
@@ -162,16 +172,38 @@ impl TrustStore {
                 })?;
             }
             hints.extend(roots.subjects());
-            let verifier =
+            let mut crls = ca.crls.clone();
+            if let Some(url) = &ca.crl_url {
+                crls.extend(fetched.get(url));
+            }
+            let missing_required_crl = ca.require_crl && crls.is_empty();
+            if missing_required_crl {
+                tracing::warn!(
+                    ca = %ca.id,
+                    "require_crl_on_client_certificate is set but no CRL is loaded: \
+                     every certificate of this CA is refused until one is"
+                );
+            }
+            let builder =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| TrustError::Authority {
-                        ca: ca.id.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    .with_crls(crls);
+            // Confluent's require_crl_on_client_certificate: the client certificate itself must
+            // have a known, current revocation status. Otherwise CRLs are checked where present.
+            let builder = if ca.require_crl {
+                builder
+                    .only_check_end_entity_revocation()
+                    .enforce_revocation_expiration()
+            } else {
+                builder.allow_unknown_revocation_status()
+            };
+            let verifier = builder.build().map_err(|e| TrustError::Authority {
+                ca: ca.id.clone(),
+                reason: e.to_string(),
+            })?;
             out.push(TrustedCa {
                 id: ca.id.clone(),
                 verifier,
+                missing_required_crl,
                 pools: ca.pools.clone(),
             });
         }
@@ -214,12 +246,17 @@ impl TrustStore {
             .iter()
             .enumerate()
             .map(|(i, ca)| {
-                (
-                    i,
-                    ca.verifier
-                        .verify_client_cert(end_entity, intermediates, now)
-                        .map(|_| ()),
-                )
+                let result = ca
+                    .verifier
+                    .verify_client_cert(end_entity, intermediates, now)
+                    .map(|_| ());
+                let result = match result {
+                    Ok(()) if ca.missing_required_crl => Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::UnknownRevocationStatus,
+                    )),
+                    other => other,
+                };
+                (i, result)
             })
             .collect()
     }
@@ -307,6 +344,9 @@ fn chain_refusal(checks: &[(usize, Result<(), rustls::Error>)]) -> (RefusalReaso
                 }
                 C::BadEncoding => (3, RefusalReason::BadCertificate),
                 C::UnknownIssuer => (1, RefusalReason::UntrustedChain),
+                C::UnknownRevocationStatus
+                | C::ExpiredRevocationList
+                | C::ExpiredRevocationListContext { .. } => (4, RefusalReason::RevocationUnknown),
                 _ => (2, RefusalReason::UntrustedChain),
             },
             _ => (2, RefusalReason::UntrustedChain),
@@ -377,6 +417,10 @@ mod tests {
             description: String::new(),
             certificate_chain_path: pki().join(bundle),
             certificates: chain(bundle),
+            crl_chain_path: None,
+            crls: Vec::new(),
+            crl_url: None,
+            require_crl: false,
             pools: CaPools {
                 ca_id: id.into(),
                 pools,
@@ -400,7 +444,7 @@ mod tests {
     }
 
     fn store(cas: &[CertificateAuthority]) -> TrustStore {
-        TrustStore::new(cas, 100, crate::tls::provider()).unwrap()
+        TrustStore::new(cas, &FetchedCrls::default(), 100, crate::tls::provider()).unwrap()
     }
 
     fn verdict_for(store: &TrustStore, client: &str) -> Verdict {
@@ -516,6 +560,54 @@ mod tests {
         assert_eq!(
             res.identifier.as_ref().unwrap().kind,
             ExternalIdentifier::Dn
+        );
+    }
+
+    fn with_crl(mut ca: CertificateAuthority, require: bool) -> CertificateAuthority {
+        let path = pki().join("acme-intermediate-ca.crl.pem");
+        ca.crls = crate::config::load_crls(&path).unwrap();
+        ca.crl_chain_path = Some(path);
+        ca.require_crl = require;
+        ca
+    }
+
+    #[test]
+    fn a_certificate_listed_in_the_cas_crl_is_refused_as_revoked() {
+        let acme = ca("ca-acme", "acme-internal-client-ca.pem", acme_pools());
+        let s = store(&[with_crl(acme.clone(), false)]);
+        assert_eq!(refusal(&verdict_for(&s, "revoked")), RefusalReason::Revoked);
+        assert!(matches!(
+            verdict_for(&s, "acme-client"),
+            Verdict::Admitted { .. }
+        ));
+        // Without the CRL the same certificate is admitted: revocation is opt-in per CA.
+        let s = store(&[acme]);
+        assert!(matches!(
+            verdict_for(&s, "revoked"),
+            Verdict::Admitted { .. }
+        ));
+    }
+
+    #[test]
+    fn require_crl_refuses_certificates_no_crl_covers() {
+        // The CRL is the intermediate's; a CA whose anchor is the root alone sees
+        // acme-client's issuer (the intermediate, sent by the client) without a CRL from the
+        // root for it, but only the end entity must be covered: the intermediate's CRL does.
+        let acme = ca("ca-acme", "acme-internal-client-ca.pem", acme_pools());
+        let s = store(&[with_crl(acme.clone(), true)]);
+        assert!(matches!(
+            verdict_for(&s, "acme-client"),
+            Verdict::Admitted { .. }
+        ));
+        assert_eq!(refusal(&verdict_for(&s, "revoked")), RefusalReason::Revoked);
+        // A CRL from another issuer covers nothing: status unknown, refused.
+        let mut other = acme;
+        other.crls = Vec::new();
+        other.require_crl = true;
+        let s = store(&[other]);
+        assert_eq!(
+            refusal(&verdict_for(&s, "acme-client")),
+            RefusalReason::RevocationUnknown
         );
     }
 
