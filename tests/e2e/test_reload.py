@@ -26,7 +26,7 @@ WATCH_MS = 200
 
 
 class Reloadable:
-    def __init__(self, workdir, pki, tansu_port, proxy_bin):
+    def __init__(self, workdir, pki, tansu_port, proxy_bin, ca_fields: str = ""):
         self.workdir = workdir
         self.pki = pki
         self.tansu_port = tansu_port
@@ -37,15 +37,19 @@ class Reloadable:
         shutil.copy(pki / "server.key", workdir / "server.key")
         self.config = workdir / "proxy.yaml"
         self.audit = AuditLog(workdir / "audit.log")
-        self.write(POOLS_YAML)
+        self.write(POOLS_YAML, ca_fields=ca_fields)
         self.log = workdir / "proxy.log"
         self.process = Process("proxy-reload", [proxy_bin, "run", "--config", self.config],
                                self.log, cwd=workdir, env={"NO_COLOR": "1", "RUST_LOG": None})
 
-    def write(self, pools_yaml: str, extra: str = "") -> None:
+    def write(self, pools_yaml: str, extra: str = "", ca_fields: str = "") -> None:
+        """Write the configuration atomically; `ca_fields`: extra keys on the CA."""
         text = proxy_config(bootstrap_port=self.port, first_port=self.first_port, pki=self.pki,
                             tansu_port=self.tansu_port, audit_path=self.audit.path,
                             pools_yaml=pools_yaml)
+        anchor = f"certificate_chain: {self.pki / 'acme-internal-client-ca.pem'}\n"
+        text = text.replace(anchor, anchor + "".join(
+            f"    {line}\n" for line in ca_fields.strip().splitlines()))
         text = text.replace(str(self.pki / "server.pem"), str(self.workdir / "server.pem"))
         text = text.replace(str(self.pki / "server.key"), str(self.workdir / "server.key"))
         text += f"reload:\n  watch_interval_ms: {WATCH_MS}\n" + extra

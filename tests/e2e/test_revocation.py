@@ -1,0 +1,92 @@
+"""Revocation: a CRL (from a URL or a file) refuses revoked certificates in the handshake, and a
+CRL that arrives by reload closes the live connections of the certificates it revokes.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+
+import pytest
+
+from clients import driver
+from harness import free_port, raw_tls_attempt, reason_of, status_of
+from test_reload import Reloadable, is_closed_by_peer, open_kafka_connection
+
+from conftest import POOLS_YAML, _PROCESSES
+
+
+@pytest.fixture
+def crl_server(pki):
+    """Serves the dev PKI's directory over HTTP (the CRL distribution point)."""
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(pki))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def start(proxy_bin, pki, tansu, tmp_path):
+    started = []
+
+    def run(fields: str) -> Reloadable:
+        r = Reloadable(tmp_path, pki, tansu.port, proxy_bin, ca_fields=fields)
+        _PROCESSES["proxy-revocation"] = r.process
+        started.append(r)
+        r.process.wait_for_port("127.0.0.1", r.port, timeout=30)
+        # The readiness probe was an attempt too (no TLS): let its record land first.
+        assert r.audit.wait_for(0, timeout=10)
+        r.audit.settle(quiet=0.3)
+        return r
+
+    yield run
+    for r in started:
+        r.process.stop()
+    _PROCESSES.pop("proxy-revocation", None)
+
+
+def refusal_reasons(r: Reloadable, since: int) -> list[str]:
+    return [reason_of(rec) for rec in r.audit.records()[since:]
+            if status_of(rec) == "UNAUTHENTICATED"]
+
+
+def test_a_certificate_revoked_by_the_crl_at_crl_url_is_refused(start, crl_server, client_tls):
+    r = start(f"crl_url: {crl_server}/acme-intermediate-ca.crl.pem")
+    before = len(r.audit.records())
+    attempt = raw_tls_attempt("127.0.0.1", r.port, client_tls("revoked"))
+    assert not attempt.kafka_ok and attempt.error is not None, "a revoked certificate got in"
+    r.audit.wait_for(before, lambda rec: reason_of(rec) == "revoked")
+    assert refusal_reasons(r, before) == ["revoked"]
+    # The CRL does not touch certificates it does not list.
+    view = driver("confluent-kafka", r.bootstrap, client_tls("acme-client")).cluster()
+    assert view.cluster_id == "tansu_cluster"
+
+
+def test_a_crl_added_by_reload_closes_the_live_connection_it_revokes(start, client_tls):
+    r = start("")
+    live = open_kafka_connection(r, client_tls("revoked"))  # admitted: no CRL yet
+    other = open_kafka_connection(r, client_tls("acme-client"))
+    before = len(r.audit.records())
+
+    r.write(POOLS_YAML, ca_fields=f"crl_chain: {r.pki / 'acme-intermediate-ca.crl.pem'}")
+    r.wait_for_log("configuration reloaded")
+
+    assert is_closed_by_peer(live, timeout=5), "the revoked certificate's connection stayed open"
+    assert not is_closed_by_peer(other, timeout=1), "an unrevoked connection was dropped"
+    assert refusal_reasons(r, before) == ["revoked"]
+    other.close()
+
+
+def test_require_crl_without_a_reachable_crl_fails_closed(start, client_tls):
+    dead = f"http://127.0.0.1:{free_port()}/nothing-listens-here.crl"
+    r = start(f"crl_url: {dead}\nrequire_crl_on_client_certificate: true")
+    before = len(r.audit.records())
+    attempt = raw_tls_attempt("127.0.0.1", r.port, client_tls("acme-client"))
+    assert not attempt.kafka_ok and attempt.error is not None
+    r.audit.wait_for(before, lambda rec: status_of(rec) == "UNAUTHENTICATED")
+    assert refusal_reasons(r, before) == ["revocation_status_unknown"]
+    assert "CRL fetch failed" in r.log_text()
