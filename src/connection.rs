@@ -436,7 +436,16 @@ where
                     {
                         let (api_key, api_version, sent) = (*api_key, *api_version, *sent);
                         queue.pop_front();
-                        ctx.metrics.request(api_key, sent.elapsed());
+                        let elapsed = sent.elapsed();
+                        ctx.metrics.request(api_key, elapsed);
+                        debug!(
+                            api_key,
+                            api_version,
+                            correlation_id = got,
+                            bytes = frame.len(),
+                            micros = elapsed.as_micros() as u64,
+                            "request"
+                        );
                         let out = rewrite(ctx, generation, api_key, api_version, frame).await?;
                         send(&mut client, &out).await?;
                         ctx.metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));

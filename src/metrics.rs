@@ -100,6 +100,11 @@ struct PoolLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CaLabels {
+    ca: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
     api_key: Cow<'static, str>,
 }
@@ -147,6 +152,8 @@ pub struct Metrics {
     upstream_connect_errors: Counter,
     reloads: Family<ResultLabels, Counter>,
     audit_dropped: Counter,
+    /// Unix time of each CA's last successful CRL fetch (`time() - x` is the CRL's age).
+    crl_fetched: Family<CaLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -228,6 +235,12 @@ impl Metrics {
             "Audit records dropped because the audit queue was full",
             audit_dropped.clone(),
         );
+        let crl_fetched = Family::<CaLabels, Gauge>::default();
+        registry.register(
+            "crl_last_fetch_timestamp_seconds",
+            "Unix time of the last successful fetch of each certificate authority's crl_url",
+            crl_fetched.clone(),
+        );
 
         Self {
             registry,
@@ -243,6 +256,7 @@ impl Metrics {
             upstream_connect_errors,
             reloads,
             audit_dropped,
+            crl_fetched,
         }
     }
 
@@ -326,6 +340,15 @@ impl Metrics {
     /// `n` audit records were dropped because the audit queue was full.
     pub fn audit_dropped(&self, n: u64) {
         self.audit_dropped.inc_by(n);
+    }
+
+    /// `ca_id`'s CRL was fetched successfully at `unix_seconds`.
+    pub fn crl_fetched(&self, ca_id: &str, unix_seconds: u64) {
+        self.crl_fetched
+            .get_or_create(&CaLabels {
+                ca: ca_id.to_string(),
+            })
+            .set(i64::try_from(unix_seconds).unwrap_or(i64::MAX));
     }
 
     /// Every metric in the OpenMetrics text format; serve it with [`CONTENT_TYPE`].
@@ -580,6 +603,19 @@ mod tests {
             .filter(|l| l.starts_with("kafka_mtls_proxy_requests_total{"))
             .count();
         assert_eq!(series, 2, "{text}");
+    }
+
+    #[test]
+    fn crl_fetch_time_is_exported_per_ca() {
+        let m = Metrics::new();
+        m.crl_fetched("ca-acme", 1_790_000_000);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "kafka_mtls_proxy_crl_last_fetch_timestamp_seconds{ca=\"ca-acme\"} 1790000000"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

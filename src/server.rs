@@ -269,7 +269,7 @@ impl ProxyContext {
         }
         let needs_restart = restart_only_changes(&self.startup, &config);
         // A CRL URL this configuration names for the first time is fetched before it applies.
-        self.crls.refresh(&config, true);
+        self.crls.refresh(&config, true, Some(&self.metrics));
         let closed = self.install(config)?;
         Ok(ReloadReport {
             generation: self.current().number,
@@ -282,7 +282,7 @@ impl ProxyContext {
     /// configuration) and re-evaluate live connections. Blocking: run it off the workers.
     pub fn refresh_crls(&self) -> Result<usize, ServerError> {
         let config = self.current().config.clone();
-        if !self.crls.refresh(&config, false) {
+        if !self.crls.refresh(&config, false, Some(&self.metrics)) {
             return Ok(0);
         }
         self.install((*config).clone())
@@ -501,8 +501,9 @@ impl Server {
         let crls = Arc::new(FetchedCrls::default());
         {
             // Blocking HTTP, bounded by crl_fetch_timeout_ms per URL.
-            let (crls, config) = (crls.clone(), config.clone());
-            let _ = tokio::task::spawn_blocking(move || crls.refresh(&config, true)).await;
+            let (crls, config, m) = (crls.clone(), config.clone(), metrics.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || crls.refresh(&config, true, Some(&m))).await;
         }
         let ctx = ProxyContext::new(config, audit, metrics, crls)?;
         ctx.readiness.set_config_loaded(true);

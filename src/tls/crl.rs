@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::CertificateRevocationListDer;
 
 use crate::config::{Config, defaults::CRL_MAX_BYTES, load_crls_bytes};
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrlError {
@@ -84,7 +85,7 @@ impl FetchedCrls {
 
     /// Fetch every `crl_url` of `config` (all of them, or only those never fetched); returns
     /// whether any CRL changed. Failures are logged; the last good CRL stays.
-    pub fn refresh(&self, config: &Config, only_missing: bool) -> bool {
+    pub fn refresh(&self, config: &Config, only_missing: bool, metrics: Option<&Metrics>) -> bool {
         let mut changed = false;
         for ca in &config.authorities {
             let Some(url) = &ca.crl_url else { continue };
@@ -100,6 +101,12 @@ impl FetchedCrls {
                     let same = m.get(url).is_some_and(|old| old.crls == crls);
                     changed |= !same;
                     tracing::info!(ca = %ca.id, %url, crls = crls.len(), changed = !same, "CRL fetched");
+                    if let (Some(m), Ok(since)) = (
+                        metrics,
+                        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH),
+                    ) {
+                        m.crl_fetched(&ca.id, since.as_secs());
+                    }
                     m.insert(
                         url.clone(),
                         Fetched {
