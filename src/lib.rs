@@ -13,11 +13,14 @@
 //! - [`connection`]: one client session, from the first request to the close.
 //! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt.
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
-//! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
+//! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
+//!   iam/v2 API that manages certificate authorities and identity pools live.
 //! - [`explain`], [`pki`]: operator commands (debug a certificate; write a development PKI).
+//! - [`cli`]: the `pools` and `cas` commands, clients of the iam/v2 API.
 
 pub mod admin;
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod explain;

@@ -1,4 +1,4 @@
-//! The `kafka-mtls-proxy` command line: run, check-config, explain, pki.
+//! The `kafka-mtls-proxy` command line: run, check-config, explain, pki, pools, cas.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kafka_mtls_proxy::config::{self, Config, LogFormat};
-use kafka_mtls_proxy::{explain, pki, server};
+use kafka_mtls_proxy::{cli, explain, pki, server};
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_CONFIG: &str = "config/proxy.yaml";
@@ -43,6 +43,11 @@ enum Command {
     },
     /// Write a development PKI (CAs, server and client certificates, keystores).
     Pki(pki::PkiArgs),
+    /// Manage the identity pools of a running proxy (as `confluent iam certificate-pool`).
+    Pools(cli::PoolsArgs),
+    /// Manage the certificate authorities of a running proxy (as `confluent iam
+    /// certificate-authority`).
+    Cas(cli::CasArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Pools(args) => cli::run_pools(&args),
+        Command::Cas(args) => cli::run_cas(&args),
     }
 }
 

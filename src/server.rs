@@ -550,12 +550,13 @@ impl Server {
         } = self;
         let admin_task = admin.map(|listener| {
             if let Ok(addr) = listener.local_addr() {
-                info!(%addr, "admin server ready (/healthz, /readyz, /metrics)");
+                info!(%addr, "admin server ready (/healthz, /readyz, /metrics, /iam/v2)");
             }
             let state = AdminState {
                 metrics: ctx.metrics.clone(),
                 readiness: ctx.readiness.clone(),
                 upstream: ctx.upstream_probe.clone(),
+                iam: Some(Arc::new(admin::iam::IamApi::new(ctx.clone()))),
             };
             let mut stop = ctx.shutdown.subscribe();
             tokio::spawn(async move {

@@ -38,6 +38,7 @@ impl Admin {
             metrics: Arc::new(Metrics::new()),
             readiness: Arc::new(Readiness::new()),
             upstream: Arc::new(UpstreamProbe::new(upstream, Duration::from_secs(1))),
+            iam: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(admin::serve(listener, state.clone(), async move {

@@ -1,15 +1,17 @@
-//! The admin HTTP server: health, readiness and metrics, on a port of its own.
+//! The admin HTTP server: health, readiness, metrics and the IAM API, on a port of its own.
 //!
 //! | endpoint | answer |
 //! | --- | --- |
 //! | `GET /healthz` | `200 ok`: the process is alive and its runtime answers |
 //! | `GET /readyz` | `200` when ready, else `503`; a JSON [`ReadinessReport`] either way |
 //! | `GET /metrics` | the [`Metrics`] in the OpenMetrics text format |
+//! | `/iam/v2/...` | certificate authorities and identity pools, Confluent's API ([`iam`]) |
 //! | anything else | `404` (`405` for another method on a known path) |
 //!
-//! It is configured by the optional `admin.listen` key and binds loopback by default: the
-//! endpoints have no authentication, and they are for the machine's own agents (a Prometheus
-//! sidecar, the kubelet, an operator with curl). It is separate from the Kafka listeners so
+//! It is configured by the optional `admin.listen` key and binds loopback by default: reads
+//! have no authentication, and they are for the machine's own agents (a Prometheus sidecar,
+//! the kubelet, an operator with curl). Writes to the IAM API need the bearer token of
+//! `admin.token_file` / `admin.token_env` ([`auth`]); without one the API is read-only. It is separate from the Kafka listeners so
 //! that a flood of Kafka clients cannot starve probes, and so that it never speaks TLS with
 //! client certificates.
 //!
@@ -17,6 +19,8 @@
 //! [`AdminState`] from the shared [`Metrics`] and [`Readiness`] handles, and spawn
 //! [`serve`] with the same shutdown signal as the proxy.
 
+pub mod auth;
+pub mod iam;
 mod readiness;
 mod upstream_probe;
 
@@ -53,6 +57,9 @@ pub struct AdminState {
     /// The upstream reachability check of `/readyz`; keep a clone to call
     /// [`UpstreamProbe::set_targets`] after a reload.
     pub upstream: Arc<UpstreamProbe>,
+    /// The IAM API (`/iam/v2/...`); `None` serves no such routes (an admin server without a
+    /// proxy behind it).
+    pub iam: Option<Arc<iam::IamApi>>,
 }
 
 impl AdminState {
@@ -66,18 +73,21 @@ impl AdminState {
             metrics,
             readiness,
             upstream: Arc::new(UpstreamProbe::from_config(upstream)),
+            iam: None,
         }
     }
 }
 
 /// The routes, without a listener (what [`serve`] runs).
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .fallback(not_found)
-        .with_state(state)
+        .route("/metrics", get(metrics_text));
+    if state.iam.is_some() {
+        router = router.merge(iam::routes());
+    }
+    router.fallback(not_found).with_state(state)
 }
 
 /// Serve the admin endpoints on `listener` until `shutdown` completes.
@@ -91,7 +101,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "admin server listening (/healthz, /readyz, /metrics)");
+        let iam = if state.iam.is_some() { ", /iam/v2" } else { "" };
+        info!(%addr, "admin server listening (/healthz, /readyz, /metrics{iam})");
     }
     // axum's graceful shutdown wants a `Send + 'static` signal; ours is any future, so it is
     // relayed through a channel.

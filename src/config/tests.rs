@@ -519,7 +519,10 @@ fn admin_token_problems_name_their_field() {
         &f,
         &format!("\n  token_file: {}", missing.display()),
     ));
-    assert!(has(&issues, "admin.token_file", "cannot read"), "{issues:?}");
+    assert!(
+        has(&issues, "admin.token_file", "cannot read"),
+        "{issues:?}"
+    );
 
     let empty = f.write("empty.token", "\n");
     let issues = f.issues(&with_admin(
