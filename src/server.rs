@@ -7,7 +7,7 @@
 //!
 //! Shutdown is injected ([`Server::run`] takes a future): listeners stop accepting, every
 //! connection stops reading new requests and delivers the answers already in flight, and the
-//! server waits for them up to [`DRAIN_TIMEOUT`].
+//! server waits for them up to `limits.drain_timeout_ms`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,9 +34,6 @@ use crate::metrics::Metrics;
 use crate::tls::crl::FetchedCrls;
 use crate::tls::{TlsAcceptorFactory, TrustStore, Verdict};
 use crate::upstream::{BrokerBook, Target, UpstreamConnector, UpstreamError};
-
-/// How long shutdown waits for connections to deliver the answers they owe.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -339,6 +336,9 @@ fn restart_only_changes(startup: &Config, new: &Config) -> Vec<&'static str> {
     if startup.limits.max_broker_listeners != new.limits.max_broker_listeners {
         changed.push("limits.max_broker_listeners");
     }
+    if startup.limits.drain_timeout != new.limits.drain_timeout {
+        changed.push("limits.drain_timeout_ms");
+    }
     if startup.audit.destination != new.audit.destination
         || startup.audit.source != new.audit.source
     {
@@ -583,7 +583,8 @@ impl Server {
         let _ = accept.await;
         let max = ctx.startup.limits.max_connections;
         let all = u32::try_from(max).unwrap_or(u32::MAX);
-        match tokio::time::timeout(DRAIN_TIMEOUT, ctx.connections.acquire_many(all)).await {
+        let drain = ctx.startup.limits.drain_timeout;
+        match tokio::time::timeout(drain, ctx.connections.acquire_many(all)).await {
             Ok(_) => info!("all connections drained"),
             Err(_) => warn!(
                 open = max - ctx.connections.available_permits(),

@@ -47,6 +47,8 @@ pub mod defaults {
     /// Per-broker listeners the proxy opens at most: a broker (or an attacker in its place)
     /// listing thousands of node ids must not exhaust the proxy's file descriptors.
     pub const MAX_BROKER_LISTENERS: usize = 1_000;
+    /// How long shutdown waits for connections to deliver the answers already in flight.
+    pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
     pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 10_000;
     pub const AUDIT_QUEUE_CAPACITY: usize = 10_000;
     pub const AUDIT_PATH: &str = "audit.log";
@@ -180,6 +182,7 @@ pub struct Limits {
     pub pool_cache_entries: usize,
     pub pools_per_ca: usize,
     pub max_broker_listeners: usize,
+    pub drain_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -483,6 +486,11 @@ impl Checker {
                 l.max_broker_listeners,
                 defaults::MAX_BROKER_LISTENERS,
             ),
+            drain_timeout: Duration::from_millis(self.positive(
+                "limits.drain_timeout_ms",
+                l.drain_timeout_ms,
+                defaults::DRAIN_TIMEOUT_MS,
+            )),
         }
     }
 

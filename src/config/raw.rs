@@ -165,6 +165,8 @@ pub struct RawLimits {
     pub pools_per_ca: Option<usize>,
     #[serde(default)]
     pub max_broker_listeners: Option<usize>,
+    #[serde(default)]
+    pub drain_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
