@@ -182,6 +182,9 @@ pub struct ProxyContext {
     book: Arc<BrokerBook>,
     /// CRLs fetched from `crl_url`s; survive reloads.
     crls: Arc<FetchedCrls>,
+    /// Serializes reloads (SIGHUP, file watch, admin API, CRL refresh): each one loads, builds
+    /// and installs a generation as one step, so an older configuration never lands last.
+    reloading: std::sync::Mutex<()>,
     /// Bounds concurrent connections (`limits.max_connections`); a connection holds a permit.
     connections: Arc<Semaphore>,
     /// Tells accept loops and connections to stop.
@@ -238,6 +241,7 @@ impl ProxyContext {
             live: LiveConnections::default(),
             book,
             crls,
+            reloading: std::sync::Mutex::new(()),
             shutdown,
             next_id: AtomicU64::new(1),
         }))
@@ -259,6 +263,7 @@ impl ProxyContext {
     /// Load the configuration file again and, if it is valid, make it the current generation.
     /// On any error the running configuration stays as it is.
     pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.current().config.source.clone();
         let config = crate::config::load(&path)?;
         for w in &config.warnings {
@@ -278,6 +283,7 @@ impl ProxyContext {
     /// Fetch every CRL URL again; when a CRL changed, rebuild the trust store (same
     /// configuration) and re-evaluate live connections. Blocking: run it off the workers.
     pub fn refresh_crls(&self) -> Result<usize, ServerError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let config = self.current().config.clone();
         if !self.crls.refresh(&config, false, Some(&self.metrics)) {
             return Ok(0);
