@@ -76,6 +76,7 @@ fn pool(id: &str, filter: &str) -> Pool {
         description: String::new(),
         external_identifier: ExternalIdentifier::Cn,
         filter: Filter::compile(filter).unwrap(),
+        priority: 0,
     }
 }
 

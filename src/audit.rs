@@ -55,6 +55,15 @@ pub struct AuthenticationAttempt<'a> {
 
 pub enum AttemptOutcome<'a> {
     Admitted(&'a Verdict),
+    /// The certificate was admitted, but the broker refused the upstream identity (SASL) of
+    /// the connection's primary pool, so the client was refused after all.
+    UpstreamRefused {
+        resolved: &'a crate::pools::Resolved,
+        verified_by: &'a [String],
+        /// The primary pool whose broker credentials were refused.
+        pool: &'a str,
+        detail: &'a str,
+    },
     Refused {
         reason: RefusalReason,
         detail: &'a str,
@@ -203,9 +212,34 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
                 "identifierType": res.identifier.as_ref().map(|i| i.kind.to_string()),
             });
             data["identityPoolIds"] = json!(res.pool_ids());
+            data["primaryPoolId"] = json!(res.primary().map(|p| p.pool_id.as_str()));
             data["certificateAuthorityIds"] = json!(verified_by);
             data["certificate"] = certificate_json(&resolved.identity);
             data["result"] = json!({"status": "SUCCESS"});
+        }
+        AttemptOutcome::UpstreamRefused {
+            resolved,
+            verified_by,
+            pool,
+            detail,
+        } => {
+            let res = &resolved.evaluation.resolution;
+            data["authenticationInfo"] = json!({
+                "principal": format!("User:{pool}"),
+                "principals": res.principals,
+                "mechanism": "SSL",
+                "identifier": res.identifier.as_ref().map(|i| i.value.as_str()),
+                "identifierType": res.identifier.as_ref().map(|i| i.kind.to_string()),
+            });
+            data["identityPoolIds"] = json!(res.pool_ids());
+            data["primaryPoolId"] = json!(pool);
+            data["certificateAuthorityIds"] = json!(verified_by);
+            data["certificate"] = certificate_json(&resolved.identity);
+            data["result"] = json!({
+                "status": "UNAUTHENTICATED",
+                "reason": "upstream_identity_refused",
+                "message": detail,
+            });
         }
         AttemptOutcome::Admitted(Verdict::Refused { .. }) => {
             // Not reachable by construction; keep the record honest if it ever is.

@@ -35,7 +35,7 @@ use crate::kafka::header::{parse_request_header, produce_acks, response_correlat
 use crate::kafka::rewrite::{response_needs_rewrite, rewrite_response};
 use crate::kafka::versions::{
     proxy_version_range, rewrite_api_versions_response, sasl_refusal_response,
-    unsupported_api_versions_response,
+    unsupported_api_versions_response, upstream_auth_failed_response,
 };
 use crate::metrics::{Direction, Metrics};
 use crate::pools::Resolved;
@@ -222,7 +222,25 @@ async fn serve_inner(
         Ok(u) => u,
         Err(e) => {
             ctx.metrics.upstream_connect_error();
-            warn!(error = %e, "closing: no upstream connection");
+            if let Some(pool) = e.refused_pool() {
+                warn!(%pool, error = %e, "closing: the broker refused the pool's upstream identity");
+                ctx.audit.authentication(&AuthenticationAttempt {
+                    connection_id: &identity.connection_id,
+                    client_address: peer,
+                    listener: &listener,
+                    outcome: AttemptOutcome::UpstreamRefused {
+                        resolved: &identity.resolved,
+                        verified_by: &identity.verified_by,
+                        pool,
+                        detail: &e.to_string(),
+                    },
+                });
+                if let Err(end) = refuse_upstream_identity(&generation, *tls).await {
+                    debug!(reason = %end, "refused client gone");
+                }
+            } else {
+                warn!(error = %e, "closing: no upstream connection");
+            }
             return;
         }
     };
@@ -236,6 +254,54 @@ async fn serve_inner(
         Ok(()) => debug!("connection closed"),
         Err(end) => info!(reason = %end, "connection closed"),
     }
+}
+
+/// The broker refused the upstream identity of the client's pool: tell the client in the
+/// Kafka protocol rather than closing a socket it would reconnect to for minutes.
+///
+/// Clients send ApiVersions first on every connection; its response has an error code, so it
+/// is answered with SASL_AUTHENTICATION_FAILED (58). kafka-python raises
+/// `SaslAuthenticationFailedError`; librdkafka reports "ApiVersionRequest failed: Broker: SASL
+/// Authentication failed". An ApiVersions version newer than the proxy knows gets the KIP-511
+/// answer first, so the client retries with one the error can be encoded at. The proxy then
+/// waits (up to the handshake timeout) for the client to close: closing right after the
+/// answer makes kafka-python drop the answer it has already received and report a network
+/// error instead. Any other request closes the connection (it has no generic error response).
+async fn refuse_upstream_identity<C>(generation: &Generation, client: C) -> Result<(), SessionEnd>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let limits = &generation.config.limits;
+    let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
+    let mut client = FrameReader::new(client, limits.max_frame_bytes);
+    // Never a long conversation: a few KIP-511 retries and refusals at most.
+    for _ in 0..8 {
+        let frame = match tokio::time::timeout_at(deadline, client.read_frame()).await {
+            Err(_) => return Err(SessionEnd::Idle(limits.handshake_timeout.as_millis())),
+            Ok(Err(FrameError::Io(e))) if client_went_away(&e) => return Ok(()),
+            Ok(Err(e)) => return Err(SessionEnd::ClientFrame(e)),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(frame))) => frame,
+        };
+        let header = parse_request_header(&frame).map_err(SessionEnd::ClientProtocol)?;
+        let answer = match header.api_key {
+            api::API_VERSIONS
+                if proxy_version_range(api::API_VERSIONS)
+                    .is_some_and(|(_, max)| header.api_version > max) =>
+            {
+                unsupported_api_versions_response(header.correlation_id)
+            }
+            api::API_VERSIONS => {
+                upstream_auth_failed_response(&header).map_err(SessionEnd::ClientProtocol)?
+            }
+            api::SASL_HANDSHAKE | api::SASL_AUTHENTICATE => {
+                sasl_refusal_response(&header).map_err(SessionEnd::ClientProtocol)?
+            }
+            _ => return Ok(()),
+        };
+        send(client.get_mut(), &answer).await?;
+    }
+    Ok(())
 }
 
 /// Move Kafka frames both ways until one side closes or fails.

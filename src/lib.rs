@@ -9,7 +9,9 @@
 //! - [`identity`]: a client certificate's attributes (CN, RFC 4514 DN, SANs, serial, digests).
 //! - [`pools`]: identity pools, their CEL filters, and resolution to principals.
 //! - [`kafka`]: Kafka framing, request headers, API versions and broker-address rewriting.
-//! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book.
+//! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book, and the
+//!   per-pool upstream identity (SASL/SCRAM as the connection's primary pool).
+//! - [`scram`]: the client side of SCRAM-SHA-256/512 (RFC 5802), used by [`upstream`].
 //! - [`connection`]: one client session, from the first request to the close.
 //! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt.
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
@@ -29,6 +31,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod pki;
 pub mod pools;
+pub mod scram;
 pub mod server;
 pub mod tls;
 pub mod upstream;

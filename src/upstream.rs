@@ -4,7 +4,13 @@
 //!   the broker's own `host:port` — so a client dialling the proxy port of node N reaches N.
 //! - [`UpstreamConnector`]: opens one upstream connection for one client connection
 //!   (plaintext or TLS, optionally with the proxy's own client certificate). It is handed the
-//!   client's identity, which is where a per-pool upstream identity (SASL) plugs in.
+//!   client's identity: with `upstream.identity.mode: scram` it authenticates to the broker as
+//!   the connection's primary pool (SaslHandshake v1, then SCRAM in SaslAuthenticate v2) before
+//!   the client's first frame is forwarded.
+//!
+//! The primary pool is [`Resolution::primary`](crate::pools::Resolution::primary): highest
+//! `priority`, then smallest pool id. The pool's password is read from its secret reference at
+//! every connect (so a rotated secret needs no reload) and is never logged.
 
 use std::collections::HashMap;
 use std::io;
@@ -19,8 +25,25 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::config::{UpstreamConfig, UpstreamTlsConfig};
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{UpstreamConfig, UpstreamIdentity, UpstreamTlsConfig};
 use crate::connection::ConnectionIdentity;
+use crate::kafka::sasl::{
+    decode_sasl_authenticate_response, decode_sasl_handshake_response, sasl_authenticate_request,
+    sasl_handshake_request,
+};
+use crate::kafka::{FrameReader, write_frame};
+use crate::scram::{Mechanism, ScramClient, ScramError, new_nonce};
+
+/// SASL responses are a few hundred bytes; anything near this is not a SASL response.
+const MAX_SASL_FRAME: usize = 64 * 1024;
+/// How long a broker's refusal of a pool's password is remembered. Clients reconnect at once
+/// after a refusal (librdkafka every few tens of milliseconds); within this window they are
+/// refused from memory instead of costing the broker a SCRAM login (a key derivation) each.
+/// A different password (a rotated secret) is always tried at once.
+const REFUSAL_MEMORY: Duration = Duration::from_secs(2);
 
 /// Which broker a client connection is meant for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +101,44 @@ pub enum UpstreamError {
     TlsConfig(String),
     #[error("every bootstrap server failed: {0}")]
     AllBootstrapFailed(String),
+    /// The broker refused the pool's credentials (or could not prove it knows them).
+    #[error(
+        "broker {addr} refused the upstream identity of pool `{pool}` (user `{user}`, \
+         {mechanism}): {reason}"
+    )]
+    SaslRefused {
+        addr: String,
+        pool: String,
+        user: String,
+        mechanism: &'static str,
+        reason: String,
+    },
+    /// The SASL exchange failed for a reason other than the credentials (I/O, protocol).
+    #[error("SASL with broker {addr} for pool `{pool}` failed: {reason}")]
+    Sasl {
+        addr: String,
+        pool: String,
+        reason: String,
+    },
+    #[error("pool `{0}` has no upstream credentials (upstream.identity.credentials)")]
+    NoCredentials(String),
+    #[error("cannot read the upstream password of pool `{pool}`: {reason}")]
+    Secret { pool: String, reason: String },
+    #[error("the connection matched no pool, so it has no upstream identity")]
+    NoPool,
+}
+
+impl UpstreamError {
+    /// The pool whose upstream identity could not be established, when that is the failure:
+    /// the client gets an authentication error instead of a network error it would retry.
+    pub fn refused_pool(&self) -> Option<&str> {
+        match self {
+            UpstreamError::SaslRefused { pool, .. }
+            | UpstreamError::NoCredentials(pool)
+            | UpstreamError::Secret { pool, .. } => Some(pool),
+            _ => None,
+        }
+    }
 }
 
 /// An upstream byte stream, plaintext or TLS.
@@ -168,6 +229,30 @@ pub struct UpstreamConnector {
     tls: Option<(tokio_rustls::TlsConnector, Option<String>)>,
     connect_timeout: Duration,
     book: Arc<BrokerBook>,
+    identity: UpstreamIdentity,
+    /// Correlation ids of the proxy's own SASL requests (the client has sent nothing on a
+    /// fresh upstream connection, so any id is free; distinct ids make broker logs readable).
+    next_correlation_id: std::sync::atomic::AtomicI32,
+    /// Pool id → the broker's last refusal of its credentials (see [`REFUSAL_MEMORY`]). A
+    /// std mutex: held for a map lookup or insert only, never across an await.
+    refusals: std::sync::Mutex<HashMap<String, RememberedRefusal>>,
+}
+
+/// A refusal, and which password it was for (a SHA-256 digest; the password is not kept).
+struct RememberedRefusal {
+    at: std::time::Instant,
+    password_digest: Vec<u8>,
+    addr: String,
+    user: String,
+    reason: String,
+}
+
+/// The credentials one connection authenticates with, read at connect time.
+struct PoolLogin {
+    pool: String,
+    user: String,
+    mechanism: Mechanism,
+    password: Vec<u8>,
 }
 
 impl UpstreamConnector {
@@ -185,6 +270,9 @@ impl UpstreamConnector {
             tls,
             connect_timeout: config.connect_timeout,
             book,
+            identity: config.identity.clone(),
+            next_correlation_id: std::sync::atomic::AtomicI32::new(1),
+            refusals: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -192,32 +280,259 @@ impl UpstreamConnector {
         &self.book
     }
 
-    /// Connect on behalf of `identity` to `target`.
-    ///
-    /// The identity is not used on the wire yet: this is the one place where a per-pool
-    /// upstream identity (SASL as the pool's principal) will be attached.
+    /// Connect on behalf of `identity` to `target`; in scram mode, authenticate as the
+    /// primary pool's broker user before returning the stream.
     pub async fn connect(
         &self,
         target: Target,
-        _identity: &ConnectionIdentity,
+        identity: &ConnectionIdentity,
     ) -> Result<(UpstreamStream, String), UpstreamError> {
+        let login = self.login_for(identity)?;
         match target {
             Target::Node(id) => {
                 let (host, port) = self.book.lookup(id).ok_or(UpstreamError::UnknownNode(id))?;
-                let stream = self.connect_to(&host, port).await?;
-                Ok((stream, format!("{host}:{port}")))
+                let addr = format!("{host}:{port}");
+                let mut stream = self.connect_to(&host, port).await?;
+                if let Some(login) = &login {
+                    self.authenticate(&mut stream, &addr, login).await?;
+                }
+                Ok((stream, addr))
             }
             Target::Bootstrap => {
                 let mut errors = Vec::new();
                 for (host, port) in &self.bootstrap {
-                    match self.connect_to(host, *port).await {
-                        Ok(s) => return Ok((s, format!("{host}:{port}"))),
+                    let addr = format!("{host}:{port}");
+                    let mut stream = match self.connect_to(host, *port).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            continue;
+                        }
+                    };
+                    let Some(login) = &login else {
+                        return Ok((stream, addr));
+                    };
+                    match self.authenticate(&mut stream, &addr, login).await {
+                        Ok(()) => return Ok((stream, addr)),
+                        // The credentials are the same on every broker: do not try the next.
+                        Err(e @ UpstreamError::SaslRefused { .. }) => return Err(e),
                         Err(e) => errors.push(e.to_string()),
                     }
                 }
                 Err(UpstreamError::AllBootstrapFailed(errors.join("; ")))
             }
         }
+    }
+
+    /// The primary pool's credentials with the password read now, or `None` in `mode: none`.
+    fn login_for(&self, identity: &ConnectionIdentity) -> Result<Option<PoolLogin>, UpstreamError> {
+        let UpstreamIdentity::Scram {
+            mechanism,
+            credentials,
+        } = &self.identity
+        else {
+            return Ok(None);
+        };
+        let primary = identity
+            .resolved
+            .evaluation
+            .resolution
+            .primary()
+            .ok_or(UpstreamError::NoPool)?;
+        let pool = primary.pool_id.clone();
+        // A pool created through the admin API after the configuration was loaded can lack
+        // credentials; it is refused here like a wrong password.
+        let credential = credentials
+            .get(&pool)
+            .ok_or_else(|| UpstreamError::NoCredentials(pool.clone()))?;
+        let password = credential
+            .password
+            .read()
+            .map_err(|reason| UpstreamError::Secret {
+                pool: pool.clone(),
+                reason,
+            })?;
+        Ok(Some(PoolLogin {
+            pool,
+            user: credential.username.clone(),
+            mechanism: *mechanism,
+            password,
+        }))
+    }
+
+    fn correlation_id(&self) -> i32 {
+        self.next_correlation_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            & i32::MAX
+    }
+
+    /// SaslHandshake v1 and the SCRAM exchange in SaslAuthenticate v2, bounded by the connect
+    /// timeout.
+    async fn authenticate(
+        &self,
+        stream: &mut UpstreamStream,
+        addr: &str,
+        login: &PoolLogin,
+    ) -> Result<(), UpstreamError> {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(&login.password).to_vec();
+        if let Ok(refusals) = self.refusals.lock()
+            && let Some(r) = refusals.get(&login.pool)
+            && r.password_digest == digest
+            && r.at.elapsed() < REFUSAL_MEMORY
+        {
+            return Err(UpstreamError::SaslRefused {
+                addr: r.addr.clone(),
+                pool: login.pool.clone(),
+                user: r.user.clone(),
+                mechanism: login.mechanism.name(),
+                reason: format!("{} (remembered for {:?})", r.reason, REFUSAL_MEMORY),
+            });
+        }
+        let result = self.authenticate_now(stream, addr, login).await;
+        if let Ok(mut refusals) = self.refusals.lock() {
+            match &result {
+                Err(UpstreamError::SaslRefused {
+                    addr, user, reason, ..
+                }) => {
+                    refusals.insert(
+                        login.pool.clone(),
+                        RememberedRefusal {
+                            at: std::time::Instant::now(),
+                            password_digest: digest,
+                            addr: addr.clone(),
+                            user: user.clone(),
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+                Ok(()) => {
+                    refusals.remove(&login.pool);
+                }
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    async fn authenticate_now(
+        &self,
+        stream: &mut UpstreamStream,
+        addr: &str,
+        login: &PoolLogin,
+    ) -> Result<(), UpstreamError> {
+        match tokio::time::timeout(self.connect_timeout, self.scram(stream, addr, login)).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::Sasl {
+                addr: addr.to_string(),
+                pool: login.pool.clone(),
+                reason: format!("no answer within {} ms", self.connect_timeout.as_millis()),
+            }),
+        }
+    }
+
+    async fn scram(
+        &self,
+        stream: &mut UpstreamStream,
+        addr: &str,
+        login: &PoolLogin,
+    ) -> Result<(), UpstreamError> {
+        let mechanism = login.mechanism.name();
+        let failed = |reason: String| UpstreamError::Sasl {
+            addr: addr.to_string(),
+            pool: login.pool.clone(),
+            reason,
+        };
+        let refused = |reason: String| UpstreamError::SaslRefused {
+            addr: addr.to_string(),
+            pool: login.pool.clone(),
+            user: login.user.clone(),
+            mechanism,
+            reason,
+        };
+        let scram_error = |e: ScramError| match e {
+            ScramError::ServerError(_) | ScramError::ServerSignature | ScramError::Username(_) => {
+                refused(e.to_string())
+            }
+            _ => failed(e.to_string()),
+        };
+
+        // Handshake: is the mechanism enabled on this listener?
+        let id = self.correlation_id();
+        let request = sasl_handshake_request(id, mechanism).map_err(|e| failed(e.to_string()))?;
+        let frame = exchange(stream, &request).await.map_err(failed)?;
+        let (header, response) =
+            decode_sasl_handshake_response(&frame).map_err(|e| failed(e.to_string()))?;
+        check_correlation(id, header.correlation_id).map_err(failed)?;
+        if response.error_code != 0 {
+            let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(format!(
+                "SaslHandshake error {} ({}); the broker offers [{}]",
+                response.error_code,
+                error_name(response.error_code),
+                offered.join(", ")
+            )));
+        }
+
+        let mut client =
+            ScramClient::new(login.mechanism, &login.user, new_nonce()).map_err(scram_error)?;
+        let server_first = self
+            .authenticate_step(stream, Bytes::from(client.client_first()))
+            .await
+            .map_err(|step| step.into_error(&failed, &refused))?;
+        let client_final = client
+            .client_final(&server_first, &login.password)
+            .map_err(scram_error)?;
+        let server_final = self
+            .authenticate_step(stream, Bytes::from(client_final))
+            .await
+            .map_err(|step| step.into_error(&failed, &refused))?;
+        client
+            .verify_server_final(&server_final)
+            .map_err(scram_error)?;
+        tracing::debug!(
+            pool = %login.pool,
+            user = %login.user,
+            mechanism,
+            upstream = %addr,
+            "authenticated to the broker as the pool's upstream identity"
+        );
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round trip.
+    async fn authenticate_step(
+        &self,
+        stream: &mut UpstreamStream,
+        auth_bytes: Bytes,
+    ) -> Result<Bytes, StepError> {
+        let id = self.correlation_id();
+        let request = sasl_authenticate_request(id, auth_bytes)
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        let frame = exchange(stream, &request)
+            .await
+            .map_err(StepError::Failed)?;
+        let (header, response) = decode_sasl_authenticate_response(&frame)
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        check_correlation(id, header.correlation_id).map_err(StepError::Failed)?;
+        if response.error_code != 0 {
+            let message = response
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            return Err(StepError::Refused(format!(
+                "SaslAuthenticate error {} ({}){}",
+                response.error_code,
+                error_name(response.error_code),
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
+            )));
+        }
+        Ok(response.auth_bytes)
     }
 
     async fn connect_to(&self, host: &str, port: u16) -> Result<UpstreamStream, UpstreamError> {
@@ -250,6 +565,56 @@ impl UpstreamConnector {
             })?
             .map_err(|source| UpstreamError::Tls { addr, source })?;
         Ok(UpstreamStream::Tls(Box::new(tls)))
+    }
+}
+
+/// How one SaslAuthenticate round trip failed.
+enum StepError {
+    Failed(String),
+    Refused(String),
+}
+
+impl StepError {
+    fn into_error(
+        self,
+        failed: &impl Fn(String) -> UpstreamError,
+        refused: &impl Fn(String) -> UpstreamError,
+    ) -> UpstreamError {
+        match self {
+            StepError::Failed(reason) => failed(reason),
+            StepError::Refused(reason) => refused(reason),
+        }
+    }
+}
+
+fn error_name(code: i16) -> String {
+    match kafka_protocol::ResponseError::try_from_code(code) {
+        Some(e) => format!("{e:?}"),
+        None => "unknown error".to_string(),
+    }
+}
+
+fn check_correlation(expected: i32, got: i32) -> Result<(), String> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(format!(
+            "answered correlation id {got}, expected {expected}"
+        ))
+    }
+}
+
+/// Send one request frame and read its response frame.
+async fn exchange(stream: &mut UpstreamStream, request: &[u8]) -> Result<Bytes, String> {
+    write_frame(stream, request)
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    stream.flush().await.map_err(|e| format!("write: {e}"))?;
+    let mut reader = FrameReader::new(&mut *stream, MAX_SASL_FRAME);
+    match reader.read_frame().await {
+        Ok(Some(frame)) => Ok(frame),
+        Ok(None) => Err("the broker closed the connection".to_string()),
+        Err(e) => Err(format!("read: {e}")),
     }
 }
 

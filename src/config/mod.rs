@@ -139,6 +139,62 @@ pub struct UpstreamConfig {
     pub tls_files: Vec<PathBuf>,
     pub tls: Option<UpstreamTlsConfig>,
     pub connect_timeout: Duration,
+    /// Who the proxy is to the brokers on behalf of a connection's primary pool.
+    pub identity: UpstreamIdentity,
+}
+
+/// `upstream.identity`.
+#[derive(Debug, Clone, Default)]
+pub enum UpstreamIdentity {
+    /// The proxy connects as itself (plaintext, or its TLS client certificate); no SASL.
+    #[default]
+    None,
+    /// SASL/SCRAM as the primary pool's broker user, before any client frame is forwarded.
+    Scram {
+        mechanism: crate::scram::Mechanism,
+        /// Pool id → credentials. Every configured pool has an entry (checked at load).
+        credentials: BTreeMap<String, ScramCredential>,
+    },
+}
+
+/// One pool's broker user and where its password is read from (at each connect, so a rotated
+/// secret is picked up without a reload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub username: String,
+    pub password: SecretSource,
+}
+
+/// A reference to a secret. `Debug` shows the reference, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Read the secret now. A file's trailing line break is not part of the password.
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        let value = match self {
+            SecretSource::Env(name) => std::env::var_os(name)
+                .ok_or_else(|| format!("environment variable {name} is not set"))?
+                .into_encoded_bytes(),
+            SecretSource::File(path) => {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
+        };
+        let mut value = value;
+        while value.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            value.pop();
+        }
+        if value.is_empty() {
+            return Err(match self {
+                SecretSource::Env(name) => format!("environment variable {name} is empty"),
+                SecretSource::File(path) => format!("{} is empty", path.display()),
+            });
+        }
+        Ok(value)
+    }
 }
 
 #[derive(Clone)]
@@ -375,6 +431,11 @@ pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
         )),
     };
     let authorities = v.authorities(raw, &limits);
+    let identity = v.upstream_identity(raw, &authorities);
+    let upstream = upstream.map(|mut u| {
+        u.identity = identity.unwrap_or_default();
+        u
+    });
     let admin = v.admin(raw, listener.as_ref());
     match (listener, server_tls, upstream, audit, log, reload) {
         (
@@ -699,7 +760,142 @@ impl Checker {
             tls_files,
             tls,
             connect_timeout,
+            identity: UpstreamIdentity::None,
         })
+    }
+
+    /// `upstream.identity`: the mode, the mechanism, and one credential per configured pool.
+    /// Secrets are checked for presence here and read again at every connect.
+    fn upstream_identity(
+        &mut self,
+        raw: &RawConfig,
+        authorities: &[CertificateAuthority],
+    ) -> Option<UpstreamIdentity> {
+        let Some(id) = &raw.upstream.identity else {
+            return Some(UpstreamIdentity::None);
+        };
+        let at = "upstream.identity";
+        match id.mode.as_deref().unwrap_or("none") {
+            "none" => {
+                if id.mechanism.is_some() || !id.credentials.is_empty() {
+                    self.error(
+                        format!("{at}.mode"),
+                        "mechanism and credentials apply only to `mode: scram`",
+                    );
+                    return None;
+                }
+                Some(UpstreamIdentity::None)
+            }
+            "scram" => {
+                let mechanism = match id.mechanism.as_deref() {
+                    None => {
+                        self.error(
+                            format!("{at}.mechanism"),
+                            "required in scram mode: SCRAM-SHA-256 or SCRAM-SHA-512",
+                        );
+                        None
+                    }
+                    Some(m) => {
+                        let parsed = crate::scram::Mechanism::parse(m);
+                        if parsed.is_none() {
+                            self.error(
+                                format!("{at}.mechanism"),
+                                format!("unknown mechanism `{m}` (SCRAM-SHA-256 or SCRAM-SHA-512)"),
+                            );
+                        }
+                        parsed
+                    }
+                };
+                let pool_ids: Vec<&str> = authorities
+                    .iter()
+                    .flat_map(|ca| ca.pools.pools.iter().map(|p| p.id.as_str()))
+                    .collect();
+                let mut credentials = BTreeMap::new();
+                let mut ok = true;
+                for (pool, c) in &id.credentials {
+                    let field = format!("{at}.credentials.{pool}");
+                    if !pool_ids.contains(&pool.as_str()) {
+                        self.error(&field, format!("no identity pool has the id `{pool}`"));
+                        ok = false;
+                    }
+                    if let Err(e) = crate::scram::ScramClient::new(
+                        crate::scram::Mechanism::Sha256,
+                        &c.username,
+                        String::new(),
+                    ) {
+                        self.error(format!("{field}.username"), e.to_string());
+                        ok = false;
+                    }
+                    let source = match (&c.password_env, &c.password_file) {
+                        (Some(env), None) if !env.is_empty() => SecretSource::Env(env.clone()),
+                        (None, Some(file)) => SecretSource::File(file.clone()),
+                        (Some(_), None) => {
+                            self.error(format!("{field}.password_env"), "must not be empty");
+                            ok = false;
+                            continue;
+                        }
+                        (Some(_), Some(_)) => {
+                            self.error(
+                                &field,
+                                "set one of password_env and password_file, not both",
+                            );
+                            ok = false;
+                            continue;
+                        }
+                        (None, None) => {
+                            self.error(
+                                &field,
+                                "set password_env or password_file (passwords are never written \
+                                 in the configuration)",
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    };
+                    if let Err(reason) = source.read() {
+                        let sub = match source {
+                            SecretSource::Env(_) => "password_env",
+                            SecretSource::File(_) => "password_file",
+                        };
+                        self.error(format!("{field}.{sub}"), reason);
+                        ok = false;
+                    }
+                    credentials.insert(
+                        pool.clone(),
+                        ScramCredential {
+                            username: c.username.clone(),
+                            password: source,
+                        },
+                    );
+                }
+                for pool in &pool_ids {
+                    if !id.credentials.contains_key(*pool) {
+                        self.error(
+                            format!("{at}.credentials"),
+                            format!(
+                                "identity pool `{pool}` has no credentials: in scram mode every \
+                                 pool needs a broker user"
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                match (mechanism, ok) {
+                    (Some(mechanism), true) => Some(UpstreamIdentity::Scram {
+                        mechanism,
+                        credentials,
+                    }),
+                    _ => None,
+                }
+            }
+            other => {
+                self.error(
+                    format!("{at}.mode"),
+                    format!("unknown mode `{other}` (none or scram)"),
+                );
+                None
+            }
+        }
     }
 
     fn audit(&mut self, raw: &RawConfig) -> Option<AuditConfig> {
@@ -1005,6 +1201,7 @@ impl Checker {
             description: p.description.clone(),
             external_identifier: external_identifier?,
             filter: filter?,
+            priority: p.priority.unwrap_or(0),
         })
     }
 }

@@ -116,6 +116,36 @@ pub struct RawUpstream {
     pub tls: Option<RawUpstreamTls>,
     #[serde(default)]
     pub connect_timeout_ms: Option<u64>,
+    /// Who the proxy is to the brokers; absent: `mode: none`.
+    #[serde(default)]
+    pub identity: Option<RawUpstreamIdentity>,
+}
+
+/// `upstream.identity`: how the proxy authenticates to the brokers on behalf of a pool.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamIdentity {
+    /// `none` (the default) or `scram`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512` (scram mode).
+    #[serde(default)]
+    pub mechanism: Option<String>,
+    /// Pool id → the broker-side user it authenticates as (scram mode).
+    #[serde(default)]
+    pub credentials: BTreeMap<String, RawScramCredential>,
+}
+
+/// One pool's broker credentials. The password is a reference (an environment variable or a
+/// file), never the secret itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScramCredential {
+    pub username: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -235,4 +265,9 @@ pub struct RawIdentityPool {
     /// CEL filter; empty never matches.
     #[serde(default)]
     pub filter: String,
+    /// When several pools match, the one with the highest priority (then the smallest pool id)
+    /// is the connection's primary pool: its upstream identity is what the broker sees.
+    /// Absent: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
 }

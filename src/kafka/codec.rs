@@ -98,6 +98,29 @@ pub(crate) fn encode_response<T: Encodable>(
     Ok(out.freeze())
 }
 
+/// Encodes a request the proxy sends itself (header of `header_version`, body at `version`)
+/// into one frame (without the size prefix).
+pub(crate) fn encode_request<T: Encodable>(
+    header: &kafka_protocol::messages::RequestHeader,
+    header_version: i16,
+    body: &T,
+    version: i16,
+) -> Result<Bytes, ProtocolError> {
+    let api = type_name::<T>();
+    let encode_err = |api, version, e: anyhow::Error| ProtocolError::Encode {
+        api,
+        version,
+        reason: format!("{e:#}"),
+    };
+    let mut out = BytesMut::new();
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| encode_err("RequestHeader", header_version, e))?;
+    body.encode(&mut out, version)
+        .map_err(|e| encode_err(api, version, e))?;
+    Ok(out.freeze())
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,

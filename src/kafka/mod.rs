@@ -21,7 +21,7 @@ mod error;
 pub mod frame;
 pub mod header;
 pub mod rewrite;
-mod sasl;
+pub mod sasl;
 pub mod versions;
 mod wire;
 

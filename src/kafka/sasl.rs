@@ -1,16 +1,25 @@
-//! Answers to SASL requests on the mTLS listener, where certificates are the only credential.
+//! SASL on both sides of the proxy.
 //!
-//! Some clients send SaslHandshake whatever ApiVersions said; answering with the error the
-//! client expects (instead of closing the socket) lets it report the misconfiguration clearly.
+//! - Client side: answers to SASL requests on the mTLS listener, where certificates are the
+//!   only credential. Some clients send SaslHandshake whatever ApiVersions said; answering with
+//!   the error the client expects (instead of closing the socket) lets it report the
+//!   misconfiguration clearly. When the broker refuses a pool's upstream identity, the client's
+//!   ApiVersions request is answered with SASL_AUTHENTICATION_FAILED
+//!   ([`upstream_auth_failed_response`]).
+//! - Upstream side: the SaslHandshake (v1) and SaslAuthenticate (v2) requests the proxy sends
+//!   as a pool's broker user, and their responses ([`sasl_handshake_request`],
+//!   [`sasl_authenticate_request`], [`decode_sasl_handshake_response`],
+//!   [`decode_sasl_authenticate_response`]).
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, ResponseHeader, SaslAuthenticateResponse, SaslHandshakeResponse,
+    ApiKey, ApiVersionsResponse, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::codec::encode_response;
+use super::codec::{decode_response, encode_request, encode_response};
 use super::error::ProtocolError;
 use super::header::RequestHeader;
 
@@ -52,6 +61,85 @@ pub fn sasl_refusal_response(header: &RequestHeader) -> Result<Bytes, ProtocolEr
             expected: "SaslHandshake or SaslAuthenticate",
         }),
     }
+}
+
+/// The client id on the proxy's own upstream requests.
+const PROXY_CLIENT_ID: &str = "kafka-mtls-proxy";
+/// SaslHandshake v1: the SASL exchange follows in SaslAuthenticate requests (KIP-152).
+pub const SASL_HANDSHAKE_VERSION: i16 = 1;
+/// SaslAuthenticate v2: flexible, with session lifetime (KIP-368).
+pub const SASL_AUTHENTICATE_VERSION: i16 = 2;
+
+fn proxy_request_header(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> (kafka_protocol::messages::RequestHeader, i16) {
+    let header = kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(PROXY_CLIENT_ID)));
+    (header, key.request_header_version(version))
+}
+
+/// SaslHandshake v1 naming `mechanism`.
+pub fn sasl_handshake_request(
+    correlation_id: i32,
+    mechanism: &'static str,
+) -> Result<Bytes, ProtocolError> {
+    let (header, hv) = proxy_request_header(
+        ApiKey::SaslHandshake,
+        SASL_HANDSHAKE_VERSION,
+        correlation_id,
+    );
+    let body = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    encode_request(&header, hv, &body, SASL_HANDSHAKE_VERSION)
+}
+
+/// SaslAuthenticate v2 carrying one SASL message.
+pub fn sasl_authenticate_request(
+    correlation_id: i32,
+    auth_bytes: Bytes,
+) -> Result<Bytes, ProtocolError> {
+    let (header, hv) = proxy_request_header(
+        ApiKey::SaslAuthenticate,
+        SASL_AUTHENTICATE_VERSION,
+        correlation_id,
+    );
+    let body = SaslAuthenticateRequest::default().with_auth_bytes(auth_bytes);
+    encode_request(&header, hv, &body, SASL_AUTHENTICATE_VERSION)
+}
+
+pub fn decode_sasl_handshake_response(
+    frame: &Bytes,
+) -> Result<(ResponseHeader, SaslHandshakeResponse), ProtocolError> {
+    let v = SASL_HANDSHAKE_VERSION;
+    decode_response(frame, ApiKey::SaslHandshake.response_header_version(v), v)
+}
+
+pub fn decode_sasl_authenticate_response(
+    frame: &Bytes,
+) -> Result<(ResponseHeader, SaslAuthenticateResponse), ProtocolError> {
+    let v = SASL_AUTHENTICATE_VERSION;
+    decode_response(
+        frame,
+        ApiKey::SaslAuthenticate.response_header_version(v),
+        v,
+    )
+}
+
+/// The answer to a client's ApiVersions request when the broker refused the upstream identity
+/// of its pool: SASL_AUTHENTICATION_FAILED (58) and no APIs, as an ApiVersions **v0** body
+/// behind header v0 whatever the request's version. Clients parse an ApiVersions response
+/// that carries an error as v0 (KIP-511; kafka-python fails to decode anything else), so v0
+/// is the one encoding every client reads. kafka-python logs `SaslAuthenticationFailedError`;
+/// librdkafka reports "ApiVersionRequest failed: Broker: SASL Authentication failed".
+pub fn upstream_auth_failed_response(header: &RequestHeader) -> Result<Bytes, ProtocolError> {
+    let body = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::SaslAuthenticationFailed.code());
+    let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
+    encode_response(&response_header, 0, &body, 0)
 }
 
 #[cfg(test)]
@@ -110,5 +198,20 @@ mod tests {
             sasl_refusal_response(&request(ApiKey::Metadata, 1)),
             Err(ProtocolError::WrongApi { api_key: 3, .. })
         ));
+    }
+
+    #[test]
+    fn upstream_refusal_is_an_api_versions_v0_error_at_any_version() {
+        for version in [0, 3, 4] {
+            let frame =
+                upstream_auth_failed_response(&request(ApiKey::ApiVersions, version)).unwrap();
+            let (header, body) = decode_response::<ApiVersionsResponse>(&frame, 0, 0).unwrap();
+            assert_eq!(header.correlation_id, 99);
+            assert_eq!(
+                body.error_code,
+                ResponseError::SaslAuthenticationFailed.code()
+            );
+            assert!(body.api_keys.is_empty());
+        }
     }
 }

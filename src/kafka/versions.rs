@@ -8,7 +8,7 @@
 use kafka_protocol::messages::ApiKey;
 
 pub use super::api_versions::{rewrite_api_versions_response, unsupported_api_versions_response};
-pub use super::sasl::sasl_refusal_response;
+pub use super::sasl::{sasl_refusal_response, upstream_auth_failed_response};
 
 /// THE table: (api, oldest, newest version the proxy lets clients negotiate). The newest is
 /// always the newest version kafka-protocol 0.18 decodes and encodes; the unit test

@@ -47,6 +47,9 @@ pub struct Pool {
     /// Which certificate field identifies clients of this pool in logs.
     pub external_identifier: ExternalIdentifier,
     pub filter: Filter,
+    /// Higher wins the choice of the primary pool among several matches (see
+    /// [`Resolution::primary`]); 0 by default.
+    pub priority: i32,
 }
 
 /// The identity pools of one certificate authority.

@@ -23,6 +23,8 @@ pub struct PoolResult {
 pub struct MatchedPool {
     pub ca_id: String,
     pub pool_id: String,
+    /// The pool's priority (for the choice of the primary pool).
+    pub priority: i32,
 }
 
 /// What a certificate resolves to.
@@ -41,6 +43,17 @@ impl Resolution {
     /// refused.
     pub fn is_admitted(&self) -> bool {
         !self.matched.is_empty()
+    }
+
+    /// The primary pool: the matched pool with the highest priority, ties going to the
+    /// smallest pool id. Its upstream identity is the one the broker sees; every matched pool
+    /// is still a principal and goes to the audit record.
+    pub fn primary(&self) -> Option<&MatchedPool> {
+        self.matched.iter().min_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then_with(|| a.pool_id.cmp(&b.pool_id))
+        })
     }
 
     /// The ids of the matched pools, in match order (duplicates across CAs kept).
@@ -84,6 +97,7 @@ pub fn evaluate(cas: &[&CaPools], identity: &CertIdentity, attrs: &Attributes) -
                     matched.push(MatchedPool {
                         ca_id: ca.ca_id.clone(),
                         pool_id: pool.id.clone(),
+                        priority: pool.priority,
                     });
                     let principal = format!("User:{}", pool.id);
                     if !principals.contains(&principal) {

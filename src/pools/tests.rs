@@ -67,6 +67,7 @@ fn pool(id: &str, external_identifier: ExternalIdentifier, filter: &str) -> Pool
         description: String::new(),
         external_identifier,
         filter: Filter::compile(filter).unwrap(),
+        priority: 0,
     }
 }
 
@@ -630,11 +631,13 @@ fn pools_of_every_verifying_ca_are_evaluated() {
         [
             MatchedPool {
                 ca_id: "corp".to_owned(),
-                pool_id: "corp-payments".to_owned()
+                pool_id: "corp-payments".to_owned(),
+                priority: 0,
             },
             MatchedPool {
                 ca_id: "partner".to_owned(),
-                pool_id: "partner-all".to_owned()
+                pool_id: "partner-all".to_owned(),
+                priority: 0,
             },
         ]
     );
@@ -819,4 +822,28 @@ fn shared_types_are_send_and_sync() {
     assert_send_sync::<Pool>();
     assert_send_sync::<ResolutionCache>();
     assert_send_sync::<Resolved>();
+}
+
+#[test]
+fn the_primary_pool_is_the_highest_priority_then_the_smallest_id() {
+    let mut low = pool("a-low", ExternalIdentifier::Cn, r#"C == "US""#);
+    low.priority = -1;
+    let zulu = pool("zulu", ExternalIdentifier::Cn, r#"C == "US""#);
+    let bravo = pool("bravo", ExternalIdentifier::Cn, r#"C == "US""#);
+    let corp = ca("corp", vec![low, zulu.clone(), bravo]);
+    let evaluation = resolve(&[&corp], &payments());
+    assert_eq!(evaluation.resolution.matched.len(), 3);
+    // Equal priorities: the smallest id; a negative priority loses to the default 0.
+    assert_eq!(evaluation.resolution.primary().unwrap().pool_id, "bravo");
+
+    let mut high = zulu;
+    high.priority = 10;
+    let corp = ca(
+        "corp",
+        vec![pool("bravo", ExternalIdentifier::Cn, r#"C == "US""#), high],
+    );
+    let evaluation = resolve(&[&corp], &payments());
+    assert_eq!(evaluation.resolution.primary().unwrap().pool_id, "zulu");
+    // Match order (and so the principals' order) is unchanged by priority.
+    assert_eq!(evaluation.resolution.pool_ids(), ["bravo", "zulu"]);
 }

@@ -407,6 +407,7 @@ mod tests {
             description: String::new(),
             external_identifier: ident,
             filter: Filter::compile(filter).unwrap(),
+            priority: 0,
         }
     }
 
