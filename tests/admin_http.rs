@@ -19,6 +19,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod support {
+    pub mod http;
+}
+use support::http::Reply;
+
 /// Far longer than any request takes; a test that needs it has failed.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -66,56 +71,6 @@ impl Admin {
             .expect("the admin server answers in time")
             .unwrap();
         Reply::parse(&String::from_utf8(raw).unwrap())
-    }
-}
-
-/// An HTTP/1.1 response, parsed just enough for these tests.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn parse(raw: &str) -> Self {
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("a status line");
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Self {
-            status,
-            headers,
-            body: body.to_string(),
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// The `check` names of a `/readyz` body's `not_ready` list.
-    fn not_ready(&self) -> Vec<String> {
-        self.json()["not_ready"]
-            .as_array()
-            .expect("a not_ready list")
-            .iter()
-            .map(|n| n["check"].as_str().unwrap().to_string())
-            .collect()
     }
 }
 

@@ -24,6 +24,11 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod support {
+    pub mod http;
+}
+use support::http::Reply;
+
 const TOKEN: &str = "test-admin-token-0123456789";
 const PATIENCE: Duration = Duration::from_secs(30);
 const CAS: &str = "/iam/v2/certificate-authorities";
@@ -248,61 +253,6 @@ type Case = (
     Option<&'static str>,
     &'static str,
 );
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn parse(raw: &str) -> Self {
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("a status line");
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Self {
-            status,
-            headers,
-            body: body.to_string(),
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    /// Assert the status; the body is in the failure message.
-    fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status, status, "{}", self.body);
-        self
-    }
-
-    /// The first error's (detail, pointer).
-    fn error(&self) -> (String, Option<String>) {
-        let e = &self.json()["errors"][0];
-        assert_eq!(e["status"], self.status.to_string(), "{}", self.body);
-        (
-            e["detail"].as_str().unwrap().to_string(),
-            e["source"]["pointer"].as_str().map(str::to_string),
-        )
-    }
-}
 
 fn ids(list: &Value) -> Vec<String> {
     list["data"]
