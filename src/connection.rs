@@ -34,8 +34,8 @@ use crate::kafka::frame::{FrameError, FrameReader, write_frame};
 use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
 use crate::kafka::rewrite::{response_needs_rewrite, rewrite_response};
 use crate::kafka::versions::{
-    proxy_version_range, rewrite_api_versions_response, sasl_refusal_response,
-    unsupported_api_versions_response, upstream_auth_failed_response,
+    proxy_version_range, sasl_refusal_response, unsupported_api_versions_response,
+    upstream_auth_failed_response,
 };
 use crate::metrics::{Direction, Metrics};
 use crate::pools::Resolved;
@@ -605,10 +605,7 @@ async fn rewrite(
     api_version: i16,
     frame: Bytes,
 ) -> Result<Bytes, SessionEnd> {
-    if api_key == api::API_VERSIONS {
-        return rewrite_api_versions_response(&frame, api_version)
-            .map_err(SessionEnd::UpstreamProtocol);
-    }
+    // ApiVersions is narrowed here too: `rewrite_response` is the one entry point.
     if !response_needs_rewrite(api_key, api_version) {
         return Ok(frame);
     }

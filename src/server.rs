@@ -450,7 +450,8 @@ impl LiveConnections {
             let Some((leaf, intermediates)) = live.chain.split_first() else {
                 continue;
             };
-            match trust.verdict(leaf, intermediates, now) {
+            let verdict = trust.verdict(leaf, intermediates, now);
+            match &verdict {
                 Verdict::Admitted { resolved, .. } => {
                     let pools = resolved.evaluation.resolution.pool_ids();
                     if pools != live.pools {
@@ -462,10 +463,7 @@ impl LiveConnections {
                         );
                     }
                 }
-                verdict @ Verdict::Refused { .. } => {
-                    let Verdict::Refused { reason, detail, .. } = &verdict else {
-                        continue;
-                    };
+                Verdict::Refused { reason, detail, .. } => {
                     let detail = format!("re-evaluated after a configuration reload: {detail}");
                     warn!(id = %live.connection_id, %reason, %detail, "closing a live connection");
                     audit.authentication(&AuthenticationAttempt {
