@@ -156,8 +156,16 @@ POOLS_YAML = """\
 
 
 def proxy_config(*, bootstrap_port: int, first_port: int, pki: Path, tansu_port: int,
-                 audit_path: Path, pools_yaml: str = POOLS_YAML) -> str:
-    """The session's configuration (the one in the brief), with absolute paths."""
+                 audit_path: Path, pools_yaml: str = POOLS_YAML,
+                 upstream_bootstrap: str | None = None, upstream_yaml: str = "") -> str:
+    """The session's configuration (the one in the brief), with absolute paths.
+
+    `upstream_bootstrap` replaces `127.0.0.1:<tansu_port>`; `upstream_yaml` adds keys under
+    `upstream:` (YAML at column 0, indented here), e.g. a `tls:` or `identity:` block.
+    """
+    extra = textwrap.indent(textwrap.dedent(upstream_yaml).strip("\n"), " " * 2)
+    extra = extra + "\n" if extra else ""
+    bootstrap = upstream_bootstrap or f"127.0.0.1:{tansu_port}"
     return textwrap.dedent(f"""\
         listener:
           bootstrap: 127.0.0.1:{bootstrap_port}
@@ -168,7 +176,8 @@ def proxy_config(*, bootstrap_port: int, first_port: int, pki: Path, tansu_port:
           certificate_chain: {pki / "server.pem"}
           private_key: {pki / "server.key"}
         upstream:
-          bootstrap_servers: [127.0.0.1:{tansu_port}]
+          bootstrap_servers: [{bootstrap}]
+        """) + extra + textwrap.dedent(f"""\
         audit:
           path: {audit_path}
         log:

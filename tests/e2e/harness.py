@@ -219,6 +219,26 @@ def raw_tls_attempt(host: str, port: int, tls: ClientTLS, kafka_round_trip: bool
     return RawAttempt(local, handshake_ok, kafka_ok, error)
 
 
+def open_kafka_connection(port: int, tls: ClientTLS) -> ssl.SSLSocket:
+    """A live, admitted connection: TLS handshake and one ApiVersions round trip."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn = ssl_context(tls).wrap_socket(sock, server_hostname="localhost")
+    conn.sendall(api_versions_v0_request(1))
+    size = struct.unpack(">i", recv_exact(conn, 4))[0]
+    assert struct.unpack(">i", recv_exact(conn, size)[:4])[0] == 1
+    return conn
+
+
+def is_closed_by_peer(conn: ssl.SSLSocket, timeout: float) -> bool:
+    """Whether the proxy has closed `conn` (a request on it gets no answer but EOF or an error)."""
+    conn.settimeout(timeout)
+    try:
+        conn.sendall(api_versions_v0_request(2))
+        return conn.recv(4) == b""
+    except (ssl.SSLError, OSError):
+        return True
+
+
 # --------------------------------------------------------------------------------------------
 # Audit log
 # --------------------------------------------------------------------------------------------

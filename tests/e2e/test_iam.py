@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import ssl
-import struct
 import subprocess
 
 import pytest
 
 from clients import driver, unique
 from conftest import _PROCESSES, proxy_config
-from harness import (TANSU_NODE_ID, AuditLog, Process, api_versions_v0_request, broker_port_base,
-                     free_port, proxy_binary, raw_tls_attempt, reason_of, recv_exact,
-                     ssl_context, status_of)
+from harness import (TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port,
+                     is_closed_by_peer, open_kafka_connection, proxy_binary, raw_tls_attempt,
+                     reason_of, status_of)
 
 TOKEN = "e2e-admin-token-0123456789abcdef"
 
@@ -90,23 +87,8 @@ def iam(proxy_bin, pki, tansu, tmp_path_factory):
         _PROCESSES.pop("proxy-iam", None)
 
 
-def open_kafka_connection(port: int, tls) -> ssl.SSLSocket:
-    """A live, admitted connection: TLS handshake and one ApiVersions round trip."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    conn = ssl_context(tls).wrap_socket(sock, server_hostname="localhost")
-    conn.sendall(api_versions_v0_request(1))
-    size = struct.unpack(">i", recv_exact(conn, 4))[0]
-    assert struct.unpack(">i", recv_exact(conn, size)[:4])[0] == 1
-    return conn
 
 
-def is_closed_by_peer(conn: ssl.SSLSocket, timeout: float) -> bool:
-    conn.settimeout(timeout)
-    try:
-        conn.sendall(api_versions_v0_request(2))
-        return conn.recv(4) == b""
-    except (ssl.SSLError, OSError):
-        return True
 
 
 def test_a_pool_created_with_the_cli_admits_a_refused_client_and_its_deletion_closes_it(

@@ -10,15 +10,14 @@ import shutil
 import signal
 import socket
 import ssl
-import struct
 import time
 
 import pytest
 
 from clients import driver, unique
 from conftest import POOLS_YAML, _PROCESSES, proxy_config
-from harness import (TANSU_NODE_ID, AuditLog, Process, api_versions_v0_request, broker_port_base,
-                     free_port, raw_tls_attempt, reason_of, recv_exact, run_cli, ssl_context,
+from harness import (TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port,
+                     is_closed_by_peer, open_kafka_connection, raw_tls_attempt, reason_of, run_cli,
                      status_of)
 
 PAYMENTS_ONLY = POOLS_YAML.split("      - id: pool-acme-all")[0]
@@ -85,23 +84,8 @@ def reloadable(proxy_bin, pki, tansu, tmp_path):
         _PROCESSES.pop("proxy-reload", None)
 
 
-def open_kafka_connection(r: Reloadable, tls) -> ssl.SSLSocket:
-    """A live, admitted connection: TLS handshake and one ApiVersions round trip."""
-    sock = socket.create_connection(("127.0.0.1", r.port), timeout=10)
-    conn = ssl_context(tls).wrap_socket(sock, server_hostname="localhost")
-    conn.sendall(api_versions_v0_request(1))
-    size = struct.unpack(">i", recv_exact(conn, 4))[0]
-    assert struct.unpack(">i", recv_exact(conn, size)[:4])[0] == 1
-    return conn
 
 
-def is_closed_by_peer(conn: ssl.SSLSocket, timeout: float) -> bool:
-    conn.settimeout(timeout)
-    try:
-        conn.sendall(api_versions_v0_request(2))
-        return conn.recv(4) == b""
-    except (ssl.SSLError, OSError):
-        return True
 
 
 def test_a_broken_configuration_is_refused_and_the_old_pools_keep_working(reloadable, client_tls):
@@ -117,8 +101,8 @@ def test_a_broken_configuration_is_refused_and_the_old_pools_keep_working(reload
 
 def test_a_removed_pool_closes_its_live_connection_and_refuses_new_ones(reloadable, client_tls):
     r = reloadable
-    analytics = open_kafka_connection(r, client_tls("acme-analytics"))  # pool-acme-all only
-    payments = open_kafka_connection(r, client_tls("acme-client"))      # also pool-payments
+    analytics = open_kafka_connection(r.port, client_tls("acme-analytics"))  # pool-acme-all only
+    payments = open_kafka_connection(r.port, client_tls("acme-client"))      # also pool-payments
     before = len(r.audit.records())
 
     r.write(PAYMENTS_ONLY)  # the file watch picks it up

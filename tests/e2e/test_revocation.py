@@ -11,8 +11,9 @@ import threading
 import pytest
 
 from clients import driver
-from harness import free_port, raw_tls_attempt, reason_of, status_of
-from test_reload import Reloadable, is_closed_by_peer, open_kafka_connection
+from harness import (free_port, is_closed_by_peer, open_kafka_connection, raw_tls_attempt,
+                     reason_of, status_of)
+from test_reload import Reloadable
 
 from conftest import POOLS_YAML, _PROCESSES
 
@@ -68,8 +69,8 @@ def test_a_certificate_revoked_by_the_crl_at_crl_url_is_refused(start, crl_serve
 
 def test_a_crl_added_by_reload_closes_the_live_connection_it_revokes(start, client_tls):
     r = start("")
-    live = open_kafka_connection(r, client_tls("revoked"))  # admitted: no CRL yet
-    other = open_kafka_connection(r, client_tls("acme-client"))
+    live = open_kafka_connection(r.port, client_tls("revoked"))  # admitted: no CRL yet
+    other = open_kafka_connection(r.port, client_tls("acme-client"))
     before = len(r.audit.records())
 
     r.write(POOLS_YAML, ca_fields=f"crl_chain: {r.pki / 'acme-intermediate-ca.crl.pem'}")

@@ -15,13 +15,12 @@ to the proxy; the proxy logs in to tansu as the client's primary pool.
 from __future__ import annotations
 
 import subprocess
-import textwrap
 import time
 
 import pytest
 
 from clients import LIBRARIES, driver, unique
-from conftest import _PROCESSES
+from conftest import _PROCESSES, proxy_config
 from harness import TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port, reason_of
 
 PAYMENTS_PASSWORD = "payments-pw-4242"
@@ -69,33 +68,16 @@ def _start_proxy(proxy_bin, pki, workdir, name, tansu_port, payments_password):
     secret.chmod(0o600)
     audit_path = workdir / f"{name}-audit.log"
     config = workdir / f"{name}.yaml"
-    config.write_text(textwrap.dedent(f"""\
-        listener:
-          bootstrap: 127.0.0.1:{bootstrap_port}
-          advertised_host: localhost
-          broker_ports:
-            first_port: {first_port}
-        tls:
-          certificate_chain: {pki / "server.pem"}
-          private_key: {pki / "server.key"}
-        upstream:
-          bootstrap_servers: [127.0.0.1:{tansu_port}]
-          identity:
-            mode: scram
-            mechanism: SCRAM-SHA-512
-            credentials:
-              pool-payments: {{ username: payments, password_env: PAYMENTS_SCRAM_PASSWORD }}
-              pool-acme-all: {{ username: acme-all, password_file: {secret} }}
-        audit:
-          path: {audit_path}
-        log:
-          level: debug
-        certificate_authorities:
-          - id: ca-acme
-            display_name: Acme Internal Client CA
-            certificate_chain: {pki / "acme-internal-client-ca.pem"}
-            identity_pools:
-        """) + SCRAM_POOLS_YAML)
+    config.write_text(proxy_config(
+        bootstrap_port=bootstrap_port, first_port=first_port, pki=pki, tansu_port=tansu_port,
+        audit_path=audit_path, pools_yaml=SCRAM_POOLS_YAML, upstream_yaml=f"""
+identity:
+  mode: scram
+  mechanism: SCRAM-SHA-512
+  credentials:
+    pool-payments: {{ username: payments, password_env: PAYMENTS_SCRAM_PASSWORD }}
+    pool-acme-all: {{ username: acme-all, password_file: {secret} }}
+"""))
     proc = Process(name, [proxy_bin, "run", "--config", config], workdir / f"{name}.log",
                    cwd=workdir, env={"NO_COLOR": "1", "RUST_LOG": None,
                                      "PAYMENTS_SCRAM_PASSWORD": payments_password})

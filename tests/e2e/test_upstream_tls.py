@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import textwrap
 import threading
 
 import pytest
 
 from clients import LIBRARIES, driver, unique
-from conftest import POOLS_YAML, _PROCESSES
+from conftest import _PROCESSES, proxy_config
 from harness import TANSU_NODE_ID, Process, broker_port_base, free_port
 
 
@@ -92,31 +91,15 @@ def tls_upstream(tansu_bin, proxy_bin, pki, tmp_path_factory):
         bootstrap_port = free_port()
         first_port = broker_port_base(TANSU_NODE_ID)
         config = workdir / "proxy.yaml"
-        config.write_text(textwrap.dedent(f"""\
-            listener:
-              bootstrap: 127.0.0.1:{bootstrap_port}
-              advertised_host: localhost
-              broker_ports:
-                first_port: {first_port}
-            tls:
-              certificate_chain: {pki / "server.pem"}
-              private_key: {pki / "server.key"}
-            upstream:
-              bootstrap_servers: [localhost:{terminator.port}]
-              tls:
-                ca: {pki / "server-ca.pem"}
-                certificate_chain: {pki / "proxy-upstream-client.pem"}
-                private_key: {pki / "proxy-upstream-client.key"}
-            audit:
-              path: {workdir / "audit.log"}
-            log:
-              level: debug
-            certificate_authorities:
-              - id: ca-acme
-                display_name: Acme Internal Client CA
-                certificate_chain: {pki / "acme-internal-client-ca.pem"}
-                identity_pools:
-            """) + POOLS_YAML)
+        config.write_text(proxy_config(
+            bootstrap_port=bootstrap_port, first_port=first_port, pki=pki, tansu_port=tansu_port,
+            audit_path=workdir / "audit.log", upstream_bootstrap=f"localhost:{terminator.port}",
+            upstream_yaml=f"""
+tls:
+  ca: {pki / "server-ca.pem"}
+  certificate_chain: {pki / "proxy-upstream-client.pem"}
+  private_key: {pki / "proxy-upstream-client.key"}
+"""))
         proxy = Process("proxy-tls-upstream", [proxy_bin, "run", "--config", config],
                         workdir / "proxy.log", cwd=workdir, env={"NO_COLOR": "1", "RUST_LOG": None})
         _PROCESSES["proxy-tls-upstream"] = proxy
