@@ -77,6 +77,7 @@ fn pool(id: &str, filter: &str) -> Pool {
         external_identifier: ExternalIdentifier::Cn,
         filter: Filter::compile(filter).unwrap(),
         priority: 0,
+        acls: Vec::new(),
     }
 }
 

@@ -35,6 +35,8 @@ use crate::metrics::Metrics;
 use crate::tls::{RefusalReason, Verdict};
 
 pub const EVENT_TYPE: &str = "io.confluent.kafka.server/authentication";
+/// The type of authorization records (proxy ACL denials).
+pub const AUTHORIZATION_EVENT_TYPE: &str = "io.confluent.kafka.server/authorization";
 
 /// Where audit records are sent. Cheap to clone.
 #[derive(Clone)]
@@ -158,8 +160,31 @@ impl AuditSink {
 
     /// Queue one authentication record; never waits.
     pub fn authentication(&self, attempt: &AuthenticationAttempt<'_>) {
+        if self.tx.is_some() {
+            self.queue(authentication_record(&self.source, attempt));
+        }
+    }
+}
+
+/// A request (or part of one) that proxy ACLs refused.
+pub struct AuthorizationDenial<'a> {
+    pub connection_id: &'a str,
+    pub client_address: SocketAddr,
+    pub listener: &'a str,
+    pub principals: &'a [String],
+    pub pool_ids: &'a [String],
+    pub denial: &'a crate::acl::Denial,
+}
+
+impl AuditSink {
+    /// Queue one authorization (denial) record; never waits.
+    pub fn authorization(&self, d: &AuthorizationDenial<'_>) {
+        self.queue(authorization_record(&self.source, d));
+    }
+
+    fn queue(&self, record: Value) {
         let Some(tx) = &self.tx else { return };
-        let mut line = authentication_record(&self.source, attempt).to_string();
+        let mut line = record.to_string();
         line.push('\n');
         if tx.try_send(line).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -168,10 +193,48 @@ impl AuditSink {
             }
             tracing::error!(
                 dropped_total = n,
-                "audit queue full or closed: an authentication record was dropped"
+                "audit queue full or closed: an audit record was dropped"
             );
         }
     }
+}
+
+/// Build the CloudEvents record for one denial: `methodName` `kafka.Authorization`, the Kafka
+/// API, the resource and operation, and the connection's pools.
+pub fn authorization_record(source: &str, d: &AuthorizationDenial<'_>) -> Value {
+    let time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    json!({
+        "specversion": "1.0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "source": source,
+        "type": AUTHORIZATION_EVENT_TYPE,
+        "time": time,
+        "datacontenttype": "application/json",
+        "subject": d.connection_id,
+        "data": {
+            "methodName": "kafka.Authorization",
+            "serviceName": source,
+            "apiName": d.denial.api,
+            "connectionId": d.connection_id,
+            "clientAddress": d.client_address.to_string(),
+            "listener": d.listener,
+            "authenticationInfo": {
+                "principal": d.principals.first(),
+                "principals": d.principals,
+            },
+            "identityPoolIds": d.pool_ids,
+            "authorizationInfo": {
+                "granted": false,
+                "operation": d.denial.operation.as_str(),
+                "resourceType": d.denial.resource_type.as_str(),
+                "resourceName": d.denial.resource,
+                "source": "proxy_acl",
+            },
+            "result": {"status": "DENIED"},
+        },
+    })
 }
 
 fn certificate_json(identity: &CertIdentity) -> Value {

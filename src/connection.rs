@@ -28,10 +28,13 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::audit::{AttemptOutcome, AuthenticationAttempt};
+use crate::acl::{Action, Permissions, ResponsePatch, check_request};
+use crate::audit::{AttemptOutcome, AuthenticationAttempt, AuthorizationDenial};
 use crate::kafka::ProtocolError;
 use crate::kafka::frame::{FrameError, FrameReader, write_frame};
-use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
+use crate::kafka::header::{
+    RequestHeader, parse_request_header, produce_acks, response_correlation_id,
+};
 use crate::kafka::rewrite::{response_needs_rewrite, rewrite_response};
 use crate::kafka::versions::{
     proxy_version_range, sasl_refusal_response, unsupported_api_versions_response,
@@ -76,6 +79,8 @@ enum Pending {
         correlation_id: i32,
         /// When the request left for the broker (request latency metric).
         sent: Instant,
+        /// Proxy ACLs narrowed the request: what to change in the answer.
+        patch: Option<ResponsePatch>,
     },
     /// The proxy answers itself; `close` ends the session after this response.
     Local { frame: Bytes, close: bool },
@@ -112,6 +117,10 @@ enum SessionEnd {
     SaslRefused,
     #[error("no longer admitted ({0})")]
     NoLongerAdmitted(String),
+    #[error("request refused by proxy ACLs: {0}")]
+    Unauthorizable(String),
+    #[error("cannot apply proxy ACLs to the upstream response: {0}")]
+    Patch(crate::kafka::header::ProtocolError),
 }
 
 /// Serve one accepted TCP connection until it closes.
@@ -245,7 +254,8 @@ async fn serve_inner(
         }
     };
     debug!(upstream = %upstream_addr, "upstream connected");
-    let session = proxy_frames(&ctx, &generation, *tls, upstream, shutdown);
+    let authorizer = RequestAuthorizer::new(&ctx, &generation, &identity, &listener);
+    let session = proxy_frames(&ctx, &generation, authorizer, *tls, upstream, shutdown);
     let end = tokio::select! {
         end = session => end,
         Ok(reason) = closed_by_reload => Err(SessionEnd::NoLongerAdmitted(reason)),
@@ -308,6 +318,7 @@ where
 async fn proxy_frames<C, U>(
     ctx: &Arc<ProxyContext>,
     generation: &Generation,
+    authorizer: RequestAuthorizer<'_>,
     client: C,
     upstream: U,
     shutdown: broadcast::Receiver<()>,
@@ -325,6 +336,7 @@ where
     let requests = forward_requests(
         generation,
         &ctx.metrics,
+        authorizer,
         FrameReader::new(client_r, limits.max_frame_bytes),
         upstream_w,
         tx,
@@ -343,6 +355,7 @@ where
 async fn forward_requests<R, W>(
     generation: &Generation,
     metrics: &Metrics,
+    mut authorizer: RequestAuthorizer<'_>,
     mut client: FrameReader<R>,
     mut upstream: W,
     tx: mpsc::Sender<Pending>,
@@ -404,12 +417,31 @@ where
         }
         let expects_response = header.api_key != api::PRODUCE
             || produce_acks(&frame, &header).map_err(SessionEnd::ClientProtocol)? != 0;
+        let (frame, patch) = match authorizer.check(&header, frame)? {
+            Authorized::Forward { frame, patch } => (frame, patch),
+            Authorized::Answer(answer) => {
+                let pending = match answer {
+                    Some(frame) => Pending::Local {
+                        frame,
+                        close: false,
+                    },
+                    None => Pending::NoResponse {
+                        correlation_id: header.correlation_id,
+                    },
+                };
+                if tx.send(pending).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         let pending = if expects_response {
             Pending::Upstream {
                 api_key: header.api_key,
                 api_version: header.api_version,
                 correlation_id: header.correlation_id,
                 sent: Instant::now(),
+                patch,
             }
         } else {
             Pending::NoResponse {
@@ -497,11 +529,12 @@ where
                     }
                 }
                 match queue.front() {
-                    Some(Pending::Upstream { api_key, api_version, correlation_id, sent })
-                        if *correlation_id == got =>
-                    {
-                        let (api_key, api_version, sent) = (*api_key, *api_version, *sent);
-                        queue.pop_front();
+                    Some(Pending::Upstream { correlation_id, .. }) if *correlation_id == got => {
+                        let Some(Pending::Upstream { api_key, api_version, sent, patch, .. }) =
+                            queue.pop_front()
+                        else {
+                            continue;
+                        };
                         let elapsed = sent.elapsed();
                         ctx.metrics.request(api_key, elapsed);
                         debug!(
@@ -512,7 +545,10 @@ where
                             micros = elapsed.as_micros() as u64,
                             "request"
                         );
-                        let out = rewrite(ctx, generation, api_key, api_version, frame).await?;
+                        let mut out = rewrite(ctx, generation, api_key, api_version, frame).await?;
+                        if let Some(patch) = patch {
+                            out = patch(out).map_err(SessionEnd::Patch)?;
+                        }
                         send(&mut client, &out).await?;
                         ctx.metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
                     }
@@ -627,4 +663,115 @@ async fn rewrite(
         }
     }
     Ok(rewritten.frame)
+}
+
+/// Proxy ACLs for one connection: the permissions of its pools under the current configuration
+/// (re-derived when a reload installs a new one), applied to each request.
+struct RequestAuthorizer<'a> {
+    ctx: &'a ProxyContext,
+    identity: &'a ConnectionIdentity,
+    listener: &'a str,
+    generation: u64,
+    /// `None`: no certificate authority of the connection's pools enforces ACLs.
+    permissions: Option<Arc<Permissions>>,
+}
+
+/// What the requests task does with a request after the ACL check.
+enum Authorized {
+    /// Forward `frame` (the client's, or a narrowed copy); patch the answer when asked.
+    Forward {
+        frame: Bytes,
+        patch: Option<ResponsePatch>,
+    },
+    /// Answer locally (`None`: no answer is due, an `acks=0` produce).
+    Answer(Option<Bytes>),
+}
+
+impl<'a> RequestAuthorizer<'a> {
+    fn new(
+        ctx: &'a ProxyContext,
+        generation: &Generation,
+        identity: &'a ConnectionIdentity,
+        listener: &'a str,
+    ) -> Self {
+        RequestAuthorizer {
+            ctx,
+            identity,
+            listener,
+            generation: generation.number,
+            permissions: Permissions::for_connection(
+                &generation.config,
+                &identity.resolved.evaluation.resolution,
+            )
+            .map(Arc::new),
+        }
+    }
+
+    /// Check one request. With ACLs off this is one atomic load and a branch.
+    fn check(&mut self, header: &RequestHeader, frame: Bytes) -> Result<Authorized, SessionEnd> {
+        if self.ctx.generation_number() != self.generation {
+            let current = self.ctx.current();
+            self.generation = current.number;
+            self.permissions = Permissions::for_connection(
+                &current.config,
+                &self.identity.resolved.evaluation.resolution,
+            )
+            .map(Arc::new);
+        }
+        let Some(permissions) = &self.permissions else {
+            return Ok(Authorized::Forward { frame, patch: None });
+        };
+        let checked =
+            check_request(permissions, header, &frame).map_err(SessionEnd::ClientProtocol)?;
+        for denial in &checked.denials {
+            info!(
+                api = denial.api,
+                resource_type = %denial.resource_type,
+                resource = %denial.resource,
+                operation = %denial.operation,
+                "denied by proxy ACLs"
+            );
+            self.ctx.metrics.authorization_denied(
+                denial.api,
+                denial.resource_type.as_str(),
+                denial.operation.as_str(),
+            );
+            self.ctx.audit.authorization(&AuthorizationDenial {
+                connection_id: &self.identity.connection_id,
+                client_address: self.identity.peer,
+                listener: self.listener,
+                principals: self.identity.principals(),
+                pool_ids: &permissions.pool_ids,
+                denial,
+            });
+        }
+        match checked.action {
+            Action::Forward {
+                frame: narrowed,
+                patch,
+            } => Ok(Authorized::Forward {
+                frame: narrowed.unwrap_or(frame),
+                patch,
+            }),
+            Action::Answer(answer) => Ok(Authorized::Answer(answer)),
+            Action::Refuse(reason) => {
+                warn!(api_key = header.api_key, %reason, "closing: request refused by proxy ACLs");
+                let denial = crate::acl::Denial {
+                    api: "unauthorizable",
+                    resource_type: crate::acl::ResourceType::Cluster,
+                    resource: format!("api_key={}", header.api_key),
+                    operation: crate::acl::Operation::All,
+                };
+                self.ctx.audit.authorization(&AuthorizationDenial {
+                    connection_id: &self.identity.connection_id,
+                    client_address: self.identity.peer,
+                    listener: self.listener,
+                    principals: self.identity.principals(),
+                    pool_ids: &permissions.pool_ids,
+                    denial: &denial,
+                });
+                Err(SessionEnd::Unauthorizable(reason))
+            }
+        }
+    }
 }

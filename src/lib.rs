@@ -12,6 +12,8 @@
 //! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book, and the
 //!   per-pool upstream identity (SASL/SCRAM as the connection's primary pool).
 //! - [`scram`]: the client side of SCRAM-SHA-256/512 (RFC 5802), used by [`upstream`].
+//! - [`acl`]: proxy-side ACLs: the pools' rules, each request checked and refused the way a
+//!   broker refuses it.
 //! - [`connection`]: one client session, from the first request to the close.
 //! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt.
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
@@ -20,6 +22,7 @@
 //! - [`explain`], [`pki`]: operator commands (debug a certificate; write a development PKI).
 //! - [`cli`]: the `pools` and `cas` commands, clients of the iam/v2 API.
 
+pub mod acl;
 pub mod admin;
 pub mod audit;
 pub mod cli;

@@ -88,6 +88,13 @@ struct ListenerLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabels {
+    api: &'static str,
+    resource_type: &'static str,
+    operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HandshakeLabels {
     result: &'static str,
     /// Empty for a success (Prometheus treats an empty label as absent).
@@ -152,6 +159,7 @@ pub struct Metrics {
     upstream_connect_errors: Counter,
     reloads: Family<ResultLabels, Counter>,
     audit_dropped: Counter,
+    authorization_denials: Family<DenialLabels, Counter>,
     /// Unix time of each CA's last successful CRL fetch (`time() - x` is the CRL's age).
     crl_fetched: Family<CaLabels, Gauge>,
 }
@@ -235,6 +243,12 @@ impl Metrics {
             "Audit records dropped because the audit queue was full",
             audit_dropped.clone(),
         );
+        let authorization_denials = Family::<DenialLabels, Counter>::default();
+        registry.register(
+            "authorization_denials",
+            "Resources refused by proxy ACLs, by api, resource type and operation",
+            authorization_denials.clone(),
+        );
         let crl_fetched = Family::<CaLabels, Gauge>::default();
         registry.register(
             "crl_last_fetch_timestamp_seconds",
@@ -256,6 +270,7 @@ impl Metrics {
             upstream_connect_errors,
             reloads,
             audit_dropped,
+            authorization_denials,
             crl_fetched,
         }
     }
@@ -340,6 +355,22 @@ impl Metrics {
     /// `n` audit records were dropped because the audit queue was full.
     pub fn audit_dropped(&self, n: u64) {
         self.audit_dropped.inc_by(n);
+    }
+
+    /// Proxy ACLs refused `operation` on a resource of `resource_type` in an `api` request.
+    pub fn authorization_denied(
+        &self,
+        api: &'static str,
+        resource_type: &'static str,
+        operation: &'static str,
+    ) {
+        self.authorization_denials
+            .get_or_create(&DenialLabels {
+                api,
+                resource_type,
+                operation,
+            })
+            .inc();
     }
 
     /// `ca_id`'s CRL was fetched successfully at `unix_seconds`.

@@ -190,6 +190,9 @@ pub struct ProxyContext {
     /// Tells accept loops and connections to stop.
     shutdown: broadcast::Sender<()>,
     next_id: AtomicU64,
+    /// The current generation's number, readable without the lock: connections compare it on
+    /// every request to notice a reload (proxy ACLs are re-derived then).
+    generation_number: AtomicU64,
 }
 
 /// Why a reload was refused. The running configuration is untouched.
@@ -244,6 +247,7 @@ impl ProxyContext {
             reloading: std::sync::Mutex::new(()),
             shutdown,
             next_id: AtomicU64::new(1),
+            generation_number: AtomicU64::new(1),
         }))
     }
 
@@ -253,6 +257,11 @@ impl ProxyContext {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The number of the current generation (a lock-free read).
+    pub fn generation_number(&self) -> u64 {
+        self.generation_number.load(Ordering::Acquire)
     }
 
     /// A short id for logs and audit records, unique within this process.
@@ -308,6 +317,7 @@ impl ProxyContext {
             Ok(mut g) => *g = next.clone(),
             Err(poisoned) => *poisoned.into_inner() = next.clone(),
         }
+        self.generation_number.store(next.number, Ordering::Release);
         self.upstream_probe.set_targets(
             next.config.upstream.bootstrap_servers.clone(),
             next.config.upstream.connect_timeout,

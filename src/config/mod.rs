@@ -22,6 +22,7 @@ use std::time::Duration;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
+use crate::acl::{AclRule, RuleSpec};
 use crate::kafka::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::pools::{CaPools, ExternalIdentifier, Filter, Pool};
 use raw::RawConfig;
@@ -81,6 +82,8 @@ pub struct Config {
     pub authorities: Vec<CertificateAuthority>,
     /// The admin HTTP server; `None` when the file has no `admin` section.
     pub admin: Option<AdminConfig>,
+    /// Proxy-side ACLs (global part; certificate authorities and pools carry their own).
+    pub authorization: AuthorizationConfig,
     /// Things that load but are probably not what the operator meant (e.g. an empty filter).
     pub warnings: Vec<Issue>,
 }
@@ -323,6 +326,24 @@ impl AdminTokenSource {
     }
 }
 
+/// `authorization` at the top level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizationConfig {
+    /// Enforce ACLs for certificate authorities that do not say otherwise.
+    pub enabled: bool,
+    /// Rules for every connection.
+    pub rules: Vec<AclRule>,
+}
+
+/// `certificate_authorities[].authorization`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaAuthorization {
+    /// `None`: as the global setting.
+    pub enabled: Option<bool>,
+    /// Rules for every pool of this certificate authority.
+    pub rules: Vec<AclRule>,
+}
+
 /// A trusted client certificate authority and the identity pools it admits.
 #[derive(Debug, Clone)]
 pub struct CertificateAuthority {
@@ -338,6 +359,7 @@ pub struct CertificateAuthority {
     pub crl_url: Option<String>,
     pub require_crl: bool,
     pub pools: CaPools,
+    pub authorization: CaAuthorization,
 }
 
 /// One problem (or warning) found in a configuration: where, and why.
@@ -437,6 +459,7 @@ pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
         u
     });
     let admin = v.admin(raw, listener.as_ref());
+    let authorization = v.authorization(raw, &authorities);
     match (listener, server_tls, upstream, audit, log, reload) {
         (
             Some(listener),
@@ -457,6 +480,7 @@ pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
             revocation,
             authorities,
             admin,
+            authorization,
             warnings: v.warnings,
         }),
         _ => Err(ConfigError::Invalid {
@@ -1114,6 +1138,14 @@ impl Checker {
                     ),
                 );
             }
+            let authorization = CaAuthorization {
+                enabled: ca.authorization.as_ref().and_then(|a| a.enabled),
+                rules: ca
+                    .authorization
+                    .as_ref()
+                    .map(|a| self.acl_rules(&format!("{at}.authorization.rules"), &a.rules))
+                    .unwrap_or_default(),
+            };
             let mut pools = Vec::new();
             for (j, p) in ca.identity_pools.iter().enumerate() {
                 let at = format!("{at}.identity_pools[{j}]");
@@ -1136,10 +1168,75 @@ impl Checker {
                         ca_id: ca.id.clone(),
                         pools,
                     },
+                    authorization,
                 });
             }
         }
         out
+    }
+
+    /// Check a list of ACL rules; every problem names the rule's index and field.
+    fn acl_rules(&mut self, at: &str, raw: &[raw::RawAclRule]) -> Vec<AclRule> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, r) in raw.iter().enumerate() {
+            let spec = RuleSpec {
+                permission: r.permission.as_deref(),
+                operations: &r.operations,
+                resource_type: &r.resource_type,
+                pattern_type: r.pattern_type.as_deref(),
+                resource_name: r.resource_name.as_deref(),
+            };
+            match AclRule::parse(&spec) {
+                Ok(rule) => out.push(rule),
+                Err(errors) => {
+                    for e in errors {
+                        self.error(format!("{at}[{i}].{}", e.field), e.reason);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The global `authorization` section. Warns when ACLs are enforced somewhere but a pool
+    /// that would be checked has no rule at all: its clients can do nothing.
+    fn authorization(
+        &mut self,
+        raw: &RawConfig,
+        authorities: &[CertificateAuthority],
+    ) -> AuthorizationConfig {
+        let config = AuthorizationConfig {
+            enabled: raw
+                .authorization
+                .as_ref()
+                .and_then(|a| a.enabled)
+                .unwrap_or(false),
+            rules: raw
+                .authorization
+                .as_ref()
+                .map(|a| self.acl_rules("authorization.rules", &a.rules))
+                .unwrap_or_default(),
+        };
+        for (i, ca) in authorities.iter().enumerate() {
+            if !ca.authorization.enabled.unwrap_or(config.enabled) {
+                continue;
+            }
+            if !config.rules.is_empty() || !ca.authorization.rules.is_empty() {
+                continue;
+            }
+            for (j, pool) in ca.pools.pools.iter().enumerate() {
+                if pool.acls.is_empty() {
+                    self.warn(
+                        format!("certificate_authorities[{i}].identity_pools[{j}].acls"),
+                        format!(
+                            "ACLs are enforced for certificate authority `{}` but pool `{}` has                              no rule: its clients will be refused every request",
+                            ca.id, pool.id
+                        ),
+                    );
+                }
+            }
+        }
+        config
     }
 
     fn pool(
@@ -1192,6 +1289,7 @@ impl Checker {
                 None
             }
         };
+        let acls = self.acl_rules(&format!("{at}.acls"), &p.acls);
         if !ok {
             return None;
         }
@@ -1202,6 +1300,7 @@ impl Checker {
             external_identifier: external_identifier?,
             filter: filter?,
             priority: p.priority.unwrap_or(0),
+            acls,
         })
     }
 }

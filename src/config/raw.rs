@@ -34,6 +34,39 @@ pub struct RawConfig {
     /// Absent: no admin server.
     #[serde(default)]
     pub admin: Option<RawAdmin>,
+    /// Proxy-side ACLs: off unless enabled here or on a certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RawAuthorization>,
+}
+
+/// `authorization` (global) and `certificate_authorities[].authorization`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorization {
+    /// Check every request against the pools' ACLs. Global default false; on a certificate
+    /// authority, absent means "as the global setting".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Rules for every connection (global) or every pool of the certificate authority.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RawAclRule>,
+}
+
+/// One ACL rule as written (checked into [`crate::acl::AclRule`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAclRule {
+    /// `allow` (default) or `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+    pub operations: Vec<String>,
+    pub resource_type: String,
+    /// `literal` (default) or `prefixed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern_type: Option<String>,
+    /// `*` (literal) for every resource of the type; optional for `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -251,6 +284,9 @@ pub struct RawCertificateAuthority {
     pub require_crl_on_client_certificate: bool,
     #[serde(default)]
     pub identity_pools: Vec<RawIdentityPool>,
+    /// Proxy-side ACLs for this CA's pools: whether they are enforced, and rules for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RawAuthorization>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -270,4 +306,7 @@ pub struct RawIdentityPool {
     /// Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+    /// This pool's ACL rules (enforced when `authorization.enabled`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<RawAclRule>,
 }

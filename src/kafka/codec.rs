@@ -70,6 +70,61 @@ pub(crate) fn decode_response<T: Decodable>(
     Ok((header, body))
 }
 
+/// Decodes a request body (after a header of `header_len` bytes, parsed by
+/// [`super::header::parse_request_header`]) at `version`. Same guards as [`decode_response`]:
+/// a panic is an error, trailing bytes are refused.
+pub(crate) fn decode_request_body<T: Decodable>(
+    frame: &Bytes,
+    header_len: usize,
+    version: i16,
+) -> Result<T, ProtocolError> {
+    let api = type_name::<T>();
+    if header_len > frame.len() {
+        return Err(ProtocolError::Malformed(format!(
+            "{api}: header longer than the frame"
+        )));
+    }
+    let mut buf = frame.slice(header_len..);
+    let body = guarded(api, version, || T::decode(&mut buf, version))?;
+    if !buf.is_empty() {
+        return Err(ProtocolError::Malformed(format!(
+            "{api} version {version}: {} trailing bytes after the body",
+            buf.len()
+        )));
+    }
+    Ok(body)
+}
+
+/// Re-encodes a request body behind the client's own header bytes (`frame[..header_len]`),
+/// so the correlation id, client id and tagged header fields stay exactly as sent.
+pub(crate) fn reencode_request_body<T: Encodable>(
+    frame: &Bytes,
+    header_len: usize,
+    body: &T,
+    version: i16,
+) -> Result<Bytes, ProtocolError> {
+    let api = type_name::<T>();
+    let header = frame
+        .get(..header_len)
+        .ok_or_else(|| ProtocolError::Malformed(format!("{api}: header longer than the frame")))?;
+    let size = body
+        .compute_size(version)
+        .map_err(|e| ProtocolError::Encode {
+            api,
+            version,
+            reason: format!("{e:#}"),
+        })?;
+    let mut out = BytesMut::with_capacity(header_len.saturating_add(size));
+    out.extend_from_slice(header);
+    body.encode(&mut out, version)
+        .map_err(|e| ProtocolError::Encode {
+            api,
+            version,
+            reason: format!("{e:#}"),
+        })?;
+    Ok(out.freeze())
+}
+
 /// Encodes a response header and body into one frame (without the size prefix).
 pub(crate) fn encode_response<T: Encodable>(
     header: &ResponseHeader,

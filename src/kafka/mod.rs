@@ -16,7 +16,7 @@
 //! `vendor/kafka-protocol/PATCHED.md`), always behind `catch_unwind`.
 
 mod api_versions;
-mod codec;
+pub(crate) mod codec;
 mod error;
 pub mod frame;
 pub mod header;

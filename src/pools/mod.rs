@@ -50,6 +50,8 @@ pub struct Pool {
     /// Higher wins the choice of the primary pool among several matches (see
     /// [`Resolution::primary`]); 0 by default.
     pub priority: i32,
+    /// The pool's ACL rules (enforced when authorization is enabled for its CA).
+    pub acls: Vec<crate::acl::AclRule>,
 }
 
 /// The identity pools of one certificate authority.

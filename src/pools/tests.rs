@@ -68,6 +68,7 @@ fn pool(id: &str, external_identifier: ExternalIdentifier, filter: &str) -> Pool
         external_identifier,
         filter: Filter::compile(filter).unwrap(),
         priority: 0,
+        acls: Vec::new(),
     }
 }
 

@@ -408,6 +408,7 @@ mod tests {
             external_identifier: ident,
             filter: Filter::compile(filter).unwrap(),
             priority: 0,
+            acls: Vec::new(),
         }
     }
 
@@ -426,6 +427,7 @@ mod tests {
                 ca_id: id.into(),
                 pools,
             },
+            authorization: Default::default(),
         }
     }
 

@@ -1,0 +1,324 @@
+//! The request side of proxy ACLs: one small filter per API, each deciding from a decoded
+//! request body what reaches the broker and what the client is told.
+//!
+//! A check has four outcomes ([`Action`]):
+//!
+//! - everything is allowed: the client's frame is forwarded **as it came** (the body was decoded
+//!   only to read resource names; nothing is re-encoded);
+//! - part is denied (some topics of a Produce, some groups of a DescribeGroups, …): a narrowed
+//!   copy of the request goes upstream, and a [`ResponsePatch`] adds the denied entries, with
+//!   the error a broker would give, to the broker's answer — the client sees one response, as
+//!   from a broker enforcing the same ACLs;
+//! - everything is denied: the proxy answers itself (the same patch applied to an empty
+//!   response) and the broker never sees the request;
+//! - the API is one the proxy cannot authorize: [`Action::Refuse`] (the connection is closed;
+//!   such APIs are also hidden from ApiVersions when ACLs are on, see [`super::apis`]).
+//!
+//! Every denied resource becomes a [`Denial`] for the log and the `kafka.Authorization` audit
+//! record. Bodies come from the client: they are decoded by kafka-protocol behind
+//! `catch_unwind` (`kafka::codec`), and a body that does not decode is an error for this
+//! connection only.
+
+mod groups;
+mod topics;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::permissions::Permissions;
+use super::rules::{Operation, ResourceType};
+use crate::kafka::codec::{
+    decode_request_body, decode_response, encode_response, reencode_request_body,
+};
+use crate::kafka::{ProtocolError, RequestHeader};
+
+/// Kafka's authorization error codes.
+pub mod error_code {
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+}
+
+/// Changes the broker's answer to a narrowed request before it goes to the client.
+pub type ResponsePatch = Box<dyn FnOnce(Bytes) -> Result<Bytes, ProtocolError> + Send + Sync>;
+
+/// What to do with one request.
+pub enum Action {
+    /// Send `frame` (or, when `None`, the client's frame untouched) to the broker, and pass its
+    /// answer through `patch` when there is one.
+    Forward {
+        frame: Option<Bytes>,
+        patch: Option<ResponsePatch>,
+    },
+    /// Answer the client without asking the broker; `None` when no answer is due (a Produce
+    /// with `acks=0`).
+    Answer(Option<Bytes>),
+    /// The proxy cannot authorize this request: refuse it (with this reason).
+    Refuse(String),
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Forward { frame, patch } => f
+                .debug_struct("Forward")
+                .field("narrowed", &frame.is_some())
+                .field("patched", &patch.is_some())
+                .finish(),
+            Action::Answer(frame) => f.debug_tuple("Answer").field(&frame.is_some()).finish(),
+            Action::Refuse(reason) => f.debug_tuple("Refuse").field(reason).finish(),
+        }
+    }
+}
+
+/// One denied resource, for the log and the audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub api: &'static str,
+    pub resource_type: ResourceType,
+    pub resource: String,
+    pub operation: Operation,
+}
+
+/// The outcome of checking one request.
+#[derive(Debug)]
+pub struct Checked {
+    pub action: Action,
+    pub denials: Vec<Denial>,
+}
+
+impl Checked {
+    fn forward() -> Self {
+        Checked {
+            action: Action::Forward {
+                frame: None,
+                patch: None,
+            },
+            denials: Vec::new(),
+        }
+    }
+}
+
+/// Check one client request against `permissions`.
+pub fn check_request(
+    permissions: &Arc<Permissions>,
+    header: &RequestHeader,
+    frame: &Bytes,
+) -> Result<Checked, ProtocolError> {
+    let Ok(key) = ApiKey::try_from(header.api_key) else {
+        return Ok(Checked {
+            action: Action::Refuse(format!(
+                "api key {} is unknown to the proxy and cannot be authorized",
+                header.api_key
+            )),
+            denials: Vec::new(),
+        });
+    };
+    let mut req = Request {
+        permissions,
+        header,
+        frame,
+        key,
+        denials: Vec::new(),
+    };
+    let action = match key {
+        // Needs no authorization (Kafka checks none), but clients must only learn the APIs
+        // they may use.
+        ApiKey::ApiVersions => {
+            let version = header.api_version;
+            Action::Forward {
+                frame: None,
+                patch: Some(Box::new(move |frame: Bytes| {
+                    super::apis::narrow_api_versions(&frame, version)
+                })),
+            }
+        }
+        ApiKey::DescribeCluster => return Ok(Checked::forward()),
+        ApiKey::Produce => topics::produce(&mut req)?,
+        ApiKey::Fetch => topics::fetch(&mut req)?,
+        ApiKey::ListOffsets => topics::list_offsets(&mut req)?,
+        ApiKey::Metadata => topics::metadata(&mut req)?,
+        ApiKey::CreateTopics => topics::create_topics(&mut req)?,
+        ApiKey::DeleteTopics => topics::delete_topics(&mut req)?,
+        ApiKey::OffsetCommit => groups::offset_commit(&mut req)?,
+        ApiKey::OffsetFetch => groups::offset_fetch(&mut req)?,
+        ApiKey::FindCoordinator => groups::find_coordinator(&mut req)?,
+        ApiKey::JoinGroup => groups::join_group(&mut req)?,
+        ApiKey::SyncGroup => groups::sync_group(&mut req)?,
+        ApiKey::Heartbeat => groups::heartbeat(&mut req)?,
+        ApiKey::LeaveGroup => groups::leave_group(&mut req)?,
+        ApiKey::InitProducerId => groups::init_producer_id(&mut req)?,
+        other => Action::Refuse(format!(
+            "{other:?} cannot be authorized by the proxy; it is not available while proxy ACLs \
+             are enabled"
+        )),
+    };
+    Ok(Checked {
+        action,
+        denials: req.denials,
+    })
+}
+
+/// One request being checked: its bytes, its header, and the denials found so far.
+pub(crate) struct Request<'a> {
+    permissions: &'a Arc<Permissions>,
+    header: &'a RequestHeader,
+    frame: &'a Bytes,
+    key: ApiKey,
+    denials: Vec<Denial>,
+}
+
+impl Request<'_> {
+    fn version(&self) -> i16 {
+        self.header.api_version
+    }
+
+    fn api(&self) -> &'static str {
+        api_name(self.key)
+    }
+
+    /// Decode the body as `T` at the request's version.
+    fn decode<T: Decodable>(&self) -> Result<T, ProtocolError> {
+        let range = self.key.valid_versions();
+        if self.version() < range.min || self.version() > range.max {
+            return Err(ProtocolError::UnsupportedVersion {
+                api: self.api(),
+                version: self.version(),
+            });
+        }
+        decode_request_body(self.frame, self.header.header_len, self.version())
+    }
+
+    /// Is `op` on this resource allowed? A denial is recorded when not.
+    fn allowed(&mut self, op: Operation, resource_type: ResourceType, name: &str) -> bool {
+        if self.permissions.allows(op, resource_type, name) {
+            return true;
+        }
+        self.deny(op, resource_type, name);
+        false
+    }
+
+    #[allow(dead_code, reason = "used by the cluster-level checks")]
+    fn allowed_cluster(&mut self, op: Operation) -> bool {
+        self.allowed(
+            op,
+            ResourceType::Cluster,
+            super::rules::CLUSTER_RESOURCE_NAME,
+        )
+    }
+
+    fn deny(&mut self, op: Operation, resource_type: ResourceType, name: &str) {
+        let denial = Denial {
+            api: self.api(),
+            resource_type,
+            resource: name.to_owned(),
+            operation: op,
+        };
+        if !self.denials.contains(&denial) {
+            self.denials.push(denial);
+        }
+    }
+
+    /// The narrowed request: the client's header bytes, then `body`.
+    fn narrowed<T: Encodable>(&self, body: &T) -> Result<Bytes, ProtocolError> {
+        reencode_request_body(self.frame, self.header.header_len, body, self.version())
+    }
+
+    /// The proxy's own complete answer.
+    fn answer<T: Encodable>(&self, body: &T) -> Result<Bytes, ProtocolError> {
+        let header = ResponseHeader::default().with_correlation_id(self.header.correlation_id);
+        let version = self.version();
+        encode_response(
+            &header,
+            self.key.response_header_version(version),
+            body,
+            version,
+        )
+    }
+
+    /// A patch that decodes the broker's `T` answer, lets `f` change it, and encodes it again.
+    fn patch<T>(&self, f: impl FnOnce(&mut T) + Send + Sync + 'static) -> ResponsePatch
+    where
+        T: Decodable + Encodable + 'static,
+    {
+        let version = self.version();
+        let header_version = self.key.response_header_version(version);
+        Box::new(move |frame: Bytes| {
+            let (header, mut body) = decode_response::<T>(&frame, header_version, version)?;
+            f(&mut body);
+            encode_response(&header, header_version, &body, version)
+        })
+    }
+
+    /// The usual ending of a per-resource check: forward untouched when nothing was denied,
+    /// answer alone when nothing is left to ask, otherwise forward the narrowed request and
+    /// patch the denied entries into the answer.
+    fn split<Req, Resp>(
+        &self,
+        any_denied: bool,
+        any_allowed: bool,
+        narrowed: &Req,
+        add_denied: impl FnOnce(&mut Resp) + Send + Sync + 'static,
+    ) -> Result<Action, ProtocolError>
+    where
+        Req: Encodable,
+        Resp: Decodable + Encodable + Default + 'static,
+    {
+        if !any_denied {
+            return Ok(Action::Forward {
+                frame: None,
+                patch: None,
+            });
+        }
+        if !any_allowed {
+            let mut body = Resp::default();
+            add_denied(&mut body);
+            return Ok(Action::Answer(Some(self.answer(&body)?)));
+        }
+        Ok(Action::Forward {
+            frame: Some(self.narrowed(narrowed)?),
+            patch: Some(self.patch(add_denied)),
+        })
+    }
+}
+
+/// The API's name as Kafka spells it (for logs and audit records).
+pub fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+        ApiKey::EndTxn => "EndTxn",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::ApiVersions => "ApiVersions",
+        _ => "other",
+    }
+}

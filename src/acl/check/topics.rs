@@ -1,0 +1,382 @@
+//! Topic APIs: Produce, Fetch, ListOffsets, Metadata, CreateTopics, DeleteTopics.
+//!
+//! Each denied topic gets TOPIC_AUTHORIZATION_FAILED in its own entry of the response, next to
+//! the broker's answers for the allowed ones — per topic, as a broker does.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::error_code::{TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED};
+use super::{Action, Request};
+use crate::acl::permissions::Permissions;
+use crate::acl::rules::{Operation, ResourceType};
+use crate::kafka::ProtocolError;
+
+const AUTHORIZATION_FAILED_MESSAGE: &str = "Authorization failed.";
+
+fn message() -> Option<StrBytes> {
+    Some(StrBytes::from_static_str(AUTHORIZATION_FAILED_MESSAGE))
+}
+
+/// Produce: write on each topic; with a transactional id, write on it first (a refusal then
+/// fails every partition with TRANSACTIONAL_ID_AUTHORIZATION_FAILED). With `acks=0` nothing is
+/// answered, allowed or not.
+pub(super) fn produce(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let mut body: ProduceRequest = req.decode()?;
+    let txn_allowed = match &body.transactional_id {
+        Some(txn) => req.allowed(Operation::Write, ResourceType::TransactionalId, txn),
+        None => true,
+    };
+    let mut denied = Vec::new();
+    let mut allowed = Vec::new();
+    for topic in std::mem::take(&mut body.topic_data) {
+        if txn_allowed && req.allowed(Operation::Write, ResourceType::Topic, &topic.name) {
+            allowed.push(topic);
+        } else {
+            let code = if txn_allowed {
+                TOPIC_AUTHORIZATION_FAILED
+            } else {
+                TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            };
+            denied.push(
+                TopicProduceResponse::default()
+                    .with_name(topic.name.clone())
+                    .with_topic_id(topic.topic_id)
+                    .with_partition_responses(
+                        topic
+                            .partition_data
+                            .iter()
+                            .map(|p| {
+                                PartitionProduceResponse::default()
+                                    .with_index(p.index)
+                                    .with_error_code(code)
+                                    .with_base_offset(-1)
+                                    .with_log_append_time_ms(-1)
+                                    .with_log_start_offset(-1)
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+    }
+    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
+    body.topic_data = allowed;
+    if body.acks == 0 && any_denied {
+        // No answer is due: drop what is denied, forward the rest.
+        return Ok(if any_allowed {
+            Action::Forward {
+                frame: Some(req.narrowed(&body)?),
+                patch: None,
+            }
+        } else {
+            Action::Answer(None)
+        });
+    }
+    req.split(
+        any_denied,
+        any_allowed,
+        &body,
+        move |r: &mut ProduceResponse| r.responses.extend(denied),
+    )
+}
+
+/// Fetch: read on each topic. Replica fetches (a broker's) are not accepted from clients.
+pub(super) fn fetch(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let mut body: FetchRequest = req.decode()?;
+    let replica = if req.version() >= 15 {
+        body.replica_state.replica_id.0
+    } else {
+        body.replica_id.0
+    };
+    if replica >= 0 {
+        return Ok(Action::Refuse(format!(
+            "Fetch as replica {replica}: replica fetches come from brokers, not clients"
+        )));
+    }
+    let mut denied = Vec::new();
+    let mut allowed = Vec::new();
+    for topic in std::mem::take(&mut body.topics) {
+        if topic_allowed(req, Operation::Read, &topic.topic, topic.topic_id) {
+            allowed.push(topic);
+        } else {
+            denied.push(
+                FetchableTopicResponse::default()
+                    .with_topic(topic.topic.clone())
+                    .with_topic_id(topic.topic_id)
+                    .with_partitions(
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                PartitionData::default()
+                                    .with_partition_index(p.partition)
+                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                    .with_high_watermark(-1)
+                                    .with_last_stable_offset(-1)
+                                    .with_log_start_offset(-1)
+                                    .with_aborted_transactions(Some(Vec::new()))
+                                    .with_records(Some(Bytes::new()))
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+    }
+    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
+    body.topics = allowed;
+    req.split(
+        any_denied,
+        any_allowed,
+        &body,
+        move |r: &mut FetchResponse| r.responses.extend(denied),
+    )
+}
+
+/// A topic a request names, by name or — from versions with topic ids — only by id. A topic
+/// known only by id is allowed only when the operation is allowed on every topic name.
+fn topic_allowed(
+    req: &mut Request<'_>,
+    op: Operation,
+    name: &TopicName,
+    topic_id: uuid::Uuid,
+) -> bool {
+    if !name.is_empty() || topic_id.is_nil() {
+        return req.allowed(op, ResourceType::Topic, name);
+    }
+    if req.permissions.allows_every(op, ResourceType::Topic) {
+        return true;
+    }
+    req.deny(op, ResourceType::Topic, &format!("id:{topic_id}"));
+    false
+}
+
+/// ListOffsets: describe on each topic.
+pub(super) fn list_offsets(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let mut body: ListOffsetsRequest = req.decode()?;
+    let mut denied = Vec::new();
+    let mut allowed = Vec::new();
+    for topic in std::mem::take(&mut body.topics) {
+        if req.allowed(Operation::Describe, ResourceType::Topic, &topic.name) {
+            allowed.push(topic);
+        } else {
+            denied.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                ListOffsetsPartitionResponse::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                    .with_timestamp(-1)
+                                    .with_offset(-1)
+                                    .with_leader_epoch(-1)
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+    }
+    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
+    body.topics = allowed;
+    req.split(
+        any_denied,
+        any_allowed,
+        &body,
+        move |r: &mut ListOffsetsResponse| r.topics.extend(denied),
+    )
+}
+
+/// Metadata: a listing of every topic shows only the topics the connection may describe (as a
+/// broker filters it); named topics it may not describe are answered with
+/// TOPIC_AUTHORIZATION_FAILED and never auto-created. Metadata always reaches the broker — the
+/// client needs its broker list even when every topic it asked for is denied.
+///
+/// Filtering a listing is not a denial (nothing the client asked for by name was refused), so
+/// it writes no audit record.
+pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let mut body: MetadataRequest = req.decode()?;
+    // v0 has no null: an empty list means every topic.
+    let every_topic = match &body.topics {
+        None => true,
+        Some(topics) => topics.is_empty() && req.version() == 0,
+    };
+    if every_topic {
+        if req
+            .permissions
+            .allows_every(Operation::Describe, ResourceType::Topic)
+        {
+            return Ok(forward_untouched());
+        }
+        let permissions = Arc::clone(req.permissions);
+        return Ok(Action::Forward {
+            frame: None,
+            patch: Some(req.patch(move |r: &mut MetadataResponse| {
+                r.topics
+                    .retain(|t| may_describe(&permissions, t.name.as_ref()))
+            })),
+        });
+    }
+    let mut denied = Vec::new();
+    let mut allowed = Vec::new();
+    let mut may_create_all = true;
+    for topic in body.topics.take().unwrap_or_default() {
+        let ok = match &topic.name {
+            Some(name) => req.allowed(Operation::Describe, ResourceType::Topic, name),
+            None => topic_allowed(
+                req,
+                Operation::Describe,
+                &TopicName::default(),
+                topic.topic_id,
+            ),
+        };
+        if ok {
+            if let Some(name) = &topic.name {
+                may_create_all &= req.permissions.allows_cluster(Operation::Create)
+                    || req
+                        .permissions
+                        .allows(Operation::Create, ResourceType::Topic, name);
+            }
+            allowed.push(topic);
+        } else {
+            denied.push(
+                MetadataResponseTopic::default()
+                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                    .with_name(topic.name.clone())
+                    .with_topic_id(topic.topic_id)
+                    .with_topic_authorized_operations(i32::MIN),
+            );
+        }
+    }
+    if denied.is_empty() && (may_create_all || !body.allow_auto_topic_creation) {
+        return Ok(forward_untouched());
+    }
+    let denied_names: Vec<Option<TopicName>> = denied.iter().map(|t| t.name.clone()).collect();
+    let patch = req.patch(move |r: &mut MetadataResponse| {
+        // v0 cannot ask for "no topics": the denied ones may come back; drop them first.
+        r.topics.retain(|t| !denied_names.contains(&t.name));
+        r.topics.extend(denied);
+    });
+    let narrowed = if allowed.is_empty() && req.version() == 0 {
+        None
+    } else {
+        // A topic the connection may not create is not auto-created on its behalf.
+        body.allow_auto_topic_creation &= may_create_all;
+        body.topics = Some(allowed);
+        Some(req.narrowed(&body)?)
+    };
+    Ok(Action::Forward {
+        frame: narrowed,
+        patch: Some(patch),
+    })
+}
+
+fn may_describe(permissions: &Permissions, name: Option<&TopicName>) -> bool {
+    match name {
+        Some(name) => permissions.allows(Operation::Describe, ResourceType::Topic, name),
+        None => permissions.allows_every(Operation::Describe, ResourceType::Topic),
+    }
+}
+
+fn forward_untouched() -> Action {
+    Action::Forward {
+        frame: None,
+        patch: None,
+    }
+}
+
+/// CreateTopics: create on the cluster, or create on the topic.
+pub(super) fn create_topics(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let mut body: CreateTopicsRequest = req.decode()?;
+    let cluster_create = req.permissions.allows_cluster(Operation::Create);
+    let mut denied = Vec::new();
+    let mut allowed = Vec::new();
+    for topic in std::mem::take(&mut body.topics) {
+        if cluster_create || req.allowed(Operation::Create, ResourceType::Topic, &topic.name) {
+            allowed.push(topic);
+        } else {
+            denied.push(
+                CreatableTopicResult::default()
+                    .with_name(topic.name.clone())
+                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(message())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_configs(None),
+            );
+        }
+    }
+    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
+    body.topics = allowed;
+    req.split(
+        any_denied,
+        any_allowed,
+        &body,
+        move |r: &mut CreateTopicsResponse| r.topics.extend(denied),
+    )
+}
+
+/// DeleteTopics: delete on each topic (by name before v6, by name or id from v6).
+pub(super) fn delete_topics(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let mut body: DeleteTopicsRequest = req.decode()?;
+    let mut denied = Vec::new();
+    if req.version() < 6 {
+        let mut allowed = Vec::new();
+        for name in std::mem::take(&mut body.topic_names) {
+            if req.allowed(Operation::Delete, ResourceType::Topic, &name) {
+                allowed.push(name);
+            } else {
+                denied.push(deletable(Some(name), Default::default()));
+            }
+        }
+        let any_allowed = !allowed.is_empty();
+        body.topic_names = allowed;
+        return req.split(!denied.is_empty(), any_allowed, &body, move |r| {
+            add_deleted(r, denied)
+        });
+    }
+    let mut allowed: Vec<DeleteTopicState> = Vec::new();
+    for topic in std::mem::take(&mut body.topics) {
+        let name = topic.name.clone().unwrap_or_default();
+        if topic_allowed(req, Operation::Delete, &name, topic.topic_id) {
+            allowed.push(topic);
+        } else {
+            denied.push(deletable(topic.name.clone(), topic.topic_id));
+        }
+    }
+    let any_allowed = !allowed.is_empty();
+    body.topics = allowed;
+    req.split(!denied.is_empty(), any_allowed, &body, move |r| {
+        add_deleted(r, denied)
+    })
+}
+
+fn deletable(name: Option<TopicName>, topic_id: uuid::Uuid) -> DeletableTopicResult {
+    DeletableTopicResult::default()
+        .with_name(name)
+        .with_topic_id(topic_id)
+        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+        .with_error_message(message())
+}
+
+fn add_deleted(r: &mut DeleteTopicsResponse, denied: Vec<DeletableTopicResult>) {
+    r.responses.extend(denied)
+}

@@ -1,0 +1,21 @@
+//! Proxy-side ACLs: what each pool may do, enforced on every request.
+//!
+//! Operators who do not run broker-side ACLs can give pools Kafka-style rules (see
+//! [`rules`]); a connection's permissions are the union of its pools' allows, and any matching
+//! deny wins ([`permissions`]). With authorization enabled (globally or per certificate
+//! authority), every request is checked ([`check`]) and refused the way a broker refuses it:
+//! per-topic TOPIC_AUTHORIZATION_FAILED inside Produce/Fetch/ListOffsets/OffsetCommit/
+//! CreateTopics/DeleteTopics responses, GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//! where Kafka uses them, and Metadata listings filtered to describable topics. APIs the proxy
+//! cannot authorize are hidden from ApiVersions and refused ([`apis`]).
+//!
+//! With authorization off nothing here runs: requests pass through as raw frames.
+
+pub mod apis;
+pub mod check;
+pub mod permissions;
+pub mod rules;
+
+pub use check::{Action, Checked, Denial, ResponsePatch, check_request};
+pub use permissions::Permissions;
+pub use rules::{AclRule, Operation, Operations, Pattern, Permission, ResourceType, RuleSpec};

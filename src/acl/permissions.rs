@@ -1,0 +1,248 @@
+//! What one connection may do: the union of its pools' allows, minus any matching deny.
+//!
+//! Built once per connection (and again after a reload changes the configuration) from the
+//! global rules, the rules of every certificate authority whose pools matched, and the rules of
+//! every matched pool. A check walks the few rules of one resource type; no allocation.
+
+use serde::Serialize;
+
+use super::rules::{AclRule, Operation, Pattern, Permission, ResourceType};
+use crate::config::Config;
+use crate::pools::Resolution;
+
+/// Rules of one resource type, split by permission.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+struct TypeRules {
+    allow: Vec<(super::rules::Operations, Pattern)>,
+    deny: Vec<(super::rules::Operations, Pattern)>,
+}
+
+/// One connection's permissions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Permissions {
+    /// Indexed by [`ResourceType::index`].
+    by_type: [TypeRules; 4],
+    /// The pools these permissions were built for (audit records name them).
+    pub pool_ids: Vec<String>,
+}
+
+impl Permissions {
+    /// Permissions from a list of rules.
+    pub fn from_rules<'a>(
+        rules: impl IntoIterator<Item = &'a AclRule>,
+        pool_ids: Vec<String>,
+    ) -> Self {
+        let mut p = Permissions {
+            pool_ids,
+            ..Permissions::default()
+        };
+        for rule in rules {
+            let entry = (rule.operations, rule.pattern.clone());
+            let t = &mut p.by_type[rule.resource_type.index()];
+            let list = match rule.permission {
+                Permission::Allow => &mut t.allow,
+                Permission::Deny => &mut t.deny,
+            };
+            if !list.contains(&entry) {
+                list.push(entry);
+            }
+        }
+        p
+    }
+
+    /// The permissions of a connection that resolved to `resolution` under `config`, or `None`
+    /// when no certificate authority of its matched pools enforces ACLs (every request passes).
+    ///
+    /// A CA enforces when its `authorization.enabled` says so, or — when it says nothing — when
+    /// the global `authorization.enabled` does. If the matched pools span CAs that disagree, the
+    /// connection is checked: enforcing is the safe side.
+    pub fn for_connection(config: &Config, resolution: &Resolution) -> Option<Permissions> {
+        let global = &config.authorization;
+        let mut enforce = false;
+        let mut rules: Vec<&AclRule> = global.rules.iter().collect();
+        let mut seen_cas: Vec<&str> = Vec::new();
+        for matched in &resolution.matched {
+            let Some(ca) = config.authorities.iter().find(|ca| ca.id == matched.ca_id) else {
+                continue;
+            };
+            if !seen_cas.contains(&ca.id.as_str()) {
+                seen_cas.push(&ca.id);
+                enforce |= ca.authorization.enabled.unwrap_or(global.enabled);
+                rules.extend(ca.authorization.rules.iter());
+            }
+            if let Some(pool) = ca.pools.pools.iter().find(|p| p.id == matched.pool_id) {
+                rules.extend(pool.acls.iter());
+            }
+        }
+        if !enforce {
+            return None;
+        }
+        let pool_ids = resolution
+            .pool_ids()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Some(Permissions::from_rules(rules, pool_ids))
+    }
+
+    /// May the connection perform `op` on the resource `name` of type `resource`? Any matching
+    /// deny wins; otherwise some allow must grant it.
+    pub fn allows(&self, op: Operation, resource: ResourceType, name: &str) -> bool {
+        let rules = &self.by_type[resource.index()];
+        if rules
+            .deny
+            .iter()
+            .any(|(ops, pattern)| ops.deny_covers(op) && pattern.matches(name))
+        {
+            return false;
+        }
+        rules
+            .allow
+            .iter()
+            .any(|(ops, pattern)| ops.allow_grants(op) && pattern.matches(name))
+    }
+
+    /// May the connection perform `op` on every possible resource of this type? (A topic that a
+    /// request names only by id can be authorized only this way.)
+    pub fn allows_every(&self, op: Operation, resource: ResourceType) -> bool {
+        let rules = &self.by_type[resource.index()];
+        rules.deny.iter().all(|(ops, _)| !ops.deny_covers(op))
+            && rules
+                .allow
+                .iter()
+                .any(|(ops, pattern)| ops.allow_grants(op) && *pattern == Pattern::Any)
+    }
+
+    /// May the connection perform `op` on at least one resource of this type? Kafka's
+    /// `authorizeByResourceType`: some allow whose names are not wholly denied.
+    pub fn allows_some(&self, op: Operation, resource: ResourceType) -> bool {
+        let rules = &self.by_type[resource.index()];
+        rules.allow.iter().any(|(ops, allowed)| {
+            ops.allow_grants(op)
+                && !rules
+                    .deny
+                    .iter()
+                    .any(|(deny_ops, denied)| deny_ops.deny_covers(op) && denied.covers(allowed))
+        })
+    }
+
+    /// Cluster-level check.
+    pub fn allows_cluster(&self, op: Operation) -> bool {
+        self.allows(
+            op,
+            ResourceType::Cluster,
+            super::rules::CLUSTER_RESOURCE_NAME,
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
+mod tests {
+    use super::*;
+    use crate::acl::rules::Operations;
+
+    fn rule(permission: Permission, ops: &[Operation], rt: ResourceType, p: Pattern) -> AclRule {
+        AclRule {
+            permission,
+            operations: Operations::of(ops),
+            resource_type: rt,
+            pattern: p,
+        }
+    }
+
+    fn payments_and_hr() -> Vec<AclRule> {
+        vec![
+            rule(
+                Permission::Allow,
+                &[Operation::Write],
+                ResourceType::Topic,
+                Pattern::Prefixed("payments-".into()),
+            ),
+            rule(
+                Permission::Allow,
+                &[Operation::Read],
+                ResourceType::Topic,
+                Pattern::Literal("hr".into()),
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_union_of_allows_grants_both_pools_rights() {
+        let p = Permissions::from_rules(&payments_and_hr(), vec![]);
+        assert!(p.allows(Operation::Write, ResourceType::Topic, "payments-eu"));
+        assert!(p.allows(Operation::Read, ResourceType::Topic, "hr"));
+        assert!(!p.allows(Operation::Write, ResourceType::Topic, "hr"));
+        assert!(!p.allows(Operation::Read, ResourceType::Topic, "payments-eu"));
+        // Describe is implied by read and write.
+        assert!(p.allows(Operation::Describe, ResourceType::Topic, "hr"));
+        assert!(p.allows(Operation::Describe, ResourceType::Topic, "payments-us"));
+        assert!(!p.allows(Operation::Describe, ResourceType::Topic, "other"));
+    }
+
+    #[test]
+    fn a_matching_deny_wins_over_any_allow() {
+        let mut rules = payments_and_hr();
+        rules.push(rule(
+            Permission::Deny,
+            &[Operation::Write],
+            ResourceType::Topic,
+            Pattern::Literal("payments-secret".into()),
+        ));
+        let p = Permissions::from_rules(&rules, vec![]);
+        assert!(!p.allows(Operation::Write, ResourceType::Topic, "payments-secret"));
+        assert!(p.allows(Operation::Write, ResourceType::Topic, "payments-eu"));
+        // A deny of write does not deny describe.
+        assert!(p.allows(Operation::Describe, ResourceType::Topic, "payments-secret"));
+    }
+
+    #[test]
+    fn nothing_is_allowed_without_rules() {
+        let p = Permissions::default();
+        assert!(!p.allows(Operation::Describe, ResourceType::Topic, "x"));
+        assert!(!p.allows_cluster(Operation::Create));
+        assert!(!p.allows_some(Operation::Write, ResourceType::Topic));
+    }
+
+    #[test]
+    fn allows_some_ignores_allows_wholly_denied() {
+        let mut rules = payments_and_hr();
+        rules.push(rule(
+            Permission::Deny,
+            &[Operation::All],
+            ResourceType::Topic,
+            Pattern::Prefixed("pay".into()),
+        ));
+        let p = Permissions::from_rules(&rules, vec![]);
+        assert!(!p.allows_some(Operation::Write, ResourceType::Topic));
+        assert!(p.allows_some(Operation::Read, ResourceType::Topic));
+    }
+
+    #[test]
+    fn allows_every_needs_a_wildcard_allow_and_no_deny() {
+        let mut rules = vec![rule(
+            Permission::Allow,
+            &[Operation::Describe],
+            ResourceType::Topic,
+            Pattern::Any,
+        )];
+        assert!(
+            Permissions::from_rules(&rules, vec![])
+                .allows_every(Operation::Describe, ResourceType::Topic)
+        );
+        rules.push(rule(
+            Permission::Deny,
+            &[Operation::Describe],
+            ResourceType::Topic,
+            Pattern::Literal("hr".into()),
+        ));
+        assert!(
+            !Permissions::from_rules(&rules, vec![])
+                .allows_every(Operation::Describe, ResourceType::Topic)
+        );
+    }
+}
