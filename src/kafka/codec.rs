@@ -71,8 +71,13 @@ pub(crate) fn decode_response<T: Decodable>(
 }
 
 /// Decodes a request body (after a header of `header_len` bytes, parsed by
-/// [`super::header::parse_request_header`]) at `version`. Same guards as [`decode_response`]:
-/// a panic is an error, trailing bytes are refused.
+/// [`super::header::parse_request_header`]) at `version`, behind the same `catch_unwind` guard as
+/// [`decode_response`].
+///
+/// Unlike responses, trailing bytes are tolerated: Kafka brokers ignore them (librdkafka 2.x
+/// sends Metadata v12 requests with 3 bytes past the schema), and the proxy forwards the
+/// client's frame unchanged whenever nothing is denied, so refusing them would break clients
+/// that work against a broker.
 pub(crate) fn decode_request_body<T: Decodable>(
     frame: &Bytes,
     header_len: usize,
@@ -85,14 +90,7 @@ pub(crate) fn decode_request_body<T: Decodable>(
         )));
     }
     let mut buf = frame.slice(header_len..);
-    let body = guarded(api, version, || T::decode(&mut buf, version))?;
-    if !buf.is_empty() {
-        return Err(ProtocolError::Malformed(format!(
-            "{api} version {version}: {} trailing bytes after the body",
-            buf.len()
-        )));
-    }
-    Ok(body)
+    guarded(api, version, || T::decode(&mut buf, version))
 }
 
 /// Re-encodes a request body behind the client's own header bytes (`frame[..header_len]`),

@@ -1,0 +1,215 @@
+"""Proxy-side ACLs with real clients against the real tansu broker (which enforces nothing).
+
+One proxy of its own with `authorization.enabled: true`:
+
+* pool-payments (acme-client only): write/create/read on `payments-*` topics, read on
+  `payments-*` groups;
+* pool-acme-all (acme-client and acme-analytics): read on `analytics-*`, describe on `hr-*`,
+  and a DENY of write on `payments-locked-*`;
+* global rule: read on the `e2e-unused-*` groups the drivers' consumers name.
+
+So acme-client holds the union of both pools; acme-analytics only pool-acme-all's. Topics are
+created through the session's ACL-free proxy, so that they exist whatever the ACL proxy allows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from clients import LIBRARIES, driver
+from conftest import _PROCESSES, proxy_config
+from harness import TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port
+
+RUN = uuid.uuid4().hex[:8]
+PAYMENTS = f"payments-eu-{RUN}"
+LOCKED = f"payments-locked-{RUN}"
+HR = f"hr-{RUN}"
+ANALYTICS = f"analytics-{RUN}"
+SECRET = f"secret-{RUN}"
+
+ACL_POOLS_YAML = """\
+      - id: pool-payments
+        display_name: Payments
+        external_identifier: CN
+        filter: 'CN == "acme-client" && OU == "payments"'
+        acls:
+          - {operations: [write, create, read], resource_type: topic, pattern_type: prefixed, resource_name: payments-}
+          - {operations: [read], resource_type: group, pattern_type: prefixed, resource_name: payments-}
+      - id: pool-acme-all
+        display_name: All Acme clients
+        external_identifier: SHA1
+        filter: 'O == "Acme Inc"'
+        acls:
+          - {operations: [read], resource_type: topic, pattern_type: prefixed, resource_name: analytics-}
+          - {operations: [describe], resource_type: topic, pattern_type: prefixed, resource_name: hr-}
+          - {permission: deny, operations: [write], resource_type: topic, pattern_type: prefixed, resource_name: payments-locked-}
+authorization:
+  enabled: true
+  rules:
+    - {operations: [read], resource_type: group, pattern_type: prefixed, resource_name: e2e-unused-}
+"""
+
+
+@pytest.fixture(scope="module")
+def acl_proxy(proxy_bin, pki, tansu, proxy, client_tls, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("acl")
+    # The topics exist before the ACL proxy sees them (created through the ACL-free proxy).
+    admin = driver("kafka-python", proxy.bootstrap, client_tls("acme-client"))
+    for topic in (PAYMENTS, LOCKED, HR, ANALYTICS, SECRET):
+        admin.create_topic(topic)
+    admin.produce(ANALYTICS, [(b"a", b"analytics record")])
+    bootstrap_port = free_port()
+    audit_path = workdir / "audit.log"
+    config = workdir / "proxy.yaml"
+    config.write_text(proxy_config(
+        bootstrap_port=bootstrap_port, first_port=broker_port_base(TANSU_NODE_ID), pki=pki,
+        tansu_port=tansu.port, audit_path=audit_path, pools_yaml=ACL_POOLS_YAML))
+    check = Process("check-acl", [proxy_bin, "check-config", "--config", config],
+                    workdir / "check.log", cwd=workdir)
+    assert check.proc.wait(timeout=30) == 0, check.log_tail()
+    proc = Process("proxy-acl", [proxy_bin, "run", "--config", config], workdir / "proxy.log",
+                   cwd=workdir, env={"NO_COLOR": "1", "RUST_LOG": None})
+    _PROCESSES["proxy-acl"] = proc
+    try:
+        proc.wait_for_port("127.0.0.1", bootstrap_port, timeout=30)
+        yield {"bootstrap": f"localhost:{bootstrap_port}", "audit": AuditLog(audit_path),
+               "log": workdir / "proxy.log"}
+    finally:
+        _PROCESSES.pop("proxy-acl", None)
+        proc.stop()
+
+
+def _normalized(error: BaseException) -> str:
+    return str(error).upper().replace("_", "").replace(" ", "") + type(error).__name__.upper()
+
+
+def _refused(action, code: str) -> str:
+    """Run `action`; it must fail with the Kafka error `code` (e.g. TOPIC_AUTHORIZATION_FAILED)
+    as the client library reports it."""
+    with pytest.raises(Exception) as caught:
+        action()
+    text = _normalized(caught.value)
+    assert code.replace("_", "") in text, repr(caught.value)
+    return text
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_payments_pool_writes_payments_topics_and_is_refused_on_hr(library, acl_proxy,
+                                                                     client_tls):
+    c = driver(library, acl_proxy["bootstrap"], client_tls("acme-client"))
+    offsets = c.produce(PAYMENTS, [(b"k", b"allowed")])
+    assert offsets and offsets[0] >= 0
+    # hr-* is describable (pool-acme-all) but not writable: Metadata succeeds, and the Produce
+    # itself is refused per topic with TOPIC_AUTHORIZATION_FAILED, as a broker refuses it.
+    _refused(lambda: c.produce(HR, [(b"k", b"refused")], timeout=15),
+             "TOPIC_AUTHORIZATION_FAILED")
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_listing_shows_only_topics_the_connection_may_describe(library, acl_proxy, proxy,
+                                                               client_tls):
+    # Through the ACL-free proxy every topic is listed: the filter below is the proxy's doing.
+    everything = driver(library, proxy.bootstrap, client_tls("acme-client")).cluster().topics
+    assert {PAYMENTS, LOCKED, HR, ANALYTICS, SECRET} <= everything
+
+    client = driver(library, acl_proxy["bootstrap"], client_tls("acme-client")).cluster().topics
+    assert {PAYMENTS, LOCKED, HR, ANALYTICS} <= client
+    assert SECRET not in client
+    assert all(t.startswith(("payments-", "hr-", "analytics-")) for t in client), client
+
+    analytics = driver(library, acl_proxy["bootstrap"],
+                       client_tls("acme-analytics")).cluster().topics
+    assert {HR, ANALYTICS} <= analytics
+    assert not {PAYMENTS, LOCKED, SECRET} & analytics, analytics
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_two_pools_allows_combine(library, acl_proxy, client_tls):
+    # acme-client reads analytics-* only through pool-acme-all, writes payments-* only through
+    # pool-payments: one connection, both rights.
+    both = driver(library, acl_proxy["bootstrap"], client_tls("acme-client"))
+    assert [v for _, _, v in both.consume(ANALYTICS, 1)] == [b"analytics record"]
+    both.produce(PAYMENTS, [(None, b"union")])
+    # acme-analytics has pool-acme-all alone: reading analytics-* works, writing payments-*
+    # does not (it may not even see the topic, so its library reports the topic refused).
+    alone = driver(library, acl_proxy["bootstrap"], client_tls("acme-analytics"))
+    assert [v for _, _, v in alone.consume(ANALYTICS, 1)] == [b"analytics record"]
+    _refused(lambda: alone.produce(PAYMENTS, [(None, b"no")], timeout=15),
+             "TOPIC_AUTHORIZATION_FAILED")
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_deny_wins_over_another_pools_allow(library, acl_proxy, client_tls):
+    c = driver(library, acl_proxy["bootstrap"], client_tls("acme-client"))
+    # pool-payments allows write on payments-*, pool-acme-all denies it on payments-locked-*.
+    _refused(lambda: c.produce(LOCKED, [(None, b"locked")], timeout=15),
+             "TOPIC_AUTHORIZATION_FAILED")
+    # The deny is on write only: the topic is still described (listed).
+    assert LOCKED in c.cluster().topics
+
+
+def test_groups_are_authorized_by_name(acl_proxy, client_tls):
+    c = driver("kafka-python", acl_proxy["bootstrap"], client_tls("acme-client"))
+    c.produce(PAYMENTS, [(None, b"to commit")])
+    c.commit(f"payments-app-{RUN}", PAYMENTS, 1)
+    assert c.committed(f"payments-app-{RUN}", PAYMENTS) == 1
+    _refused(lambda: c.commit(f"other-app-{RUN}", PAYMENTS, 1), "GROUP_AUTHORIZATION_FAILED")
+
+
+def test_topic_creation_needs_create_on_the_topic(acl_proxy, client_tls):
+    c = driver("kafka-python", acl_proxy["bootstrap"], client_tls("acme-client"))
+    c.create_topic(f"payments-new-{RUN}")
+    _refused(lambda: c.create_topic(f"hr-new-{RUN}"), "TOPIC_AUTHORIZATION_FAILED")
+
+
+def test_every_denial_is_an_authorization_audit_record(acl_proxy, client_tls):
+    audit = acl_proxy["audit"]
+    mark = audit.mark()
+    c = driver("kafka-python", acl_proxy["bootstrap"], client_tls("acme-client"))
+    _refused(lambda: c.produce(HR, [(None, b"audited")], timeout=15),
+             "TOPIC_AUTHORIZATION_FAILED")
+    records = audit.wait_for(
+        mark, lambda r: r["data"].get("methodName") == "kafka.Authorization")
+    assert records, "no kafka.Authorization record"
+    data = records[0]["data"]
+    assert records[0]["type"] == "io.confluent.kafka.server/authorization"
+    assert data["apiName"] == "Produce"
+    info = data["authorizationInfo"]
+    assert (info["granted"], info["operation"], info["resourceType"], info["resourceName"]) == (
+        False, "write", "topic", HR)
+    assert sorted(data["identityPoolIds"]) == ["pool-acme-all", "pool-payments"]
+    assert data["result"]["status"] == "DENIED"
+    assert "denied by proxy ACLs" in acl_proxy["log"].read_text()
+
+
+def test_apis_the_proxy_cannot_authorize_are_hidden(acl_proxy, client_tls):
+    """ApiVersions under ACLs lists only APIs the proxy authorizes, and Fetch stops at v12."""
+    from harness import api_versions_v0_request, open_kafka_connection, recv_exact
+
+    port = int(acl_proxy["bootstrap"].rsplit(":", 1)[1])
+    conn = open_kafka_connection(port, client_tls("acme-client"))
+    try:
+        conn.sendall(api_versions_v0_request(7))
+        size = int.from_bytes(recv_exact(conn, 4), "big")
+        body = recv_exact(conn, size)
+    finally:
+        conn.close()
+    assert int.from_bytes(body[0:4], "big") == 7
+    assert int.from_bytes(body[4:6], "big") == 0
+    count = int.from_bytes(body[6:10], "big")
+    apis = {}
+    for i in range(count):
+        entry = body[10 + 6 * i: 16 + 6 * i]
+        apis[int.from_bytes(entry[0:2], "big")] = (int.from_bytes(entry[2:4], "big"),
+                                                   int.from_bytes(entry[4:6], "big"))
+    assert 0 in apis and 3 in apis  # Produce, Metadata
+    assert apis[1][1] <= 12, apis[1]  # Fetch without topic ids
+    # Only APIs with an authorizer in the proxy (src/acl/apis.rs); never SASL.
+    assert set(apis) <= AUTHORIZED_API_KEYS, sorted(set(apis) - AUTHORIZED_API_KEYS)
+
+
+# Every API key src/acl/apis.rs may offer under ACLs (a superset is fine: tansu lists fewer).
+AUTHORIZED_API_KEYS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24,
+                       25, 26, 28, 32, 33, 37, 42, 44, 47, 60}
