@@ -350,6 +350,19 @@ mod tests {
     }
 
     #[test]
+    fn an_api_update_keeps_the_pools_acl_rules() {
+        let mut existing = pool();
+        existing.acls = serde_json::from_value(json!([
+            {"operations": ["write"], "resource_type": "topic", "resource_name": "payments"}
+        ]))
+        .unwrap();
+        let body = parse_body(br#"{"filter":"CN == 'b'"}"#).unwrap();
+        let merged = merge_pool(Some(&existing), "pool-a", body).unwrap();
+        assert_eq!(merged.filter, "CN == 'b'");
+        assert_eq!(merged.acls, existing.acls);
+    }
+
+    #[test]
     fn unknown_and_missing_fields_are_named() {
         let body = parse_body(br#"{"filtre":"x"}"#).unwrap();
         let e = merge_pool(Some(&pool()), "pool-a", body).unwrap_err();
