@@ -14,6 +14,7 @@ created through the session's ACL-free proxy, so that they exist whatever the AC
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -75,7 +76,7 @@ def acl_proxy(proxy_bin, pki, tansu, proxy, client_tls, tmp_path_factory):
     try:
         proc.wait_for_port("127.0.0.1", bootstrap_port, timeout=30)
         yield {"bootstrap": f"localhost:{bootstrap_port}", "audit": AuditLog(audit_path),
-               "log": workdir / "proxy.log"}
+               "log": workdir / "proxy.log", "config": config, "process": proc}
     finally:
         _PROCESSES.pop("proxy-acl", None)
         proc.stop()
@@ -208,6 +209,40 @@ def test_apis_the_proxy_cannot_authorize_are_hidden(acl_proxy, client_tls):
     assert apis[1][1] <= 12, apis[1]  # Fetch without topic ids
     # Only APIs with an authorizer in the proxy (src/acl/apis.rs); never SASL.
     assert set(apis) <= AUTHORIZED_API_KEYS, sorted(set(apis) - AUTHORIZED_API_KEYS)
+
+
+def test_a_reload_changes_the_rules_of_live_connections(acl_proxy, client_tls):
+    """Rules are re-derived at the next request after a reload: one kafka-python consumer, one
+    connection, sees `secret-*` appear in its listing once a rule allows describing it."""
+    from kafka import KafkaConsumer
+
+    c = driver("kafka-python", acl_proxy["bootstrap"], client_tls("acme-analytics"))
+    consumer = KafkaConsumer(**c.config(group_id=None, enable_auto_commit=False))
+    config = acl_proxy["config"]
+    original = config.read_text()
+    audit = acl_proxy["audit"]
+    try:
+        # Twice: kafka-python drops its bootstrap connection once it knows the broker, so the
+        # second listing is on the connection the rest of the test uses.
+        assert SECRET not in consumer.topics()
+        assert SECRET not in consumer.topics()
+        mark = audit.mark()
+        allow = ("          - {operations: [describe], resource_type: topic, "
+                 "pattern_type: prefixed, resource_name: secret-}\n")
+        anchor = "resource_name: analytics-}\n"
+        assert anchor in original
+        config.write_text(original.replace(anchor, anchor + allow, 1))
+        deadline = time.monotonic() + 15
+        while SECRET not in consumer.topics():
+            assert time.monotonic() < deadline, "the new rule never applied"
+            time.sleep(0.3)
+        # Same connection: no new authentication happened meanwhile.
+        assert not [r for r in audit.since(mark)
+                    if r["data"].get("methodName") == "kafka.Authentication"]
+    finally:
+        consumer.close()
+        config.write_text(original)
+    assert "configuration reloaded" in acl_proxy["log"].read_text()
 
 
 # Every API key src/acl/apis.rs may offer under ACLs (a superset is fine: tansu lists fewer).
