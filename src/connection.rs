@@ -674,6 +674,9 @@ struct RequestAuthorizer<'a> {
     generation: u64,
     /// `None`: no certificate authority of the connection's pools enforces ACLs.
     permissions: Option<Arc<Permissions>>,
+    /// Per api key (0..128): 0 not yet known, 1 needs no check, 2 is checked. Reset with the
+    /// permissions.
+    unchecked: [u8; 128],
 }
 
 /// What the requests task does with a request after the ACL check.
@@ -704,7 +707,26 @@ impl<'a> RequestAuthorizer<'a> {
                 &identity.resolved.evaluation.resolution,
             )
             .map(Arc::new),
+            unchecked: [0; 128],
         }
+    }
+
+    /// Whether this connection's requests of `api_key` need no check ([`crate::acl::needs`]).
+    fn unconditionally_allowed(&mut self, permissions: &Permissions, api_key: i16) -> bool {
+        let Some(slot) = usize::try_from(api_key)
+            .ok()
+            .and_then(|i| self.unchecked.get_mut(i))
+        else {
+            return false;
+        };
+        if *slot == 0 {
+            *slot = if crate::acl::needs::unconditionally_allowed(permissions, api_key) {
+                1
+            } else {
+                2
+            };
+        }
+        *slot == 1
     }
 
     /// Check one request. With ACLs off this is one atomic load and a branch.
@@ -717,12 +739,16 @@ impl<'a> RequestAuthorizer<'a> {
                 &self.identity.resolved.evaluation.resolution,
             )
             .map(Arc::new);
+            self.unchecked = [0; 128];
         }
-        let Some(permissions) = &self.permissions else {
+        let Some(permissions) = self.permissions.clone() else {
             return Ok(Authorized::Forward { frame, patch: None });
         };
+        if self.unconditionally_allowed(&permissions, header.api_key) {
+            return Ok(Authorized::Forward { frame, patch: None });
+        }
         let checked =
-            check_request(permissions, header, &frame).map_err(SessionEnd::ClientProtocol)?;
+            check_request(&permissions, header, &frame).map_err(SessionEnd::ClientProtocol)?;
         for denial in &checked.denials {
             info!(
                 api = denial.api,
@@ -757,7 +783,9 @@ impl<'a> RequestAuthorizer<'a> {
             Action::Refuse(reason) => {
                 warn!(api_key = header.api_key, %reason, "closing: request refused by proxy ACLs");
                 let denial = crate::acl::Denial {
-                    api: "unauthorizable",
+                    api: kafka_protocol::messages::ApiKey::try_from(header.api_key)
+                        .map(crate::acl::check::api_name)
+                        .unwrap_or("unknown"),
                     resource_type: crate::acl::ResourceType::Cluster,
                     resource: format!("api_key={}", header.api_key),
                     operation: crate::acl::Operation::All,

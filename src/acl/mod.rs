@@ -9,10 +9,12 @@
 //! where Kafka uses them, and Metadata listings filtered to describable topics. APIs the proxy
 //! cannot authorize are hidden from ApiVersions and refused ([`apis`]).
 //!
-//! With authorization off nothing here runs: requests pass through as raw frames.
+//! With authorization off nothing here runs: requests pass through as raw frames. With it on, an
+//! API whose needs the connection holds on every resource ([`needs`]) is not decoded either.
 
 pub mod apis;
 pub mod check;
+pub mod needs;
 pub mod permissions;
 pub mod rules;
 
