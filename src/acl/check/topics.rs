@@ -270,21 +270,22 @@ pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
         return Ok(forward_untouched());
     }
     let denied_names: Vec<Option<TopicName>> = denied.iter().map(|t| t.name.clone()).collect();
+    if allowed.is_empty() && req.version() == 0 {
+        // v0 cannot ask the broker for "no topics" (an empty list is every topic), and the
+        // original request could auto-create the denied ones: answer alone (no brokers).
+        let r = MetadataResponse::default().with_topics(denied);
+        return Ok(Action::Answer(Some(req.answer(&r)?)));
+    }
     let patch = req.patch(move |r: &mut MetadataResponse| {
-        // v0 cannot ask for "no topics": the denied ones may come back; drop them first.
+        // Never twice: a broker answering for a denied name too is overridden.
         r.topics.retain(|t| !denied_names.contains(&t.name));
         r.topics.extend(denied);
     });
-    let narrowed = if allowed.is_empty() && req.version() == 0 {
-        None
-    } else {
-        // A topic the connection may not create is not auto-created on its behalf.
-        body.allow_auto_topic_creation &= may_create_all;
-        body.topics = Some(allowed);
-        Some(req.narrowed(&body)?)
-    };
+    // A topic the connection may not create is not auto-created on its behalf.
+    body.allow_auto_topic_creation &= may_create_all;
+    body.topics = Some(allowed);
     Ok(Action::Forward {
-        frame: narrowed,
+        frame: Some(req.narrowed(&body)?),
         patch: Some(patch),
     })
 }
