@@ -49,6 +49,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -399,12 +400,14 @@ where
 {
     let limits = &generation.config.limits;
     let (client_r, client_w) = tokio::io::split(client);
+    let reauthenticating = AtomicBool::new(false);
     let reauth = Reauthentication {
         identity,
         addr: &upstream.addr,
         next: upstream
             .session_lifetime
             .map(|lifetime| reauthentication_timer(login_started, lifetime)),
+        in_progress: &reauthenticating,
     };
     let (upstream_r, upstream_w) = tokio::io::split(upstream.stream);
     // Bounded: when the broker falls behind, the proxy stops reading requests (back-pressure),
@@ -419,14 +422,37 @@ where
         shutdown,
         reauth,
     );
-    let responses = forward_responses(
+    let mut requests = std::pin::pin!(requests);
+    // Boxed so that it can be dropped before the requests task is awaited (below).
+    let mut responses = Box::pin(forward_responses(
         ctx,
         generation,
         FrameReader::new(upstream_r, limits.max_frame_bytes),
         client_w,
         rx,
-    );
-    tokio::try_join!(requests, responses).map(|_| ())
+    ));
+    // Like `try_join!` (the first error ends both), with one exception: a Kafka broker closes
+    // the connection right after refusing a re-authentication, and the responses task may see
+    // that close before the requests task has read the refusal it was handed. The refusal is
+    // the reason worth logging and auditing: dropping the responses task releases whatever the
+    // requests task still waits for, so it ends at once with its own verdict.
+    tokio::select! {
+        end = &mut requests => {
+            end?;
+            responses.await
+        }
+        end = &mut responses => match end {
+            Ok(()) => requests.await,
+            Err(end) if reauthenticating.load(Ordering::Relaxed) => {
+                drop(responses);
+                match requests.await {
+                    Err(refused @ SessionEnd::Reauthentication(_)) => Err(refused),
+                    _ => Err(end),
+                }
+            }
+            Err(end) => Err(end),
+        },
+    }
 }
 
 async fn forward_requests<R, W>(
@@ -447,7 +473,10 @@ where
         let frame = tokio::select! {
             // Disabled (never polled) when the session has no lifetime.
             () = reauthentication_due(&mut reauth.next), if reauth.next.is_some() => {
-                match reauthenticate(generation, metrics, &reauth, &mut upstream, &tx).await {
+                reauth.in_progress.store(true, Ordering::Relaxed);
+                let renewal = reauthenticate(generation, metrics, &reauth, &mut upstream, &tx).await;
+                reauth.in_progress.store(false, Ordering::Relaxed);
+                match renewal {
                     Ok(Renewal::Renewed(next)) => reauth.next = next,
                     // The responses task has ended; its reason is the session's.
                     Ok(Renewal::SessionGone) => return Ok(()),
@@ -791,6 +820,9 @@ struct Reauthentication<'a> {
     /// When the next re-authentication is due; `None` when the session never expires (then no
     /// timer exists at all).
     next: Option<Pin<Box<Sleep>>>,
+    /// Set while a re-authentication runs, so that the session's end is blamed on its outcome
+    /// rather than on the broker closing the connection after refusing it (see `proxy_frames`).
+    in_progress: &'a AtomicBool,
 }
 
 /// Due at a random point between 85% and 95% of `lifetime` after `since`, as Java clients do:

@@ -342,6 +342,11 @@ impl UpstreamConnector {
     /// Log in again as `identity`'s primary pool over a live connection (KIP-368), reading the
     /// pool's secret now so a rotated password takes effect. Returns the new session lifetime.
     /// In `mode: none` there is nothing to renew.
+    ///
+    /// The refusal memory is neither consulted nor fed: it exists to spare the broker a storm of
+    /// reconnects, and a re-authentication happens once per lifetime per connection. A refusal
+    /// that is specific to re-authentication (tansu 0.6 answers any second SaslHandshake with
+    /// UNSUPPORTED_SASL_MECHANISM) must not refuse fresh logins that would succeed.
     pub(crate) async fn reauthenticate<T: SaslTransport>(
         &self,
         transport: &mut T,
@@ -349,7 +354,7 @@ impl UpstreamConnector {
         identity: &ConnectionIdentity,
     ) -> Result<Option<Duration>, UpstreamError> {
         match self.login_for(identity)? {
-            Some(login) => self.authenticate(transport, addr, &login).await,
+            Some(login) => self.authenticate_now(transport, addr, &login).await,
             None => Ok(None),
         }
     }
