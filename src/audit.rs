@@ -18,7 +18,10 @@
 //!          "result":{"status":"SUCCESS"}}}
 //! ```
 //! A refusal has `"result":{"status":"UNAUTHENTICATED","reason":"no_pool_matched","message":"…"}`
-//! and no principal.
+//! and no principal. When the broker refuses the upstream identity of the connection's primary
+//! pool, the reason is `upstream_identity_refused` (at connect) or
+//! `upstream_reauthentication_failed` (KIP-368 re-authentication on a live connection, which is
+//! then closed), with that pool as the principal.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -63,6 +66,14 @@ pub enum AttemptOutcome<'a> {
         resolved: &'a crate::pools::Resolved,
         verified_by: &'a [String],
         /// The primary pool whose broker credentials were refused.
+        pool: &'a str,
+        detail: &'a str,
+    },
+    /// The broker refused (or did not answer in time) the proxy's KIP-368 re-authentication
+    /// as the connection's primary pool on a live connection, so the connection was closed.
+    UpstreamReauthenticationFailed {
+        resolved: &'a crate::pools::Resolved,
+        verified_by: &'a [String],
         pool: &'a str,
         detail: &'a str,
     },
@@ -285,7 +296,19 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
             verified_by,
             pool,
             detail,
+        }
+        | AttemptOutcome::UpstreamReauthenticationFailed {
+            resolved,
+            verified_by,
+            pool,
+            detail,
         } => {
+            let reason = match a.outcome {
+                AttemptOutcome::UpstreamReauthenticationFailed { .. } => {
+                    "upstream_reauthentication_failed"
+                }
+                _ => "upstream_identity_refused",
+            };
             let res = &resolved.evaluation.resolution;
             data["authenticationInfo"] = json!({
                 "principal": format!("User:{pool}"),
@@ -300,7 +323,7 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
             data["certificate"] = certificate_json(&resolved.identity);
             data["result"] = json!({
                 "status": "UNAUTHENTICATED",
-                "reason": "upstream_identity_refused",
+                "reason": reason,
                 "message": detail,
             });
         }

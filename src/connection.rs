@@ -15,17 +15,49 @@
 //! client sees every response in request order. Produce with `acks=0` expects no response; the
 //! responses task keeps reading the broker even when nothing is due, and drops an answer to an
 //! `acks=0` request should a Kafka-compatible broker send one anyway.
+//!
+//! ## Re-authentication (KIP-368)
+//!
+//! When the proxy logged in to the broker (`upstream.identity.mode: scram`) and the broker's
+//! final SaslAuthenticate answer carried `session_lifetime_ms > 0`, the broker closes the
+//! connection at the first request it reads after the session expired. So the requests task
+//! logs in again on the same connection before that, at a random point between 85% and 95% of
+//! the lifetime (as Java clients do, so that connections opened together do not re-authenticate
+//! together):
+//!
+//! 1. It stops reading client requests (they wait in the socket, like back-pressure) and queues
+//!    [`Pending::Quiesce`]. The responses task keeps delivering the answers to everything sent
+//!    before, in order; when the marker reaches the front, every earlier request is answered and
+//!    it hands back a correlation id of the proxy's own (see [`ProxyCorrelationIds`]).
+//! 2. It runs the same login as the first connect (SaslHandshake v1, then the mechanism's
+//!    SaslAuthenticate steps; the pool's secret is read again, so a rotated password is used)
+//!    over [`LiveSession`]: each request is queued as [`Pending::Proxy`] before it is written,
+//!    and the responses task hands its answer back instead of sending it to the client.
+//! 3. It schedules the next re-authentication from the new lifetime and reads client requests
+//!    again.
+//!
+//! Waiting for earlier answers first costs one round trip per lifetime and matches what a Kafka
+//! broker does anyway (it reads one request per connection at a time, so a SaslHandshake sent
+//! behind a parked Fetch would wait for it too); it also means the SASL steps themselves are
+//! bounded by the upstream connect timeout alone, like the first login. A refusal or a timeout
+//! closes the connection with a log line, an audit record (`upstream_reauthentication_failed`)
+//! and the `upstream_reauthentications_total{result="failure"}` counter, rather than letting the
+//! broker cut it in the middle of a request. Without a lifetime (`mode: none`, or a broker that
+//! grants sessions that never expire) no timer exists: the `select!` branch is disabled.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Sleep;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::acl::{Action, Permissions, ResponsePatch, check_request};
@@ -45,6 +77,9 @@ use crate::pools::Resolved;
 use crate::server::{Generation, ProxyContext};
 use crate::tls::{HandshakeOutcome, Verdict};
 use crate::upstream::Target;
+use crate::upstream::{
+    SaslTransport, SaslTransportError, UpstreamConnection, UpstreamError, stamp_correlation_id,
+};
 
 mod api {
     pub const PRODUCE: i16 = 0;
@@ -86,6 +121,16 @@ enum Pending {
     Local { frame: Bytes, close: bool },
     /// A Produce with `acks=0`: no answer is due (see [`UnansweredProduce`]).
     NoResponse { correlation_id: i32 },
+    /// The requests task is about to re-authenticate and forwards nothing until it is done.
+    /// Due once every earlier request is answered: the responses task then sends back a
+    /// correlation id for the proxy's own requests ([`ProxyCorrelationIds`]).
+    Quiesce { free_id: oneshot::Sender<i32> },
+    /// A request of the proxy's own (re-authentication): its answer goes back to the requests
+    /// task through `reply`, never to the client.
+    Proxy {
+        correlation_id: i32,
+        reply: oneshot::Sender<Bytes>,
+    },
 }
 
 /// Why a session ended, for the closing log line.
@@ -121,6 +166,8 @@ enum SessionEnd {
     Unauthorizable(String),
     #[error("cannot apply proxy ACLs to the upstream response: {0}")]
     Patch(crate::kafka::header::ProtocolError),
+    #[error("re-authentication to the broker failed: {0}")]
+    Reauthentication(UpstreamError),
 }
 
 /// Serve one accepted TCP connection until it closes.
@@ -227,7 +274,9 @@ async fn serve_inner(
         .unwrap_or_default();
     let (_live, closed_by_reload) = ctx.live.register(&identity, &listener, chain);
 
-    let (upstream, upstream_addr) = match generation.upstream.connect(target, &identity).await {
+    // The broker's session lifetime counts from no later than this (the proxy errs early).
+    let login_started = tokio::time::Instant::now();
+    let upstream = match generation.upstream.connect(target, &identity).await {
         Ok(u) => u,
         Err(e) => {
             ctx.metrics.upstream_connect_error();
@@ -253,15 +302,47 @@ async fn serve_inner(
             return;
         }
     };
-    debug!(upstream = %upstream_addr, "upstream connected");
+    debug!(
+        upstream = %upstream.addr,
+        session_lifetime_ms = upstream.session_lifetime.map(|l| l.as_millis() as u64),
+        "upstream connected"
+    );
     let authorizer = RequestAuthorizer::new(&ctx, &generation, &identity, &listener);
-    let session = proxy_frames(&ctx, &generation, authorizer, *tls, upstream, shutdown);
+    let session = proxy_frames(
+        &ctx,
+        &generation,
+        authorizer,
+        *tls,
+        upstream,
+        login_started,
+        shutdown,
+    );
     let end = tokio::select! {
         end = session => end,
         Ok(reason) = closed_by_reload => Err(SessionEnd::NoLongerAdmitted(reason)),
     };
     match end {
         Ok(()) => debug!("connection closed"),
+        Err(SessionEnd::Reauthentication(e)) => {
+            let pool = primary_pool(&identity);
+            warn!(
+                %pool,
+                error = %e,
+                "closing: re-authentication to the broker failed; the client will reconnect"
+            );
+            ctx.audit.authentication(&AuthenticationAttempt {
+                connection_id: &identity.connection_id,
+                client_address: peer,
+                listener: &listener,
+                outcome: AttemptOutcome::UpstreamReauthenticationFailed {
+                    resolved: &identity.resolved,
+                    verified_by: &identity.verified_by,
+                    pool: &pool,
+                    detail: &e.to_string(),
+                },
+            });
+            info!(reason = %SessionEnd::Reauthentication(e), "connection closed");
+        }
         Err(end) => info!(reason = %end, "connection closed"),
     }
 }
@@ -315,47 +396,87 @@ where
 }
 
 /// Move Kafka frames both ways until one side closes or fails.
-async fn proxy_frames<C, U>(
+async fn proxy_frames<C>(
     ctx: &Arc<ProxyContext>,
     generation: &Generation,
     authorizer: RequestAuthorizer<'_>,
     client: C,
-    upstream: U,
+    upstream: UpstreamConnection,
+    login_started: tokio::time::Instant,
     shutdown: broadcast::Receiver<()>,
 ) -> Result<(), SessionEnd>
 where
     C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
 {
     let limits = &generation.config.limits;
     let (client_r, client_w) = tokio::io::split(client);
-    let (upstream_r, upstream_w) = tokio::io::split(upstream);
+    let reauthenticating = AtomicBool::new(false);
+    let identity = authorizer.identity;
+    let reauth = Reauthentication {
+        identity,
+        addr: &upstream.addr,
+        next: upstream
+            .session_lifetime
+            .map(|lifetime| reauthentication_timer(login_started, lifetime)),
+        in_progress: &reauthenticating,
+    };
+    let (upstream_r, upstream_w) = tokio::io::split(upstream.stream);
     // Bounded: when the broker falls behind, the proxy stops reading requests (back-pressure),
     // exactly as a broker does with `queued.max.requests`.
     let (tx, rx) = mpsc::channel::<Pending>(limits.max_in_flight_requests);
     let requests = forward_requests(
         generation,
         &ctx.metrics,
-        authorizer,
+        RequestsControl { authorizer, reauth },
         FrameReader::new(client_r, limits.max_frame_bytes),
         upstream_w,
         tx,
         shutdown,
     );
-    let responses = forward_responses(
+    let mut requests = std::pin::pin!(requests);
+    // Boxed so that it can be dropped before the requests task is awaited (below).
+    let mut responses = Box::pin(forward_responses(
         ctx,
         generation,
         FrameReader::new(upstream_r, limits.max_frame_bytes),
         client_w,
         rx,
-    );
-    tokio::try_join!(requests, responses).map(|_| ())
+    ));
+    // Like `try_join!` (the first error ends both), with one exception: a Kafka broker closes
+    // the connection right after refusing a re-authentication, and the responses task may see
+    // that close before the requests task has read the refusal it was handed. The refusal is
+    // the reason worth logging and auditing: dropping the responses task releases whatever the
+    // requests task still waits for, so it ends at once with its own verdict.
+    tokio::select! {
+        end = &mut requests => {
+            end?;
+            responses.await
+        }
+        end = &mut responses => match end {
+            Ok(()) => requests.await,
+            Err(end) if reauthenticating.load(Ordering::Relaxed) => {
+                drop(responses);
+                match requests.await {
+                    Err(refused @ SessionEnd::Reauthentication(_)) => Err(refused),
+                    _ => Err(end),
+                }
+            }
+            Err(end) => Err(end),
+        },
+    }
+}
+
+/// What the requests task applies besides forwarding: proxy ACLs on each request, and the
+/// re-authentication schedule.
+struct RequestsControl<'a> {
+    authorizer: RequestAuthorizer<'a>,
+    reauth: Reauthentication<'a>,
 }
 
 async fn forward_requests<R, W>(
     generation: &Generation,
     metrics: &Metrics,
-    mut authorizer: RequestAuthorizer<'_>,
+    control: RequestsControl<'_>,
     mut client: FrameReader<R>,
     mut upstream: W,
     tx: mpsc::Sender<Pending>,
@@ -365,9 +486,26 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let RequestsControl {
+        mut authorizer,
+        mut reauth,
+    } = control;
     let idle = generation.config.limits.idle_timeout;
     loop {
         let frame = tokio::select! {
+            // Disabled (never polled) when the session has no lifetime.
+            () = reauthentication_due(&mut reauth.next), if reauth.next.is_some() => {
+                reauth.in_progress.store(true, Ordering::Relaxed);
+                let renewal = reauthenticate(generation, metrics, &reauth, &mut upstream, &tx).await;
+                reauth.in_progress.store(false, Ordering::Relaxed);
+                match renewal {
+                    Ok(Renewal::Renewed(next)) => reauth.next = next,
+                    // The responses task has ended; its reason is the session's.
+                    Ok(Renewal::SessionGone) => return Ok(()),
+                    Err(e) => return Err(SessionEnd::Reauthentication(e)),
+                }
+                continue;
+            },
             read = tokio::time::timeout(idle, client.read_frame()) => match read {
                 Err(_) => return Err(SessionEnd::Idle(idle.as_millis())),
                 // Kafka clients close without a TLS close_notify, or reset: they left.
@@ -490,9 +628,10 @@ where
     // is only read while there is room.
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut unanswered = UnansweredProduce::default();
+    let mut proxy_ids = ProxyCorrelationIds::default();
     let mut requests_done = false;
     loop {
-        retire_front(&mut queue, &mut unanswered, &mut client).await?;
+        retire_front(&mut queue, &mut unanswered, &mut proxy_ids, &mut client).await?;
         if requests_done && queue.is_empty() {
             return Ok(());
         }
@@ -515,7 +654,7 @@ where
                 // The expectation is always queued before its request is written, but it may
                 // still sit in the channel: take what is there before judging this response.
                 loop {
-                    retire_front(&mut queue, &mut unanswered, &mut client).await?;
+                    retire_front(&mut queue, &mut unanswered, &mut proxy_ids, &mut client).await?;
                     if !queue.is_empty() {
                         break;
                     }
@@ -552,10 +691,16 @@ where
                         send(&mut client, &out).await?;
                         ctx.metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
                     }
+                    Some(Pending::Proxy { correlation_id, .. }) if *correlation_id == got => {
+                        if let Some(Pending::Proxy { reply, .. }) = queue.pop_front() {
+                            // The requests task may have given up (timeout): then nobody waits.
+                            let _ = reply.send(frame);
+                        }
+                    }
                     _ if unanswered.take(got) => {
                         debug!(correlation_id = got, "dropped the broker's answer to an acks=0 produce");
                     }
-                    Some(Pending::Upstream { correlation_id, .. }) => {
+                    Some(Pending::Upstream { correlation_id, .. } | Pending::Proxy { correlation_id, .. }) => {
                         return Err(SessionEnd::CorrelationMismatch { expected: *correlation_id, got });
                     }
                     _ => return Err(SessionEnd::Unsolicited(got)),
@@ -565,11 +710,12 @@ where
     }
 }
 
-/// Send the proxy's own answers, and retire `acks=0` markers, at the front of the queue: both
-/// are due as soon as every earlier request is answered.
+/// Send the proxy's own answers, retire `acks=0` markers and release re-authentications at the
+/// front of the queue: all are due as soon as every earlier request is answered.
 async fn retire_front<W: AsyncWrite + Unpin>(
     queue: &mut VecDeque<Pending>,
     unanswered: &mut UnansweredProduce,
+    proxy_ids: &mut ProxyCorrelationIds,
     client: &mut W,
 ) -> Result<(), SessionEnd> {
     loop {
@@ -588,7 +734,13 @@ async fn retire_front<W: AsyncWrite + Unpin>(
                 unanswered.push(*correlation_id);
                 queue.pop_front();
             }
-            Some(Pending::Upstream { .. }) | None => return Ok(()),
+            Some(Pending::Quiesce { .. }) => {
+                if let Some(Pending::Quiesce { free_id }) = queue.pop_front() {
+                    // Nobody waits if the requests task has ended.
+                    let _ = free_id.send(proxy_ids.pick(unanswered));
+                }
+            }
+            Some(Pending::Upstream { .. } | Pending::Proxy { .. }) | None => return Ok(()),
         }
     }
 }
@@ -618,6 +770,10 @@ impl UnansweredProduce {
             self.ids.pop_front();
         }
         self.ids.push_back(correlation_id);
+    }
+
+    fn contains(&self, correlation_id: i32) -> bool {
+        self.ids.contains(&correlation_id)
     }
 
     /// Whether `correlation_id` is a recent acks=0 request; forgets it and every older one
@@ -800,6 +956,236 @@ impl<'a> RequestAuthorizer<'a> {
                 });
                 Err(SessionEnd::Unauthorizable(reason))
             }
+        }
+    }
+}
+
+/// Correlation ids for the proxy's own requests on a live session (re-authentication).
+///
+/// Why they never equal a client id the broker may still answer: the proxy's requests leave
+/// only once [`Pending::Quiesce`] reached the front of the queue — every earlier client request
+/// that expects an answer has been answered — and no client request is forwarded until the
+/// re-authentication is over. The only client ids still in flight are then those of recent
+/// `acks=0` produce requests (a Kafka broker never answers them, tansu does), which
+/// [`UnansweredProduce`] holds, and the id is picked outside that set. A client may use any
+/// `i32`, negative ones included, so no range can be reserved without remapping every client
+/// id on the hot path; checking the one set that matters is exact and costs nothing per frame.
+/// One id serves a whole re-authentication: its steps are strictly sequential. Counting up from
+/// `i32::MIN` merely keeps the proxy's requests easy to tell apart in broker logs from the
+/// small positive ids clients usually use.
+struct ProxyCorrelationIds {
+    next: i32,
+}
+
+impl Default for ProxyCorrelationIds {
+    fn default() -> Self {
+        Self { next: i32::MIN }
+    }
+}
+
+impl ProxyCorrelationIds {
+    fn pick(&mut self, unanswered: &UnansweredProduce) -> i32 {
+        // Ends within `UnansweredProduce::CAPACITY + 1` steps: the set is that small.
+        loop {
+            let id = self.next;
+            self.next = self.next.wrapping_add(1);
+            if !unanswered.contains(id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// What the requests task needs to renew the upstream login on this connection.
+struct Reauthentication<'a> {
+    identity: &'a ConnectionIdentity,
+    /// The broker's address, for log lines and errors.
+    addr: &'a str,
+    /// When the next re-authentication is due; `None` when the session never expires (then no
+    /// timer exists at all).
+    next: Option<Pin<Box<Sleep>>>,
+    /// Set while a re-authentication runs, so that the session's end is blamed on its outcome
+    /// rather than on the broker closing the connection after refusing it (see `proxy_frames`).
+    in_progress: &'a AtomicBool,
+}
+
+/// Due at a random point between 85% and 95% of `lifetime` after `since`, as Java clients do:
+/// late enough not to waste logins, early enough for a slow round trip, and spread so that
+/// connections opened together do not re-authenticate together.
+fn reauthentication_timer(since: tokio::time::Instant, lifetime: Duration) -> Pin<Box<Sleep>> {
+    use rand::RngExt as _;
+    let per_mille: u32 = rand::rng().random_range(850..=950);
+    Box::pin(tokio::time::sleep_until(
+        since + lifetime * per_mille / 1000,
+    ))
+}
+
+/// Completes when the timer fires; never when there is none (the branch is disabled then).
+async fn reauthentication_due(timer: &mut Option<Pin<Box<Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How a re-authentication ended, when it did not fail.
+enum Renewal {
+    /// Logged in again; the next re-authentication is due at this timer (`None`: the new
+    /// session never expires).
+    Renewed(Option<Pin<Box<Sleep>>>),
+    /// The responses task ended first (the broker or the client went away).
+    SessionGone,
+}
+
+/// Log in again on the live connection: wait for every earlier answer, then run the login over
+/// [`LiveSession`]. Counted in the re-authentication metric either way.
+async fn reauthenticate<W: AsyncWrite + Unpin>(
+    generation: &Generation,
+    metrics: &Metrics,
+    reauth: &Reauthentication<'_>,
+    upstream: &mut W,
+    tx: &mpsc::Sender<Pending>,
+) -> Result<Renewal, UpstreamError> {
+    let started = tokio::time::Instant::now();
+    let result = reauthenticate_now(generation, reauth, upstream, tx).await;
+    match &result {
+        Ok(Renewal::Renewed(_)) => {
+            metrics.upstream_reauthentication(true);
+            info!(
+                upstream = %reauth.addr,
+                millis = started.elapsed().as_millis() as u64,
+                "re-authenticated to the broker"
+            );
+        }
+        Ok(Renewal::SessionGone) => {}
+        Err(_) => metrics.upstream_reauthentication(false),
+    }
+    result
+}
+
+async fn reauthenticate_now<W: AsyncWrite + Unpin>(
+    generation: &Generation,
+    reauth: &Reauthentication<'_>,
+    upstream: &mut W,
+    tx: &mpsc::Sender<Pending>,
+) -> Result<Renewal, UpstreamError> {
+    let (free_id, correlation_id) = oneshot::channel();
+    if tx.send(Pending::Quiesce { free_id }).await.is_err() {
+        return Ok(Renewal::SessionGone);
+    }
+    // Earlier requests are the client's (a Fetch parks up to fetch.max.wait.ms, a JoinGroup
+    // for a rebalance): bounded by the idle timeout, like any wait on this connection.
+    let idle = generation.config.limits.idle_timeout;
+    let correlation_id = match tokio::time::timeout(idle, correlation_id).await {
+        Ok(Ok(id)) => id,
+        Ok(Err(_)) => return Ok(Renewal::SessionGone),
+        Err(_) => {
+            return Err(UpstreamError::Sasl {
+                addr: reauth.addr.to_string(),
+                pool: primary_pool(reauth.identity),
+                reason: format!(
+                    "earlier requests were still unanswered after {} ms",
+                    idle.as_millis()
+                ),
+            });
+        }
+    };
+    let login_started = tokio::time::Instant::now();
+    let mut transport = LiveSession {
+        upstream,
+        tx,
+        correlation_id,
+        ended: false,
+    };
+    let lifetime = generation
+        .upstream
+        .reauthenticate(&mut transport, reauth.addr, reauth.identity)
+        .await;
+    if transport.ended {
+        return Ok(Renewal::SessionGone);
+    }
+    Ok(Renewal::Renewed(lifetime?.map(|lifetime| {
+        reauthentication_timer(login_started, lifetime)
+    })))
+}
+
+fn primary_pool(identity: &ConnectionIdentity) -> String {
+    identity
+        .resolved
+        .evaluation
+        .resolution
+        .primary()
+        .map(|p| p.pool_id.clone())
+        .unwrap_or_default()
+}
+
+/// The live session as a SASL transport: each request is queued as [`Pending::Proxy`] before it
+/// is written (as client requests are), and the responses task hands its answer back.
+struct LiveSession<'a, W> {
+    upstream: &'a mut W,
+    tx: &'a mpsc::Sender<Pending>,
+    /// Free of every client id the broker may still answer ([`ProxyCorrelationIds`]).
+    correlation_id: i32,
+    /// The responses task ended mid-exchange: the session is over for another reason.
+    ended: bool,
+}
+
+impl<W: AsyncWrite + Unpin> SaslTransport for LiveSession<'_, W> {
+    async fn round_trip(&mut self, request: Bytes) -> Result<Bytes, SaslTransportError> {
+        let request = stamp_correlation_id(&request, self.correlation_id)?;
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Proxy {
+            correlation_id: self.correlation_id,
+            reply,
+        };
+        if self.tx.send(pending).await.is_err() {
+            self.ended = true;
+            return Err(SaslTransportError::SessionEnded);
+        }
+        write_frame(&mut *self.upstream, &request)
+            .await
+            .map_err(SaslTransportError::Write)?;
+        self.upstream
+            .flush()
+            .await
+            .map_err(SaslTransportError::Write)?;
+        answer.await.map_err(|_| {
+            self.ended = true;
+            SaslTransportError::SessionEnded
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxys_correlation_id_skips_every_unanswered_acks0_id() {
+        let mut unanswered = UnansweredProduce::default();
+        // A client that uses exactly the ids the proxy counts from, and a negative one.
+        for id in (i32::MIN..i32::MIN + 5).chain([-1]) {
+            unanswered.push(id);
+        }
+        let mut ids = ProxyCorrelationIds::default();
+        assert_eq!(ids.pick(&unanswered), i32::MIN + 5);
+        assert_eq!(ids.pick(&unanswered), i32::MIN + 6);
+        // Once answered (and forgotten), an id is free again; the counter wraps past i32::MAX.
+        let mut ids = ProxyCorrelationIds { next: i32::MAX };
+        assert_eq!(ids.pick(&unanswered), i32::MAX);
+        assert_eq!(ids.pick(&unanswered), i32::MIN + 5);
+    }
+
+    #[tokio::test]
+    async fn reauthentication_is_due_between_85_and_95_percent_of_the_lifetime() {
+        let since = tokio::time::Instant::now();
+        let lifetime = Duration::from_secs(100);
+        for _ in 0..200 {
+            let due = reauthentication_timer(since, lifetime).deadline() - since;
+            assert!(
+                (Duration::from_secs(85)..=Duration::from_secs(95)).contains(&due),
+                "{due:?}"
+            );
         }
     }
 }

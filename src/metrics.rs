@@ -15,6 +15,7 @@
 //! | `kafka_mtls_proxy_request_duration_seconds` (histogram) | `api_key` | same |
 //! | `kafka_mtls_proxy_bytes_total` | `direction` | [`Direction`] |
 //! | `kafka_mtls_proxy_upstream_connect_errors_total` | — | |
+//! | `kafka_mtls_proxy_upstream_reauthentications_total` | `result` | `success` or `failure` |
 //! | `kafka_mtls_proxy_reloads_total` | `result` | `success` or `failure` |
 //! | `kafka_mtls_proxy_audit_records_dropped_total` | — | |
 //!
@@ -157,6 +158,7 @@ pub struct Metrics {
     client_to_upstream_bytes: Counter,
     upstream_to_client_bytes: Counter,
     upstream_connect_errors: Counter,
+    upstream_reauthentications: Family<ResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     audit_dropped: Counter,
     authorization_denials: Family<DenialLabels, Counter>,
@@ -231,6 +233,12 @@ impl Metrics {
             "Failed attempts to connect to an upstream broker",
             upstream_connect_errors.clone(),
         );
+        let upstream_reauthentications = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "upstream_reauthentications",
+            "KIP-368 re-authentications on live upstream connections, by result (success or failure)",
+            upstream_reauthentications.clone(),
+        );
         let reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "reloads",
@@ -268,6 +276,7 @@ impl Metrics {
             client_to_upstream_bytes,
             upstream_to_client_bytes,
             upstream_connect_errors,
+            upstream_reauthentications,
             reloads,
             audit_dropped,
             authorization_denials,
@@ -336,6 +345,14 @@ impl Metrics {
     /// A connection attempt to an upstream broker failed (refused, timed out, TLS failed).
     pub fn upstream_connect_error(&self) {
         self.upstream_connect_errors.inc();
+    }
+
+    /// A KIP-368 re-authentication on a live upstream connection ended; a failure closes it.
+    pub fn upstream_reauthentication(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.upstream_reauthentications
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// A configuration reload was applied.
@@ -660,6 +677,9 @@ mod tests {
         m.reload_failed();
         m.reload_failed();
         m.audit_dropped(4);
+        m.upstream_reauthentication(true);
+        m.upstream_reauthentication(true);
+        m.upstream_reauthentication(false);
         let text = m.encode();
         for (series, value) in [
             (
@@ -674,6 +694,14 @@ mod tests {
             ("kafka_mtls_proxy_reloads_total{result=\"success\"}", 1.0),
             ("kafka_mtls_proxy_reloads_total{result=\"failure\"}", 2.0),
             ("kafka_mtls_proxy_audit_records_dropped_total", 4.0),
+            (
+                "kafka_mtls_proxy_upstream_reauthentications_total{result=\"success\"}",
+                2.0,
+            ),
+            (
+                "kafka_mtls_proxy_upstream_reauthentications_total{result=\"failure\"}",
+                1.0,
+            ),
         ] {
             assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
         }

@@ -34,7 +34,7 @@ use crate::kafka::sasl::{
     decode_sasl_authenticate_response, decode_sasl_handshake_response, sasl_authenticate_request,
     sasl_handshake_request,
 };
-use crate::kafka::{FrameReader, write_frame};
+use crate::kafka::{FrameError, FrameReader, response_correlation_id, write_frame};
 use crate::scram::{Mechanism, ScramClient, ScramError, new_nonce};
 
 /// SASL responses are a few hundred bytes; anything near this is not a SASL response.
@@ -230,9 +230,6 @@ pub struct UpstreamConnector {
     connect_timeout: Duration,
     book: Arc<BrokerBook>,
     identity: UpstreamIdentity,
-    /// Correlation ids of the proxy's own SASL requests (the client has sent nothing on a
-    /// fresh upstream connection, so any id is free; distinct ids make broker logs readable).
-    next_correlation_id: std::sync::atomic::AtomicI32,
     /// Pool id → the broker's last refusal of its credentials (see [`REFUSAL_MEMORY`]). A
     /// std mutex: held for a map lookup or insert only, never across an await.
     refusals: std::sync::Mutex<HashMap<String, RememberedRefusal>>,
@@ -271,7 +268,6 @@ impl UpstreamConnector {
             connect_timeout: config.connect_timeout,
             book,
             identity: config.identity.clone(),
-            next_correlation_id: std::sync::atomic::AtomicI32::new(1),
             refusals: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -286,17 +282,25 @@ impl UpstreamConnector {
         &self,
         target: Target,
         identity: &ConnectionIdentity,
-    ) -> Result<(UpstreamStream, String), UpstreamError> {
+    ) -> Result<UpstreamConnection, UpstreamError> {
         let login = self.login_for(identity)?;
         match target {
             Target::Node(id) => {
                 let (host, port) = self.book.lookup(id).ok_or(UpstreamError::UnknownNode(id))?;
                 let addr = format!("{host}:{port}");
                 let mut stream = self.connect_to(&host, port).await?;
-                if let Some(login) = &login {
-                    self.authenticate(&mut stream, &addr, login).await?;
-                }
-                Ok((stream, addr))
+                let session_lifetime = match &login {
+                    Some(login) => {
+                        let mut transport = StreamTransport::new(&mut stream);
+                        self.authenticate(&mut transport, &addr, login).await?
+                    }
+                    None => None,
+                };
+                Ok(UpstreamConnection {
+                    stream,
+                    addr,
+                    session_lifetime,
+                })
             }
             Target::Bootstrap => {
                 let mut errors = Vec::new();
@@ -310,10 +314,21 @@ impl UpstreamConnector {
                         }
                     };
                     let Some(login) = &login else {
-                        return Ok((stream, addr));
+                        return Ok(UpstreamConnection {
+                            stream,
+                            addr,
+                            session_lifetime: None,
+                        });
                     };
-                    match self.authenticate(&mut stream, &addr, login).await {
-                        Ok(()) => return Ok((stream, addr)),
+                    let mut transport = StreamTransport::new(&mut stream);
+                    match self.authenticate(&mut transport, &addr, login).await {
+                        Ok(session_lifetime) => {
+                            return Ok(UpstreamConnection {
+                                stream,
+                                addr,
+                                session_lifetime,
+                            });
+                        }
                         // The credentials are the same on every broker: do not try the next.
                         Err(e @ UpstreamError::SaslRefused { .. }) => return Err(e),
                         Err(e) => errors.push(e.to_string()),
@@ -321,6 +336,26 @@ impl UpstreamConnector {
                 }
                 Err(UpstreamError::AllBootstrapFailed(errors.join("; ")))
             }
+        }
+    }
+
+    /// Log in again as `identity`'s primary pool over a live connection (KIP-368), reading the
+    /// pool's secret now so a rotated password takes effect. Returns the new session lifetime.
+    /// In `mode: none` there is nothing to renew.
+    ///
+    /// The refusal memory is neither consulted nor fed: it exists to spare the broker a storm of
+    /// reconnects, and a re-authentication happens once per lifetime per connection. A refusal
+    /// that is specific to re-authentication (tansu 0.6 answers any second SaslHandshake with
+    /// UNSUPPORTED_SASL_MECHANISM) must not refuse fresh logins that would succeed.
+    pub(crate) async fn reauthenticate<T: SaslTransport>(
+        &self,
+        transport: &mut T,
+        addr: &str,
+        identity: &ConnectionIdentity,
+    ) -> Result<Option<Duration>, UpstreamError> {
+        match self.login_for(identity)? {
+            Some(login) => self.authenticate_now(transport, addr, &login).await,
+            None => Ok(None),
         }
     }
 
@@ -360,20 +395,14 @@ impl UpstreamConnector {
         }))
     }
 
-    fn correlation_id(&self) -> i32 {
-        self.next_correlation_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            & i32::MAX
-    }
-
-    /// SaslHandshake v1 and the SCRAM exchange in SaslAuthenticate v2, bounded by the connect
-    /// timeout.
-    async fn authenticate(
+    /// SaslHandshake v1 and the mechanism's exchange in SaslAuthenticate v2, bounded by the
+    /// connect timeout, over any transport. Returns the session lifetime the broker granted.
+    async fn authenticate<T: SaslTransport>(
         &self,
-        stream: &mut UpstreamStream,
+        transport: &mut T,
         addr: &str,
         login: &PoolLogin,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<Option<Duration>, UpstreamError> {
         use sha2::Digest as _;
         let digest = sha2::Sha256::digest(&login.password).to_vec();
         if let Ok(refusals) = self.refusals.lock()
@@ -389,7 +418,7 @@ impl UpstreamConnector {
                 reason: format!("{} (remembered for {:?})", r.reason, REFUSAL_MEMORY),
             });
         }
-        let result = self.authenticate_now(stream, addr, login).await;
+        let result = self.authenticate_now(transport, addr, login).await;
         if let Ok(mut refusals) = self.refusals.lock() {
             match &result {
                 Err(UpstreamError::SaslRefused {
@@ -406,7 +435,7 @@ impl UpstreamConnector {
                         },
                     );
                 }
-                Ok(()) => {
+                Ok(_) => {
                     refusals.remove(&login.pool);
                 }
                 Err(_) => {}
@@ -415,13 +444,13 @@ impl UpstreamConnector {
         result
     }
 
-    async fn authenticate_now(
+    async fn authenticate_now<T: SaslTransport>(
         &self,
-        stream: &mut UpstreamStream,
+        transport: &mut T,
         addr: &str,
         login: &PoolLogin,
-    ) -> Result<(), UpstreamError> {
-        match tokio::time::timeout(self.connect_timeout, self.scram(stream, addr, login)).await {
+    ) -> Result<Option<Duration>, UpstreamError> {
+        match tokio::time::timeout(self.connect_timeout, self.scram(transport, addr, login)).await {
             Ok(result) => result,
             Err(_) => Err(UpstreamError::Sasl {
                 addr: addr.to_string(),
@@ -431,12 +460,14 @@ impl UpstreamConnector {
         }
     }
 
-    async fn scram(
+    /// The SCRAM mechanism: handshake, client-first, client-final, verify server-final.
+    /// Returns the session lifetime of the final SaslAuthenticate answer.
+    async fn scram<T: SaslTransport>(
         &self,
-        stream: &mut UpstreamStream,
+        transport: &mut T,
         addr: &str,
         login: &PoolLogin,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<Option<Duration>, UpstreamError> {
         let mechanism = login.mechanism.name();
         let failed = |reason: String| UpstreamError::Sasl {
             addr: addr.to_string(),
@@ -457,64 +488,77 @@ impl UpstreamConnector {
             _ => failed(e.to_string()),
         };
 
-        // Handshake: is the mechanism enabled on this listener?
-        let id = self.correlation_id();
-        let request = sasl_handshake_request(id, mechanism).map_err(|e| failed(e.to_string()))?;
-        let frame = exchange(stream, &request).await.map_err(failed)?;
-        let (header, response) =
-            decode_sasl_handshake_response(&frame).map_err(|e| failed(e.to_string()))?;
-        check_correlation(id, header.correlation_id).map_err(failed)?;
-        if response.error_code != 0 {
-            let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
-            return Err(refused(format!(
-                "SaslHandshake error {} ({}); the broker offers [{}]",
-                response.error_code,
-                error_name(response.error_code),
-                offered.join(", ")
-            )));
-        }
+        self.handshake(transport, mechanism)
+            .await
+            .map_err(|step| step.into_error(&failed, &refused))?;
 
         let mut client =
             ScramClient::new(login.mechanism, &login.user, new_nonce()).map_err(scram_error)?;
         let server_first = self
-            .authenticate_step(stream, Bytes::from(client.client_first()))
+            .authenticate_step(transport, Bytes::from(client.client_first()))
             .await
             .map_err(|step| step.into_error(&failed, &refused))?;
         let client_final = client
-            .client_final(&server_first, &login.password)
+            .client_final(&server_first.auth_bytes, &login.password)
             .map_err(scram_error)?;
         let server_final = self
-            .authenticate_step(stream, Bytes::from(client_final))
+            .authenticate_step(transport, Bytes::from(client_final))
             .await
             .map_err(|step| step.into_error(&failed, &refused))?;
         client
-            .verify_server_final(&server_final)
+            .verify_server_final(&server_final.auth_bytes)
             .map_err(scram_error)?;
         tracing::debug!(
             pool = %login.pool,
             user = %login.user,
             mechanism,
             upstream = %addr,
+            session_lifetime_ms = server_final.session_lifetime_ms,
             "authenticated to the broker as the pool's upstream identity"
         );
+        Ok(session_lifetime(server_final.session_lifetime_ms))
+    }
+
+    /// SaslHandshake v1: is `mechanism` enabled on this listener? Shared by every mechanism.
+    async fn handshake<T: SaslTransport>(
+        &self,
+        transport: &mut T,
+        mechanism: &'static str,
+    ) -> Result<(), StepError> {
+        let request =
+            sasl_handshake_request(0, mechanism).map_err(|e| StepError::Failed(e.to_string()))?;
+        let frame = transport
+            .round_trip(request)
+            .await
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        let (_, response) =
+            decode_sasl_handshake_response(&frame).map_err(|e| StepError::Failed(e.to_string()))?;
+        if response.error_code != 0 {
+            let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(StepError::Refused(format!(
+                "SaslHandshake error {} ({}); the broker offers [{}]",
+                response.error_code,
+                error_name(response.error_code),
+                offered.join(", ")
+            )));
+        }
         Ok(())
     }
 
     /// One SaslAuthenticate round trip.
-    async fn authenticate_step(
+    async fn authenticate_step<T: SaslTransport>(
         &self,
-        stream: &mut UpstreamStream,
+        transport: &mut T,
         auth_bytes: Bytes,
-    ) -> Result<Bytes, StepError> {
-        let id = self.correlation_id();
-        let request = sasl_authenticate_request(id, auth_bytes)
+    ) -> Result<StepAnswer, StepError> {
+        let request = sasl_authenticate_request(0, auth_bytes)
             .map_err(|e| StepError::Failed(e.to_string()))?;
-        let frame = exchange(stream, &request)
+        let frame = transport
+            .round_trip(request)
             .await
-            .map_err(StepError::Failed)?;
-        let (header, response) = decode_sasl_authenticate_response(&frame)
             .map_err(|e| StepError::Failed(e.to_string()))?;
-        check_correlation(id, header.correlation_id).map_err(StepError::Failed)?;
+        let (_, response) = decode_sasl_authenticate_response(&frame)
+            .map_err(|e| StepError::Failed(e.to_string()))?;
         if response.error_code != 0 {
             let message = response
                 .error_message
@@ -532,7 +576,10 @@ impl UpstreamConnector {
                 }
             )));
         }
-        Ok(response.auth_bytes)
+        Ok(StepAnswer {
+            auth_bytes: response.auth_bytes,
+            session_lifetime_ms: response.session_lifetime_ms,
+        })
     }
 
     async fn connect_to(&self, host: &str, port: u16) -> Result<UpstreamStream, UpstreamError> {
@@ -568,7 +615,7 @@ impl UpstreamConnector {
     }
 }
 
-/// How one SaslAuthenticate round trip failed.
+/// How one SASL round trip failed.
 enum StepError {
     Failed(String),
     Refused(String),
@@ -587,6 +634,21 @@ impl StepError {
     }
 }
 
+/// What a mechanism needs from one successful SaslAuthenticate answer.
+struct StepAnswer {
+    auth_bytes: Bytes,
+    /// KIP-368: how long the session lasts from now; meaningful on the final step only.
+    session_lifetime_ms: i64,
+}
+
+/// A broker's `session_lifetime_ms`: zero or negative means the session never expires.
+fn session_lifetime(ms: i64) -> Option<Duration> {
+    u64::try_from(ms)
+        .ok()
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis)
+}
+
 fn error_name(code: i16) -> String {
     match kafka_protocol::ResponseError::try_from_code(code) {
         Some(e) => format!("{e:?}"),
@@ -594,27 +656,104 @@ fn error_name(code: i16) -> String {
     }
 }
 
-fn check_correlation(expected: i32, got: i32) -> Result<(), String> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(format!(
-            "answered correlation id {got}, expected {expected}"
-        ))
+/// An upstream connection ready for the client's frames.
+pub struct UpstreamConnection {
+    pub stream: UpstreamStream,
+    /// The broker's `host:port`.
+    pub addr: String,
+    /// How long the broker's SASL session lasts (KIP-368): the proxy must re-authenticate on
+    /// this connection before it ends. `None`: no login, or a session that never expires.
+    pub session_lifetime: Option<Duration>,
+}
+
+/// Why a SASL request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SaslTransportError {
+    #[error("write: {0}")]
+    Write(io::Error),
+    #[error("read: {0}")]
+    Read(FrameError),
+    #[error("the broker closed the connection")]
+    Closed,
+    #[error("answered correlation id {got}, expected {expected}")]
+    Correlation { expected: i32, got: i32 },
+    #[error("malformed SASL request or response: {0}")]
+    Protocol(crate::kafka::ProtocolError),
+    /// The live session ended (the broker or the client went away) before the answer came.
+    #[error("the session ended before the broker answered")]
+    SessionEnded,
+}
+
+/// One SASL request to the broker and its answer, whatever carries them: the raw stream of a
+/// fresh connection (the first login) or a live session (re-authentication, KIP-368). The
+/// login code ([`UpstreamConnector::scram`] and the shared handshake) is written once against
+/// this trait.
+///
+/// The transport owns the correlation ids of its connection, because only it knows which ids
+/// are in use there: `request` is a whole request frame (no size prefix) whose correlation id
+/// the transport overwrites with its own ([`stamp_correlation_id`]), and the answer returned
+/// is checked to carry that id.
+pub(crate) trait SaslTransport {
+    async fn round_trip(&mut self, request: Bytes) -> Result<Bytes, SaslTransportError>;
+}
+
+/// Write `correlation_id` into a request frame: bytes 4..8 in every request header version
+/// (api key, api version, correlation id come first).
+pub(crate) fn stamp_correlation_id(
+    request: &[u8],
+    correlation_id: i32,
+) -> Result<Bytes, SaslTransportError> {
+    let mut out = bytes::BytesMut::from(request);
+    let slot = out.get_mut(4..8).ok_or(SaslTransportError::Protocol(
+        crate::kafka::ProtocolError::Truncated {
+            what: "request header",
+        },
+    ))?;
+    slot.copy_from_slice(&correlation_id.to_be_bytes());
+    Ok(out.freeze())
+}
+
+/// The raw stream of a fresh upstream connection, before any client frame: nothing else is in
+/// flight, so any correlation id is free; counting up from 1 keeps broker logs readable.
+struct StreamTransport<'a, S> {
+    stream: &'a mut S,
+    next_correlation_id: i32,
+}
+
+impl<'a, S> StreamTransport<'a, S> {
+    fn new(stream: &'a mut S) -> Self {
+        Self {
+            stream,
+            next_correlation_id: 1,
+        }
     }
 }
 
-/// Send one request frame and read its response frame.
-async fn exchange(stream: &mut UpstreamStream, request: &[u8]) -> Result<Bytes, String> {
-    write_frame(stream, request)
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    stream.flush().await.map_err(|e| format!("write: {e}"))?;
-    let mut reader = FrameReader::new(&mut *stream, MAX_SASL_FRAME);
-    match reader.read_frame().await {
-        Ok(Some(frame)) => Ok(frame),
-        Ok(None) => Err("the broker closed the connection".to_string()),
-        Err(e) => Err(format!("read: {e}")),
+impl<S: AsyncRead + AsyncWrite + Unpin> SaslTransport for StreamTransport<'_, S> {
+    async fn round_trip(&mut self, request: Bytes) -> Result<Bytes, SaslTransportError> {
+        let id = self.next_correlation_id;
+        self.next_correlation_id = id.wrapping_add(1);
+        let request = stamp_correlation_id(&request, id)?;
+        write_frame(&mut *self.stream, &request)
+            .await
+            .map_err(SaslTransportError::Write)?;
+        self.stream
+            .flush()
+            .await
+            .map_err(SaslTransportError::Write)?;
+        // The broker sends nothing else before answering: the reader cannot take bytes that
+        // belong to a later frame.
+        let mut reader = FrameReader::new(&mut *self.stream, MAX_SASL_FRAME);
+        let frame = match reader.read_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Err(SaslTransportError::Closed),
+            Err(e) => return Err(SaslTransportError::Read(e)),
+        };
+        let got = response_correlation_id(&frame).map_err(SaslTransportError::Protocol)?;
+        if got != id {
+            return Err(SaslTransportError::Correlation { expected: id, got });
+        }
+        Ok(frame)
     }
 }
 

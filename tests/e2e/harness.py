@@ -5,6 +5,7 @@ Nothing here knows about a particular Kafka client library (see ``clients.py``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -13,6 +14,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -113,6 +115,61 @@ class Process:
                 self.proc.wait(timeout=timeout)
         self._log.close()
         return self.proc.returncode
+
+
+class TlsTerminator:
+    """A TLS server that requires a client certificate and pipes bytes to a TCP backend.
+
+    tansu 0.6.0 cannot serve TLS itself: tests of the proxy's upstream TLS put this in front of
+    it. It serves `broker.pem` (dev server CA) and requires a client certificate from that CA
+    (the proxy's `proxy-upstream-client.pem`); `peer_subjects` lists who connected."""
+
+    def __init__(self, pki, backend_port: int):
+        self.port = free_port()
+        self.backend_port = backend_port
+        self.peer_subjects: list[str] = []
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(pki / "broker.pem", pki / "broker.key")
+        self.context.load_verify_locations(pki / "server-ca.pem")
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, ssl=self.context))
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _serve(self, reader, writer):
+        cert = writer.get_extra_info("peercert") or {}
+        subject = ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
+        self.peer_subjects.append(subject)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.backend_port)
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def start(self):
+        self.thread.start()
+        assert self.ready.wait(10), "TLS terminator did not start"
+        return self
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 def run_cli(*args, timeout: float = 60.0) -> subprocess.CompletedProcess:

@@ -10,18 +10,39 @@ to the proxy; the proxy logs in to tansu as the client's primary pool.
   (acme-all) create topics, produce and consume.
 * proxy "bad": pool-payments' password is wrong. tansu itself refuses it, so acme-client gets an
   authentication error from its library; acme-analytics (pool-acme-all) keeps working.
+* proxy "reauth": upstream TLS (with the proxy's own client certificate) and SCRAM together, to
+  a second authenticating tansu behind a TlsTerminator and a ReauthShim (below). The shim grants
+  1.5 s sessions and enforces them as a Kafka broker does (KIP-368), so the proxy must
+  re-authenticate on its live connections while real clients keep producing and consuming.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import hmac
+import logging
+import os
+import struct
 import subprocess
+import threading
 import time
 
 import pytest
 
-from clients import LIBRARIES, driver, unique
+from clients import LIBRARIES, _LogCapture, driver, unique
 from conftest import _PROCESSES, proxy_config
-from harness import TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port, reason_of
+from harness import (
+    TANSU_NODE_ID,
+    AuditLog,
+    Process,
+    TlsTerminator,
+    broker_port_base,
+    free_port,
+    reason_of,
+)
 
 PAYMENTS_PASSWORD = "payments-pw-4242"
 ACME_ALL_PASSWORD = "acme-all-pw-1717"
@@ -40,9 +61,10 @@ SCRAM_POOLS_YAML = """\
 """
 
 
-def _start_tansu(tansu_bin, workdir, port, db, name, authentication):
+def _start_tansu(tansu_bin, workdir, port, db, name, authentication, advertised=None):
     url = f"tcp://127.0.0.1:{port}"
-    argv = [tansu_bin, "broker", "--listener-url", url, "--advertised-listener-url", url,
+    argv = [tansu_bin, "broker", "--listener-url", url,
+            "--advertised-listener-url", advertised or url,
             "--storage-engine", f"sqlite://{db.name}"]  # relative to cwd
     if authentication:
         argv.append("--authentication")
@@ -60,7 +82,8 @@ def _create_user(tansu_bin, port, user, password):
     assert result.returncode == 0, (result.stdout, result.stderr)
 
 
-def _start_proxy(proxy_bin, pki, workdir, name, tansu_port, payments_password):
+def _start_proxy(proxy_bin, pki, workdir, name, tansu_port, payments_password,
+                 upstream_bootstrap=None, upstream_tls=""):
     bootstrap_port = free_port()
     first_port = broker_port_base(TANSU_NODE_ID)
     secret = workdir / f"{name}-acme-all.secret"
@@ -70,7 +93,8 @@ def _start_proxy(proxy_bin, pki, workdir, name, tansu_port, payments_password):
     config = workdir / f"{name}.yaml"
     config.write_text(proxy_config(
         bootstrap_port=bootstrap_port, first_port=first_port, pki=pki, tansu_port=tansu_port,
-        audit_path=audit_path, pools_yaml=SCRAM_POOLS_YAML, upstream_yaml=f"""
+        audit_path=audit_path, pools_yaml=SCRAM_POOLS_YAML, upstream_bootstrap=upstream_bootstrap,
+        upstream_yaml=upstream_tls + f"""
 identity:
   mode: scram
   mechanism: SCRAM-SHA-512
@@ -257,6 +281,214 @@ def test_a_refused_pool_gets_an_authentication_error_and_others_keep_working(
     assert [v for _, _, v in c.consume(topic, 1)] == [b"still fine"]
 
 
+def _tansu_with_users(tansu_bin, workdir, port, db, name, started, advertised=None):
+    """tansu on sqlite: users created while authentication is off, then restarted with it."""
+    setup = _start_tansu(tansu_bin, workdir, port, db, f"{name}-setup", False)
+    started.append(f"{name}-setup")
+    _create_user(tansu_bin, port, "payments", PAYMENTS_PASSWORD)
+    _create_user(tansu_bin, port, "acme-all", ACME_ALL_PASSWORD)
+    setup.stop()
+    _PROCESSES.pop(f"{name}-setup", None)
+    started.remove(f"{name}-setup")
+    _start_tansu(tansu_bin, workdir, port, db, name, True, advertised=advertised)
+    started.append(name)
+
+
+@pytest.fixture(scope="module")
+def reauth(tansu_bin, proxy_bin, pki, tmp_path_factory):
+    """proxy ──TLS (proxy's client certificate)──▶ TlsTerminator ──▶ ReauthShim ──▶ tansu, with
+    SCRAM logins; tansu advertises the terminator's address, so every upstream connection (the
+    bootstrap and broker 111) takes that path."""
+    workdir = tmp_path_factory.mktemp("upstream-reauth")
+    port = free_port()
+    shim = ReauthShim(port, {"payments": PAYMENTS_PASSWORD, "acme-all": ACME_ALL_PASSWORD},
+                      SHIM_LIFETIME_MS)
+    terminator = TlsTerminator(pki, shim.port)
+    started: list[str] = []
+    try:
+        _tansu_with_users(tansu_bin, workdir, port, workdir / "tansu.db", "tansu-reauth", started,
+                          advertised=f"tcp://localhost:{terminator.port}")
+        shim.start()
+        terminator.start()
+        proxy = _start_proxy(
+            proxy_bin, pki, workdir, "proxy-scram-reauth", port, PAYMENTS_PASSWORD,
+            upstream_bootstrap=f"localhost:{terminator.port}", upstream_tls=f"""
+tls:
+  ca: {pki / "server-ca.pem"}
+  certificate_chain: {pki / "proxy-upstream-client.pem"}
+  private_key: {pki / "proxy-upstream-client.key"}
+""")
+        started.append("proxy-scram-reauth")
+        yield {**proxy, "shim": shim, "terminator": terminator}
+    finally:
+        for name in reversed(started):
+            proc = _PROCESSES.pop(name, None)
+            if proc is not None:
+                proc.stop()
+        terminator.stop()
+        shim.stop()
+
+
+@pytest.mark.parametrize("client", ["acme-client", "acme-analytics"])
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_upstream_tls_and_scram_together_carry_both_pools(library, client, reauth, client_tls):
+    c = driver(library, reauth["bootstrap"], client_tls(client))
+    topic = unique(f"tls-scram-{client}")
+    c.create_topic(topic)
+    records = [(b"k", f"TLS and SCRAM as {client}".encode()), (None, bytes(range(256)))]
+    c.produce(topic, records)
+    assert [(k, v) for _, k, v in c.consume(topic, len(records))] == records
+    subjects = reauth["terminator"].peer_subjects
+    assert subjects, "the proxy never connected through the TLS terminator"
+    assert all("commonName=kafka-mtls-proxy" in s for s in subjects), subjects
+    # Every upstream connection logged in over TLS (tansu refuses anything else).
+    assert all(conn.logins >= 1 for conn in reauth["shim"].connections
+               if conn.closed is None), reauth["shim"].connections
+
+
+def _keep_busy_kafka_python(bootstrap, tls, topic, seconds, mark):
+    """A kafka-python producer (acks=1) and consumer (manual assignment) on one topic: one
+    record per ~50 ms for `seconds`, each consumed back. `mark()` is called when the steady
+    phase starts (after a warm-up record) and when it ends. Returns (sent, received, problems)."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    d = driver("kafka-python", bootstrap, tls)
+    capture = _LogCapture(min_level=logging.WARNING)
+    logger = logging.getLogger("kafka")
+    logger.addHandler(capture)
+    producer = KafkaProducer(**d.config(acks=1, linger_ms=0, retries=0))
+    consumer = KafkaConsumer(**d.config(group_id=None, enable_auto_commit=False,
+                                        auto_offset_reset="earliest"))
+    sent, received = [], []
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+
+        def step(i):
+            value = f"record-{i}".encode()
+            producer.send(topic, value=value, partition=0).get(timeout=10)
+            sent.append(value)
+            for batch in consumer.poll(timeout_ms=50).values():
+                received.extend(r.value for r in batch)
+
+        step(0)  # warm up: every connection the clients need is open now
+        mark()  # the steady phase starts
+        deadline = time.monotonic() + seconds
+        i = 1
+        while time.monotonic() < deadline:
+            step(i)
+            i += 1
+        mark()  # the steady phase ends; closing the clients below closes their connections
+        end = time.monotonic() + 10
+        while len(received) < len(sent) and time.monotonic() < end:
+            for batch in consumer.poll(timeout_ms=200).values():
+                received.extend(r.value for r in batch)
+    finally:
+        producer.close(timeout=5)
+        consumer.close()
+        logger.removeHandler(capture)
+    return sent, received, [m for _, m in capture.seen]
+
+
+def _keep_busy_confluent(bootstrap, tls, topic, seconds, mark):
+    """The same with librdkafka (confluent-kafka): producer acks=1, consumer by assignment."""
+    import gc
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+    d = driver("confluent-kafka", bootstrap, tls)
+    producer = Producer(d.config(**{"acks": 1, "linger.ms": 0, "enable.idempotence": False}))
+    consumer = Consumer(d.config(**{"group.id": unique("reauth-unused"),
+                                    "enable.auto.commit": False,
+                                    "auto.offset.reset": "earliest"}))
+    sent, received, problems = [], [], []
+
+    def poll(timeout):
+        msg = consumer.poll(timeout)
+        if msg is None:
+            return
+        if msg.error():
+            if msg.error().code() != KafkaError._PARTITION_EOF:
+                problems.append(str(msg.error()))
+            return
+        received.append(msg.value())
+
+    def delivered(err, _msg):
+        if err is not None:
+            problems.append(str(err))
+
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+
+        def step(i):
+            value = f"record-{i}".encode()
+            producer.produce(topic, value=value, partition=0, on_delivery=delivered)
+            assert producer.flush(10) == 0, "a record was not delivered within 10 s"
+            sent.append(value)
+            poll(0.05)
+
+        step(0)
+        mark()
+        deadline = time.monotonic() + seconds
+        i = 1
+        while time.monotonic() < deadline:
+            step(i)
+            i += 1
+        mark()  # the steady phase ends; closing the clients below closes their connections
+        end = time.monotonic() + 10
+        while len(received) < len(sent) and time.monotonic() < end:
+            poll(0.2)
+    finally:
+        consumer.close()
+        producer = consumer = None
+        gc.collect()
+    return sent, received, problems + [str(e) for _, e in d.errors]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_the_proxy_reauthenticates_on_live_connections_without_disturbing_clients(
+        library, reauth, client_tls):
+    """Sessions last 1.5 s and the shim closes a connection whose session expired, as a Kafka
+    broker does. Clients keep producing and consuming for 5 s (more than three lifetimes) with
+    no error and no reconnect; the proxy re-authenticates at least three times on the same
+    upstream connection."""
+    shim = reauth["shim"]
+    first = len(shim.connections)  # connections before this are earlier tests'
+    topic = unique(f"reauth-{library}")
+    driver(library, reauth["bootstrap"], client_tls("acme-client")).create_topic(topic)
+    steady: dict = {}
+
+    def mark():
+        if "since" in steady:
+            steady["until"] = time.monotonic()
+        else:
+            steady["since"] = time.monotonic()
+            steady["connections"] = [c for c in shim.connections[first:] if c.closed is None]
+
+    busy = _keep_busy_kafka_python if library == "kafka-python" else _keep_busy_confluent
+    sent, received, problems = busy(reauth["bootstrap"], client_tls("acme-client"), topic, 5.0,
+                                    mark)
+
+    assert not problems, problems
+    assert len(sent) > 20, len(sent)
+    assert received == sent, (len(received), len(sent))
+    conns = shim.connections
+    assert not any(c.expired for c in conns), "a session expired: the proxy re-authenticated late"
+    assert not any(c.errors for c in conns), [c.errors for c in conns]
+    # No reconnect: no upstream connection opened during the steady phase, and the one that
+    # re-authenticated most stayed open throughout.
+    new = [c for c in conns[first:] if c not in steady["connections"]
+           and steady["since"] <= c.opened <= steady["until"]]
+    assert not new, new
+    busiest = max(steady["connections"], key=lambda c: c.reauthentications)
+    assert busiest.reauthentications >= 3, steady["connections"]
+    assert busiest.closed is None or busiest.closed > steady["until"], busiest
+    log = reauth["log"].read_text()
+    assert "re-authenticated to the broker" in log
+    assert "re-authentication to the broker failed" not in log
+    assert PAYMENTS_PASSWORD not in log
+
+
+
 def test_a_rotated_password_file_is_read_at_the_next_connect(scram, client_tls):
     """Secrets are read at connect time: rewriting the file takes effect with no reload.
     (Runs last in this module: it leaves the "bad" proxy's file as it found it.)"""
@@ -276,3 +508,244 @@ def test_a_rotated_password_file_is_read_at_the_next_connect(scram, client_tls):
     # The right password again: the remembered refusal was for another password.
     assert "localhost" in [h for _, h, _ in driver(
         "kafka-python", bad["bootstrap"], client_tls("acme-analytics")).cluster().brokers]
+
+
+# --------------------------------------------------------------------------------------------
+# KIP-368 re-authentication: a shim that makes tansu behave like a Kafka broker
+# --------------------------------------------------------------------------------------------
+
+SHIM_LIFETIME_MS = 1500
+SCRAM_ITERATIONS = 4096
+SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
+
+
+def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _put_uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _skip_tagged_fields(buf: bytes, pos: int) -> int:
+    count, pos = _uvarint(buf, pos)
+    for _ in range(count):
+        _, pos = _uvarint(buf, pos)
+        size, pos = _uvarint(buf, pos)
+        pos += size
+    return pos
+
+
+def _sasl_authenticate_v2_body(buf: bytes, pos: int) -> dict:
+    """Fields of a SaslAuthenticate v2 response body starting at `pos`, with the offset of
+    `session_lifetime_ms` (to rewrite it in place)."""
+    error_code = struct.unpack_from(">h", buf, pos)[0]
+    n, pos = _uvarint(buf, pos + 2)
+    pos += max(n - 1, 0)  # error_message (compact nullable string)
+    n, pos = _uvarint(buf, pos)
+    auth_bytes = buf[pos:pos + n - 1]
+    pos += n - 1
+    return {"error_code": error_code, "auth_bytes": auth_bytes, "lifetime_at": pos,
+            "lifetime": struct.unpack_from(">q", buf, pos)[0]}
+
+
+def _scram_keys(password: str, salt: bytes) -> tuple[bytes, bytes]:
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+    return hashlib.sha512(client_key).digest(), hmac.new(salted, b"Server Key", "sha512").digest()
+
+
+@dataclasses.dataclass
+class ShimConnection:
+    """One proxy → tansu connection as the shim saw it."""
+    opened: float
+    user: str | None = None
+    logins: int = 0
+    reauthentications: int = 0
+    expires: float | None = None
+    expired: bool = False
+    closed: float | None = None
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+class ReauthShim:
+    """Between the proxy and tansu, KIP-368 as a Kafka broker does it (tansu grants 60 s
+    sessions and never enforces them; it also refuses a second login on a connection: its
+    SaslHandshake only accepts a connection that has not authenticated, and then drops the
+    connection's authentication, see tansu-auth 0.6.0 `handshake.rs`):
+
+    * the final successful SaslAuthenticate v2 answer's `session_lifetime_ms` becomes
+      `lifetime_ms`;
+    * a request other than SASL arriving after the session expired closes the connection
+      (recorded as `expired`);
+    * a SaslHandshake/SaslAuthenticate on an authenticated connection is a re-authentication:
+      the shim answers it itself with SCRAM-SHA-512 (it knows the test's passwords), once every
+      request forwarded before it has been answered (answers stay in order), and counts it.
+
+    Runs its own asyncio loop in a thread, like the TlsTerminator.
+    """
+
+    def __init__(self, backend_port: int, users: dict[str, str], lifetime_ms: int):
+        self.port = free_port()
+        self.backend_port = backend_port
+        self.users = users
+        self.lifetime = lifetime_ms / 1000
+        self.connections: list[ShimConnection] = []
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self.ready.set()
+        self.loop.run_forever()
+
+    def start(self):
+        self.thread.start()
+        assert self.ready.wait(10), "the re-authentication shim did not start"
+        return self
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    @staticmethod
+    async def _read_frame(reader) -> bytes:
+        size = struct.unpack(">i", await reader.readexactly(4))[0]
+        return await reader.readexactly(size)
+
+    async def _serve(self, reader, writer):
+        conn = ShimConnection(opened=time.monotonic())
+        self.connections.append(conn)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.backend_port)
+        # Correlation id → (api key, version) of requests forwarded to tansu and not answered.
+        forwarded: dict[int, tuple[int, int]] = {}
+        answered = asyncio.Condition()
+        scram: dict = {}
+
+        def frame(body: bytes) -> bytes:
+            return struct.pack(">i", len(body)) + body
+
+        async def requests():
+            while True:
+                req = await self._read_frame(reader)
+                api_key, version, corr = struct.unpack_from(">hhi", req)
+                sasl = api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE)
+                if conn.logins and sasl:
+                    async with answered:
+                        await answered.wait_for(lambda: not forwarded)
+                    answer, close = self._reauthenticate(conn, scram, api_key, version, corr, req)
+                    writer.write(frame(answer))
+                    await writer.drain()
+                    if close:
+                        return
+                    continue
+                if conn.expires is not None and not sasl and time.monotonic() > conn.expires:
+                    conn.expired = True
+                    return
+                if api_key == SASL_AUTHENTICATE and conn.user is None:
+                    first = self._auth_bytes(req)
+                    conn.user = first.decode().split("n=", 1)[1].split(",", 1)[0]
+                forwarded[corr] = (api_key, version)
+                up_writer.write(frame(req))
+                await up_writer.drain()
+
+        async def responses():
+            while True:
+                resp = bytearray(await self._read_frame(up_reader))
+                corr = struct.unpack_from(">i", resp)[0]
+                api_key, version = forwarded[corr]
+                if api_key == SASL_AUTHENTICATE and version >= 2:
+                    pos = _skip_tagged_fields(resp, 4)  # response header v1
+                    body = _sasl_authenticate_v2_body(resp, pos)
+                    final = body["auth_bytes"].startswith(b"v=")
+                    if body["error_code"] == 0 and final:
+                        struct.pack_into(">q", resp, body["lifetime_at"], int(self.lifetime * 1000))
+                        conn.logins += 1
+                        conn.expires = time.monotonic() + self.lifetime
+                writer.write(frame(bytes(resp)))
+                await writer.drain()
+                async with answered:
+                    del forwarded[corr]
+                    answered.notify_all()
+
+        tasks = [asyncio.ensure_future(requests()), asyncio.ensure_future(responses())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in tasks:
+                if t.done() and t.exception() is not None and not isinstance(
+                        t.exception(), (asyncio.IncompleteReadError, ConnectionError)):
+                    conn.errors.append(repr(t.exception()))
+        finally:
+            conn.closed = time.monotonic()
+            for t in tasks:
+                t.cancel()
+            writer.close()
+            up_writer.close()
+
+    @staticmethod
+    def _auth_bytes(req: bytes) -> bytes:
+        """auth_bytes of a SaslAuthenticate v2 request (request header v2)."""
+        client_id_len = struct.unpack_from(">h", req, 8)[0]
+        pos = _skip_tagged_fields(req, 10 + max(client_id_len, 0))
+        n, pos = _uvarint(req, pos)
+        return req[pos:pos + n - 1]
+
+    def _reauthenticate(self, conn, scram, api_key, version, corr, req) -> tuple[bytes, bool]:
+        """The shim's own answer to a re-authentication step, and whether to close after it."""
+        if api_key == SASL_HANDSHAKE:
+            assert version == 1, version
+            mechanism = b"SCRAM-SHA-512"
+            body = struct.pack(">ih", corr, 0) + struct.pack(">ih", 1, len(mechanism)) + mechanism
+            return body, False
+        assert version == 2, version
+
+        def answer(error_code: int, auth: bytes, lifetime_ms: int, message: bytes | None = None):
+            msg = b"\x00" if message is None else _put_uvarint(len(message) + 1) + message
+            return (struct.pack(">i", corr) + b"\x00" + struct.pack(">h", error_code) + msg
+                    + _put_uvarint(len(auth) + 1) + auth + struct.pack(">q", lifetime_ms)
+                    + b"\x00")
+
+        auth = self._auth_bytes(req).decode()
+        if not scram:
+            bare = auth.split(",", 2)[2]  # after "n,,"
+            fields = dict(f.split("=", 1) for f in bare.split(","))
+            if fields["n"] != conn.user:
+                # KIP-368: re-authentication must keep the connection's principal.
+                conn.errors.append(f"re-authentication as {fields['n']}, not {conn.user}")
+                return answer(58, b"", 0, b"principal changed"), True
+            salt = os.urandom(16)
+            server_first = (f"r={fields['r']}{os.urandom(8).hex()},"
+                            f"s={base64.b64encode(salt).decode()},i={SCRAM_ITERATIONS}")
+            scram.update(bare=bare, server_first=server_first, salt=salt)
+            return answer(0, server_first.encode(), 0), False
+        without_proof, proof = auth.rsplit(",p=", 1)
+        auth_message = f"{scram['bare']},{scram['server_first']},{without_proof}".encode()
+        stored_key, server_key = _scram_keys(self.users[conn.user], scram["salt"])
+        signature = hmac.new(stored_key, auth_message, "sha512").digest()
+        client_key = bytes(a ^ b for a, b in zip(base64.b64decode(proof), signature))
+        scram.clear()
+        if hashlib.sha512(client_key).digest() != stored_key:
+            return answer(58, b"", 0, b"invalid credentials"), True
+        conn.reauthentications += 1
+        conn.expires = time.monotonic() + self.lifetime
+        verifier = base64.b64encode(hmac.new(server_key, auth_message, "sha512").digest())
+        return answer(0, b"v=" + verifier, int(self.lifetime * 1000)), False

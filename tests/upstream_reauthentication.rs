@@ -1,0 +1,884 @@
+//! KIP-368 re-authentication on the live upstream connection, through a live proxy in front of
+//! a FAKE SCRAM broker.
+//!
+//! The fake broker speaks just enough Kafka: SaslHandshake v1, SaslAuthenticate v2 (SCRAM-SHA-256,
+//! server side, checking the proof against the passwords it knows) and Produce v9. Like a Kafka
+//! broker it grants a short `session_lifetime_ms` and closes a connection whose session expired
+//! at the next non-SASL request. Like tansu it answers `acks=0` produce requests, but late: only
+//! when the next request arrives. So when the proxy re-authenticates right after a client's
+//! `acks=0` requests, those ids are still unanswered, and the fake checks that the proxy's own
+//! correlation id is none of them (the client uses exactly the ids the proxy counts from, so a
+//! naive counter would collide).
+//!
+//! - `reauthenticates_repeatedly_…`: several re-authentications on one upstream connection while
+//!   a client pipelines requests; every answer reaches the client in order, no session expires,
+//!   and a password rotated in the secret file is used by the next re-authentication.
+//! - `a_refused_reauthentication_…` / `a_reauthentication_left_unanswered_…`: the proxy closes
+//!   the client's connection itself, with a log line and an audit record, before the broker
+//!   cuts it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::{BufMut, Bytes, BytesMut};
+use hmac::{Hmac, KeyInit, Mac};
+use kafka_mtls_proxy::{config, pki, server};
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The pool's broker user, and the password the secret file holds at first.
+const USER: &str = "payments";
+const PASSWORD: &str = "first-password";
+const ROTATED_PASSWORD: &str = "rotated-password";
+/// RFC 7677's minimum, which the proxy also requires.
+const ITERATIONS: u32 = 4096;
+const PRODUCE_VERSION: i16 = 9;
+/// `acks=0` ids the client sends after each `acks=1` request: the first ids the proxy's own
+/// counter would pick (it counts from `i32::MIN`), so the proxy must skip them while unanswered.
+const COLLIDING_IDS: std::ops::Range<i32> = i32::MIN..i32::MIN + 16;
+/// Far longer than any step takes; a test that needs it has failed.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// Logs, PKI, configuration.
+// ---------------------------------------------------------------------------------------------
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("kafka_mtls_proxy=debug")
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
+/// The proxy's log lines about the connection from `client` (its `peer` field).
+fn logs_about(client: SocketAddr) -> String {
+    let peer = format!("peer={client}");
+    let logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&logs)
+        .lines()
+        .filter(|l| l.contains(&peer))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn generate() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        pki::run(&pki::PkiArgs {
+            out: dir.path().to_path_buf(),
+            force: true,
+            validity_days: 30,
+            password: Some("reauthentication".into()),
+            hosts: Vec::new(),
+        })
+        .unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// acme-client (pool-payments), trusting the proxy's CA.
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(self.path("server-ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(self.path("acme-client.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(self.path("acme-client.key")).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+        Arc::new(config)
+    }
+}
+
+fn write_secret(path: &Path, password: &str) {
+    std::fs::write(path, format!("{password}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake SCRAM broker.
+// ---------------------------------------------------------------------------------------------
+
+/// What the fake does with a re-authentication (a SaslHandshake after a successful login).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnReauth {
+    Answer,
+    /// Never answer it: the proxy must give up on its own.
+    Ignore,
+    /// Refuse the SaslHandshake as tansu 0.6 does (UNSUPPORTED_SASL_MECHANISM), while fresh
+    /// logins still succeed.
+    RefuseHandshake,
+}
+
+/// What the fake saw on one connection.
+#[derive(Default, Debug, Clone)]
+struct ConnRecord {
+    /// Successful logins; the first is the connect, the rest re-authentications.
+    logins: usize,
+    /// Which of the fake's passwords each successful login proved.
+    passwords: Vec<String>,
+    /// Correlation ids of the proxy's SASL requests after the first login.
+    reauth_ids: Vec<i32>,
+    /// Re-authentications that began while a [`COLLIDING_IDS`] produce was unanswered.
+    reauths_with_colliding_ids_unanswered: usize,
+    /// Client produce requests answered (acks=1) or left for later (acks=0).
+    produced: usize,
+    /// Protocol violations by the proxy (a SASL id equal to an unanswered client id, …).
+    violations: Vec<String>,
+    /// A non-SASL request arrived after the session expired: the fake closed the connection.
+    expired: bool,
+}
+
+struct FakeBroker {
+    addr: SocketAddr,
+    /// Passwords the fake accepts for [`USER`] (rotation: old and new for a while).
+    passwords: Arc<Mutex<Vec<String>>>,
+    connections: Arc<Mutex<Vec<Arc<Mutex<ConnRecord>>>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeBroker {
+    async fn start(lifetime: Duration, on_reauth: OnReauth) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let passwords = Arc::new(Mutex::new(vec![PASSWORD.to_string()]));
+        let connections: Arc<Mutex<Vec<Arc<Mutex<ConnRecord>>>>> = Arc::default();
+        let (p, c) = (passwords.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let _ = socket.set_nodelay(true);
+                let record = Arc::new(Mutex::new(ConnRecord::default()));
+                c.lock().unwrap().push(record.clone());
+                tasks.spawn(fake_connection(
+                    socket,
+                    lifetime,
+                    on_reauth,
+                    p.clone(),
+                    record,
+                ));
+                while tasks.try_join_next().is_some() {}
+            }
+        });
+        Self {
+            addr,
+            passwords,
+            connections,
+            task,
+        }
+    }
+
+    fn only_connection(&self) -> Arc<Mutex<ConnRecord>> {
+        let conns = self.connections.lock().unwrap();
+        assert_eq!(
+            conns.len(),
+            1,
+            "the proxy opened {} upstream connections",
+            conns.len()
+        );
+        conns[0].clone()
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The SCRAM server's state between client-first and client-final.
+struct ScramServer {
+    client_first_bare: String,
+    server_first: String,
+}
+
+const SALT: &[u8] = b"fake-broker-salt";
+
+/// Checks the client proof against each known password; on success, the server-final message
+/// and the password that verified.
+fn scram_final(
+    server: &ScramServer,
+    client_final: &[u8],
+    passwords: &[String],
+) -> Option<(String, String)> {
+    let client_final = std::str::from_utf8(client_final).ok()?;
+    let (without_proof, proof) = client_final.split_once(",p=")?;
+    let proof = B64.decode(proof).ok()?;
+    let auth_message = format!(
+        "{},{},{without_proof}",
+        server.client_first_bare, server.server_first
+    );
+    passwords.iter().find_map(|password| {
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), SALT, ITERATIONS, &mut salted);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored_key = Sha256::digest(&client_key).to_vec();
+        let signature = hmac(&stored_key, auth_message.as_bytes());
+        let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
+        (Sha256::digest(&recovered).to_vec() == stored_key).then(|| {
+            let server_key = hmac(&salted, b"Server Key");
+            let v = hmac(&server_key, auth_message.as_bytes());
+            (format!("v={}", B64.encode(v)), password.clone())
+        })
+    })
+}
+
+fn response<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, key.response_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    framed(&buf)
+}
+
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.put_i32(i32::try_from(body.len()).unwrap());
+    out.put_slice(body);
+    out
+}
+
+async fn fake_connection(
+    mut socket: TcpStream,
+    lifetime: Duration,
+    on_reauth: OnReauth,
+    passwords: Arc<Mutex<Vec<String>>>,
+    record: Arc<Mutex<ConnRecord>>,
+) {
+    let mut expires: Option<Instant> = None;
+    let mut scram: Option<ScramServer> = None;
+    // Like tansu, the fake answers acks=0 produce requests; unlike it, only when the next
+    // request arrives, so they are still unanswered when a re-authentication starts.
+    let mut unanswered_acks0: Vec<i32> = Vec::new();
+    loop {
+        let Ok(size) = socket.read_i32().await else {
+            return;
+        };
+        let mut frame = vec![0u8; usize::try_from(size).unwrap()];
+        if socket.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        let mut buf = Bytes::from(frame);
+        let key = ApiKey::try_from(i16::from_be_bytes([buf[0], buf[1]])).unwrap();
+        let version = i16::from_be_bytes([buf[2], buf[3]]);
+        let header = RequestHeader::decode(&mut buf, key.request_header_version(version)).unwrap();
+        let id = header.correlation_id;
+        let logged_in = record.lock().unwrap().logins > 0;
+        let mut out = Vec::new();
+        // Answers in request order: the late acks=0 answers go before any other answer.
+        let mut answer_late_ones = |out: &mut Vec<u8>| {
+            for late in unanswered_acks0.drain(..) {
+                out.extend(response(
+                    ApiKey::Produce,
+                    PRODUCE_VERSION,
+                    late,
+                    &ProduceResponse::default(),
+                ));
+            }
+        };
+        match key {
+            ApiKey::SaslHandshake => {
+                let request = SaslHandshakeRequest::decode(&mut buf, version).unwrap();
+                answer_late_ones(&mut out);
+                assert_eq!(request.mechanism.as_str(), "SCRAM-SHA-256");
+                if logged_in {
+                    {
+                        let mut r = record.lock().unwrap();
+                        r.reauth_ids.push(id);
+                        // The late answers just queued were unanswered until this request.
+                        let pending_ids = late_ids(&out);
+                        if pending_ids.contains(&id) {
+                            r.violations.push(format!(
+                                "SaslHandshake with correlation id {id}, which the client's \
+                                 unanswered acks=0 produce also uses"
+                            ));
+                        }
+                        if pending_ids.iter().any(|i| COLLIDING_IDS.contains(i)) {
+                            r.reauths_with_colliding_ids_unanswered += 1;
+                        }
+                    }
+                    if on_reauth == OnReauth::Ignore {
+                        let _ = socket.write_all(&out).await;
+                        continue;
+                    }
+                    if on_reauth == OnReauth::RefuseHandshake {
+                        out.extend(response(
+                            key,
+                            version,
+                            id,
+                            &SaslHandshakeResponse::default()
+                                .with_error_code(33)
+                                .with_mechanisms(vec![StrBytes::from_static_str("SCRAM-SHA-256")]),
+                        ));
+                        let _ = socket.write_all(&out).await;
+                        return;
+                    }
+                }
+                out.extend(response(
+                    key,
+                    version,
+                    id,
+                    &SaslHandshakeResponse::default()
+                        .with_mechanisms(vec![StrBytes::from_static_str("SCRAM-SHA-256")]),
+                ));
+            }
+            ApiKey::SaslAuthenticate => {
+                let request = SaslAuthenticateRequest::decode(&mut buf, version).unwrap();
+                answer_late_ones(&mut out);
+                if logged_in {
+                    record.lock().unwrap().reauth_ids.push(id);
+                }
+                let body = match scram.take() {
+                    None => {
+                        let first = String::from_utf8(request.auth_bytes.to_vec()).unwrap();
+                        let bare = first.strip_prefix("n,,").unwrap().to_string();
+                        assert!(bare.starts_with(&format!("n={USER},r=")), "{bare}");
+                        let nonce = bare.split(",r=").nth(1).unwrap();
+                        let server_first = format!(
+                            "r={nonce}fakeservernonce,s={},i={ITERATIONS}",
+                            B64.encode(SALT)
+                        );
+                        let answer = SaslAuthenticateResponse::default()
+                            .with_auth_bytes(Bytes::from(server_first.clone()));
+                        scram = Some(ScramServer {
+                            client_first_bare: bare,
+                            server_first,
+                        });
+                        answer
+                    }
+                    Some(server) => {
+                        let known = passwords.lock().unwrap().clone();
+                        match scram_final(&server, &request.auth_bytes, &known) {
+                            Some((server_final, password)) => {
+                                let mut r = record.lock().unwrap();
+                                r.logins += 1;
+                                r.passwords.push(password);
+                                expires = Some(Instant::now() + lifetime);
+                                SaslAuthenticateResponse::default()
+                                    .with_auth_bytes(Bytes::from(server_final))
+                                    .with_session_lifetime_ms(
+                                        i64::try_from(lifetime.as_millis()).unwrap(),
+                                    )
+                            }
+                            // What a Kafka broker says to a wrong password.
+                            None => SaslAuthenticateResponse::default()
+                                .with_error_code(58)
+                                .with_error_message(Some(StrBytes::from_static_str(
+                                    "Authentication failed during authentication due to \
+                                     invalid credentials with SASL mechanism SCRAM-SHA-256",
+                                ))),
+                        }
+                    }
+                };
+                out.extend(response(key, version, id, &body));
+            }
+            ApiKey::Produce => {
+                if !logged_in {
+                    record
+                        .lock()
+                        .unwrap()
+                        .violations
+                        .push("a client request before any login".into());
+                    return;
+                }
+                // KIP-368: the broker closes a connection whose session expired at its next
+                // request (other than a re-authentication).
+                if expires.is_some_and(|e| Instant::now() > e) {
+                    record.lock().unwrap().expired = true;
+                    return;
+                }
+                let request = ProduceRequest::decode(&mut buf, version).unwrap();
+                record.lock().unwrap().produced += 1;
+                if request.acks == 0 {
+                    unanswered_acks0.push(id);
+                } else {
+                    answer_late_ones(&mut out);
+                    out.extend(response(key, version, id, &ProduceResponse::default()));
+                }
+            }
+            other => panic!("the fake broker got an unexpected {other:?}"),
+        }
+        if socket.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Correlation ids of the response frames in `out` (each with its size prefix).
+fn late_ids(mut out: &[u8]) -> Vec<i32> {
+    let mut ids = Vec::new();
+    while out.len() >= 8 {
+        let size = usize::try_from(i32::from_be_bytes(out[..4].try_into().unwrap())).unwrap();
+        ids.push(i32::from_be_bytes(out[4..8].try_into().unwrap()));
+        out = &out[4 + size..];
+    }
+    ids
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proxy under test, in-process, and a client.
+// ---------------------------------------------------------------------------------------------
+
+struct TestProxy {
+    pki: Pki,
+    addr: SocketAddr,
+    secret: PathBuf,
+    audit: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), server::ServerError>>,
+}
+
+impl TestProxy {
+    async fn start(upstream: SocketAddr, connect_timeout: Duration) -> Self {
+        init_logging();
+        let pki = Pki::generate();
+        let p = |name: &str| pki.path(name).display().to_string();
+        let secret = pki.path("payments.secret");
+        write_secret(&secret, PASSWORD);
+        let audit = pki.path("audit.log");
+        let yaml = format!(
+            r#"listener:
+  bootstrap: "127.0.0.1:0"
+  advertised_host: "127.0.0.1"
+  broker_ports:
+    first_port: 30000
+tls:
+  certificate_chain: "{server_pem}"
+  private_key: "{server_key}"
+upstream:
+  bootstrap_servers:
+    - "{upstream}"
+  connect_timeout_ms: {connect_ms}
+  identity:
+    mode: scram
+    mechanism: SCRAM-SHA-256
+    credentials:
+      pool-payments: {{ username: {USER}, password_file: "{secret}" }}
+audit:
+  path: "{audit}"
+log:
+  format: plain
+  level: debug
+certificate_authorities:
+  - id: ca-acme
+    display_name: Acme Internal Client CA
+    certificate_chain: "{client_ca}"
+    identity_pools:
+      - id: pool-payments
+        display_name: Payments
+        external_identifier: CN
+        filter: 'CN == "acme-client" && OU == "payments"'
+"#,
+            server_pem = p("server.pem"),
+            server_key = p("server.key"),
+            client_ca = p("acme-internal-client-ca.pem"),
+            connect_ms = connect_timeout.as_millis(),
+            secret = secret.display(),
+            audit = audit.display(),
+        );
+        let path = pki.path("proxy.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let config = config::load(&path).unwrap();
+        let server = server::Server::bind(config).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Self {
+            pki,
+            addr,
+            secret,
+            audit,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    async fn connect(&self) -> (tokio_rustls::client::TlsStream<TcpStream>, SocketAddr) {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let local = tcp.local_addr().unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(self.pki.client_config())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        (tls, local)
+    }
+
+    /// Audit records with `reason`, waiting up to [`PATIENCE`] for the first.
+    async fn audit_records(&self, reason: &str) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
+            let found: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|r| r["data"]["result"]["reason"] == reason)
+                .collect();
+            if !found.is_empty() || Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
+            .await
+            .expect("the proxy did not shut down")
+            .expect("the proxy's server task panicked")
+            .expect("the proxy's server returned an error");
+    }
+}
+
+fn produce(correlation_id: i32, acks: i16) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(PRODUCE_VERSION)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("reauth-test")));
+    let mut buf = BytesMut::new();
+    header
+        .encode(
+            &mut buf,
+            ApiKey::Produce.request_header_version(PRODUCE_VERSION),
+        )
+        .unwrap();
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(1000)
+        .encode(&mut buf, PRODUCE_VERSION)
+        .unwrap();
+    framed(&buf)
+}
+
+/// The next response frame's correlation id, or `None` at EOF / error.
+async fn read_response_id<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Option<i32> {
+    let size = r.read_i32().await.ok()?;
+    let mut body = vec![0u8; usize::try_from(size).ok()?];
+    r.read_exact(&mut body).await.ok()?;
+    Some(i32::from_be_bytes(body.get(..4)?.try_into().ok()?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn late_ids_reads_every_frame() {
+    let mut out = response(ApiKey::Produce, 9, 5, &ProduceResponse::default());
+    out.extend(response(
+        ApiKey::Produce,
+        9,
+        -7,
+        &ProduceResponse::default(),
+    ));
+    assert_eq!(late_ids(&out), vec![5, -7]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reauthenticates_repeatedly_on_the_same_connection_answering_pipelined_requests_in_order() {
+    let lifetime = Duration::from_millis(400);
+    let fake = FakeBroker::start(lifetime, OnReauth::Answer).await;
+    let proxy = TestProxy::start(fake.addr, Duration::from_secs(3)).await;
+    let (tls, local) = proxy.connect().await;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+
+    // The writer pipelines up to 4 batches: one acks=1 produce (ids 0, 1, 2, …: what a naive
+    // counter starting at 0 or 1 would pick too), then acks=0 produces with COLLIDING_IDS.
+    let in_flight = Arc::new(Semaphore::new(4));
+    let (expect_tx, mut expect_rx) = mpsc::channel::<i32>(8);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer_task = {
+        let (in_flight, stop) = (in_flight.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut next = 0i32;
+            while !stop.load(Ordering::Relaxed) {
+                in_flight.acquire().await.unwrap().forget();
+                let mut batch = produce(next, 1);
+                for id in COLLIDING_IDS {
+                    batch.extend(produce(id, 0));
+                }
+                expect_tx.send(next).await.unwrap();
+                writer.write_all(&batch).await.unwrap();
+                writer.flush().await.unwrap();
+                next += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            writer
+        })
+    };
+    let reader_task = tokio::spawn(async move {
+        let mut answered = VecDeque::new();
+        while let Some(expected) = expect_rx.recv().await {
+            let got = tokio::time::timeout(PATIENCE, read_response_id(&mut reader))
+                .await
+                .expect("no answer in time");
+            assert_eq!(
+                got,
+                Some(expected),
+                "answers out of order (or the proxy closed)"
+            );
+            answered.push_back(expected);
+            in_flight.add_permits(1);
+        }
+        answered.len()
+    });
+
+    // Three lifetimes with the first password, then rotate it: the broker accepts both for the
+    // moment, and the proxy must use the new one from the next re-authentication on.
+    tokio::time::sleep(lifetime * 3).await;
+    fake.passwords
+        .lock()
+        .unwrap()
+        .push(ROTATED_PASSWORD.to_string());
+    write_secret(&proxy.secret, ROTATED_PASSWORD);
+    tokio::time::sleep(lifetime * 3).await;
+    stop.store(true, Ordering::Relaxed);
+    let _writer = writer_task.await.unwrap();
+    let answered = reader_task.await.unwrap();
+
+    let record = fake.only_connection();
+    let record = record.lock().unwrap().clone();
+    assert!(record.violations.is_empty(), "{:?}", record.violations);
+    assert!(
+        !record.expired,
+        "the session expired: the proxy re-authenticated too late"
+    );
+    assert!(
+        record.logins > 3,
+        "expected the connect and at least 3 re-authentications in 6 lifetimes: {record:?}"
+    );
+    assert!(
+        answered > 20,
+        "the client made little progress: {answered} answers"
+    );
+    assert!(
+        record.reauths_with_colliding_ids_unanswered >= 1,
+        "no re-authentication started while the colliding ids were unanswered: {record:?}"
+    );
+    assert!(
+        record
+            .reauth_ids
+            .iter()
+            .all(|id| !COLLIDING_IDS.contains(id)),
+        "{:?}",
+        record.reauth_ids
+    );
+    assert_eq!(record.passwords.first().map(String::as_str), Some(PASSWORD));
+    assert_eq!(
+        record.passwords.last().map(String::as_str),
+        Some(ROTATED_PASSWORD),
+        "the rotated secret was not read at re-authentication: {:?}",
+        record.passwords
+    );
+    let logs = logs_about(local);
+    assert!(logs.contains("re-authenticated to the broker"), "{logs}");
+    for secret in [PASSWORD, ROTATED_PASSWORD] {
+        assert!(!logs.contains(secret), "a password reached the log");
+    }
+    proxy.stop().await;
+}
+
+/// Waits for the proxy to close the client's connection (EOF or an error, no bytes).
+async fn expect_closed<R: tokio::io::AsyncRead + Unpin>(r: &mut R, within: Duration) {
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(within, r.read(&mut buf)).await {
+        Err(_) => panic!("the proxy did not close the connection within {within:?}"),
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(n)) => panic!("the proxy sent {n} unexpected bytes"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reauthentication_closes_the_session_with_a_log_line_and_an_audit_record() {
+    let lifetime = Duration::from_millis(500);
+    let fake = FakeBroker::start(lifetime, OnReauth::Answer).await;
+    let proxy = TestProxy::start(fake.addr, Duration::from_secs(3)).await;
+    let (mut tls, local) = proxy.connect().await;
+    tls.write_all(&produce(1, 1)).await.unwrap();
+    assert_eq!(read_response_id(&mut tls).await, Some(1));
+
+    // The secret now holds a password the broker does not know: the next re-authentication
+    // reads it and is refused.
+    write_secret(&proxy.secret, "not-the-password");
+    expect_closed(&mut tls, lifetime * 2 + Duration::from_secs(2)).await;
+
+    let record = fake.only_connection();
+    {
+        let record = record.lock().unwrap();
+        // (On a loaded machine a re-authentication may come before the secret changed.)
+        assert!(record.logins >= 1, "{record:?}");
+        assert!(
+            !record.expired,
+            "the broker, not the proxy, closed the connection"
+        );
+        assert!(record.violations.is_empty(), "{:?}", record.violations);
+    }
+    let audit = proxy
+        .audit_records("upstream_reauthentication_failed")
+        .await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    let data = &audit[0]["data"];
+    assert_eq!(data["primaryPoolId"], "pool-payments");
+    assert_eq!(data["result"]["status"], "UNAUTHENTICATED");
+    let message = data["result"]["message"].as_str().unwrap();
+    assert!(message.contains("invalid credentials"), "{message}");
+    let logs = logs_about(local);
+    assert!(
+        logs.contains("closing: re-authentication to the broker failed"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("not-the-password"),
+        "a password reached the log"
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reauthentication_left_unanswered_closes_the_session_after_the_connect_timeout() {
+    let lifetime = Duration::from_millis(400);
+    let connect_timeout = Duration::from_millis(300);
+    let fake = FakeBroker::start(lifetime, OnReauth::Ignore).await;
+    let proxy = TestProxy::start(fake.addr, connect_timeout).await;
+    // Before the connect: the proxy's first login, which the lifetime counts from, comes later.
+    let started = Instant::now();
+    let (mut tls, local) = proxy.connect().await;
+    tls.write_all(&produce(1, 1)).await.unwrap();
+    assert_eq!(read_response_id(&mut tls).await, Some(1));
+    expect_closed(
+        &mut tls,
+        lifetime + connect_timeout + Duration::from_secs(2),
+    )
+    .await;
+    assert!(
+        started.elapsed() >= lifetime * 85 / 100 + connect_timeout - Duration::from_millis(50),
+        "closed before the re-authentication could time out ({:?})",
+        started.elapsed()
+    );
+    let audit = proxy
+        .audit_records("upstream_reauthentication_failed")
+        .await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    let message = audit[0]["data"]["result"]["message"].as_str().unwrap();
+    assert!(message.contains("no answer within 300 ms"), "{message}");
+    let logs = logs_about(local);
+    assert!(
+        logs.contains("closing: re-authentication to the broker failed"),
+        "{logs}"
+    );
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_refusing_reauthentication_does_not_refuse_the_next_fresh_connection() {
+    // Long enough for the second connection's round trip to finish before its own
+    // re-authentication is refused, even on a loaded machine.
+    let lifetime = Duration::from_millis(1000);
+    let fake = FakeBroker::start(lifetime, OnReauth::RefuseHandshake).await;
+    let proxy = TestProxy::start(fake.addr, Duration::from_secs(3)).await;
+    let (mut tls, _) = proxy.connect().await;
+    tls.write_all(&produce(1, 1)).await.unwrap();
+    assert_eq!(read_response_id(&mut tls).await, Some(1));
+    expect_closed(&mut tls, lifetime * 2 + Duration::from_secs(2)).await;
+    assert_eq!(
+        proxy
+            .audit_records("upstream_reauthentication_failed")
+            .await
+            .len(),
+        1
+    );
+
+    // At once (within the connect-time refusal memory of 2 s): the password is right, and a
+    // refusal of re-authentication says nothing about a fresh login.
+    let (mut tls, local) = proxy.connect().await;
+    tls.write_all(&produce(2, 1)).await.unwrap();
+    assert_eq!(
+        read_response_id(&mut tls).await,
+        Some(2),
+        "{}",
+        logs_about(local)
+    );
+    proxy.stop().await;
+}
