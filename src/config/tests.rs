@@ -773,7 +773,9 @@ fn oauthbearer_without_an_admin_server_is_an_error_and_loopback_a_warning() {
         has(&issues, "upstream.identity.mode", "needs the admin server"),
         "{issues:?}"
     );
-    let cfg = f.load(&f.with_oauth(identity, Some("127.0.0.1:9204"))).unwrap();
+    let cfg = f
+        .load(&f.with_oauth(identity, Some("127.0.0.1:9204")))
+        .unwrap();
     assert!(
         has(&cfg.warnings, "admin.listen", "loopback"),
         "{:?}",
@@ -814,7 +816,10 @@ fn oauthbearer_errors_name_the_field() {
         ("extensions.bad-name", "letters only"),
         ("extensions.ok", "printable ASCII"),
     ] {
-        assert!(has(&issues, &format!("{at}.{field}"), needle), "{field}: {issues:?}");
+        assert!(
+            has(&issues, &format!("{at}.{field}"), needle),
+            "{field}: {issues:?}"
+        );
     }
 }
 
@@ -823,14 +828,22 @@ fn oauthbearer_keys_in_another_mode_are_errors() {
     let f = Fixture::new();
     let issues = f.issues(&f.with_identity("    mode: none\n    issuer: i\n"));
     assert!(
-        has(&issues, "upstream.identity.issuer", "only to `mode: oauthbearer`"),
+        has(
+            &issues,
+            "upstream.identity.issuer",
+            "only to `mode: oauthbearer`"
+        ),
         "{issues:?}"
     );
-    let issues = f.issues(&f.with_identity(
-        "    mode: scram\n    mechanism: SCRAM-SHA-256\n    keys_dir: /tmp\n",
-    ));
+    let issues = f.issues(
+        &f.with_identity("    mode: scram\n    mechanism: SCRAM-SHA-256\n    keys_dir: /tmp\n"),
+    );
     assert!(
-        has(&issues, "upstream.identity.keys_dir", "only to `mode: oauthbearer`"),
+        has(
+            &issues,
+            "upstream.identity.keys_dir",
+            "only to `mode: oauthbearer`"
+        ),
         "{issues:?}"
     );
 }
@@ -845,7 +858,11 @@ fn a_short_publish_ahead_is_a_warning_about_kafkas_jwks_refresh() {
         ))
         .unwrap();
     assert!(
-        has(&cfg.warnings, "upstream.identity.publish_ahead_ms", "unknown kid"),
+        has(
+            &cfg.warnings,
+            "upstream.identity.publish_ahead_ms",
+            "unknown kid"
+        ),
         "{:?}",
         cfg.warnings
     );

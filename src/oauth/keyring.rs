@@ -380,7 +380,10 @@ fn write_key(dir: &Path, key: &SigningKey) -> Result<(), KeyRingError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 mod tests {
     use super::*;
     use crate::oauth::clock::ManualClock;
@@ -469,7 +472,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ring, clock) = ring(Some(dir.path()));
         let first = ring.signer().unwrap();
-        let files: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap()).collect();
+        let files: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
         assert_eq!(files.len(), 1);
         #[cfg(unix)]
         {

@@ -37,7 +37,10 @@ pub async fn run_rotation(keys: Arc<KeyRing>, shutdown: impl Future<Output = ()>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 mod tests {
     use super::*;
     use crate::oauth::clock::ManualClock;

@@ -107,15 +107,14 @@ pub fn client_message(
         return Err(ExtensionError::BadValue(IDENTITY_POOL_EXTENSION.into()));
     }
     let extra: usize = extensions.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let mut message = String::with_capacity(
-        jwt.len() + pools.len() + IDENTITY_POOL_EXTENSION.len() + extra + 24,
-    );
+    let mut message =
+        String::with_capacity(jwt.len() + pools.len() + IDENTITY_POOL_EXTENSION.len() + extra + 24);
     message.push_str("n,,");
     message.push(KVSEP);
     message.push_str("auth=Bearer ");
     message.push_str(jwt);
-    for (name, value) in std::iter::once((IDENTITY_POOL_EXTENSION, pools.as_str()))
-        .chain(extensions.iter())
+    for (name, value) in
+        std::iter::once((IDENTITY_POOL_EXTENSION, pools.as_str())).chain(extensions.iter())
     {
         message.push(KVSEP);
         message.push_str(name);
@@ -128,7 +127,10 @@ pub fn client_message(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 mod tests {
     use super::*;
 
@@ -141,8 +143,8 @@ mod tests {
 
     #[test]
     fn message_is_gs2_header_token_pools_then_extensions_in_name_order() {
-        let extensions = Extensions::new(&ext(&[("zone", "eu"), ("logicalCluster", "lkc-1")]))
-            .unwrap();
+        let extensions =
+            Extensions::new(&ext(&[("zone", "eu"), ("logicalCluster", "lkc-1")])).unwrap();
         let message = client_message("h.c.s", &["orders", "audit"], &extensions).unwrap();
         assert_eq!(
             message,
@@ -155,7 +157,10 @@ mod tests {
     #[test]
     fn message_without_configured_extensions_still_names_the_pools() {
         let message = client_message("t", &["p"], &Extensions::default()).unwrap();
-        assert_eq!(message, b"n,,\x01auth=Bearer t\x01identityPoolId=p\x01\x01".to_vec());
+        assert_eq!(
+            message,
+            b"n,,\x01auth=Bearer t\x01identityPoolId=p\x01\x01".to_vec()
+        );
     }
 
     #[test]
@@ -170,7 +175,10 @@ mod tests {
         ]))
         .unwrap_err();
         let names: Vec<_> = problems.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["", "auth", "digits1", "identityPoolId", "with-dash"]);
+        assert_eq!(
+            names,
+            ["", "auth", "digits1", "identityPoolId", "with-dash"]
+        );
         assert!(problems.contains(&("auth".into(), ExtensionError::Reserved)));
         assert!(problems.contains(&("identityPoolId".into(), ExtensionError::SetByProxy)));
     }

@@ -74,8 +74,9 @@ impl SigningKey {
     pub fn from_pkcs8_pem(pem: &[u8], active_from_ms: u64) -> Result<Self, KeyMaterialError> {
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem)
             .map_err(|e| KeyMaterialError::Pem(e.to_string()))?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_pkcs8_der())
-            .map_err(|e| KeyMaterialError::NotP256(e.to_string()))?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_pkcs8_der())
+                .map_err(|e| KeyMaterialError::NotP256(e.to_string()))?;
         Self::from_pair(pair, active_from_ms)
     }
 
@@ -137,7 +138,10 @@ impl SigningKey {
 
     /// The private key as a PKCS#8 `PRIVATE KEY` PEM document (what goes in `keys_dir`).
     pub fn to_pkcs8_pem(&self) -> Result<String, KeyMaterialError> {
-        let der = self.pair.to_pkcs8v1().map_err(|_| KeyMaterialError::Export)?;
+        let der = self
+            .pair
+            .to_pkcs8v1()
+            .map_err(|_| KeyMaterialError::Export)?;
         let b64 = STANDARD.encode(der.as_ref());
         let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 64);
         pem.push_str("-----BEGIN PRIVATE KEY-----\n");
@@ -152,7 +156,10 @@ impl SigningKey {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
 mod tests {
     use super::*;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
@@ -204,7 +211,8 @@ mod tests {
             SigningKey::from_pkcs8_pem(b"not pem", 0),
             Err(KeyMaterialError::Pem(_))
         ));
-        let ed = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let ed =
+            aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
         let pem = format!(
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
             STANDARD.encode(ed.as_ref())
