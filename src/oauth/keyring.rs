@@ -21,10 +21,11 @@
 //!   signed expires at most `token_lifetime` later. It stays in the JWKS until then, plus
 //!   [`CLOCK_SKEW_ALLOWANCE`] for brokers whose clocks are behind, and is then forgotten (and
 //!   its file deleted).
-//! - **The first key** cannot be published ahead: with no key at all (first start, or a
-//!   `keys_dir` whose keys all retired while the proxy was down) a key is made that signs at
-//!   once. This is safe because no token of it exists yet, and a broker that does not know
-//!   its `kid` refetches the JWKS.
+//! - **The first key** cannot be published ahead: with no key at all (first start, or an
+//!   empty `keys_dir`) a key is made that signs at once. This is safe because no token of it
+//!   exists yet, and a broker that does not know its `kid` refetches the JWKS. The newest key
+//!   never retires, so after a long downtime the old signer signs on until its successor has
+//!   been published for `publish_ahead`.
 //!
 //! Which key signs and which are published is computed from the clock when asked, so it is
 //! exact between rotation ticks; [`KeyRing::rotate`] only generates, loads and deletes keys.
