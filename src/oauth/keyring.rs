@@ -500,7 +500,7 @@ mod tests {
         let (next, _) = a.rotate().unwrap().generated.unwrap();
         // B's next tick loads A's key instead of making its own.
         let rotation = b.rotate().unwrap();
-        assert_eq!(rotation.loaded, [next.clone()]);
+        assert_eq!(rotation.loaded, std::slice::from_ref(&next));
         assert_eq!(rotation.generated, None);
         assert_eq!(kids(&a.published()), kids(&b.published()));
         // Both retire it, and the file goes once.
