@@ -11,6 +11,8 @@
 //! - [`kafka`]: Kafka framing, request headers, API versions and broker-address rewriting.
 //! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book, and the
 //!   per-pool upstream identity (SASL/SCRAM as the connection's primary pool).
+//! - [`oauth`]: the proxy as its own OAuth issuer (ES256 JWTs, JWKS, key rotation), used by
+//!   [`upstream`] in `mode: oauthbearer`.
 //! - [`scram`]: the client side of SCRAM-SHA-256/512 (RFC 5802), used by [`upstream`].
 //! - [`acl`]: proxy-side ACLs: the pools' rules, each request checked and refused the way a
 //!   broker refuses it.
@@ -32,6 +34,7 @@ pub mod explain;
 pub mod identity;
 pub mod kafka;
 pub mod metrics;
+pub mod oauth;
 pub mod pki;
 pub mod pools;
 pub mod scram;

@@ -26,11 +26,12 @@ use std::sync::RwLock;
 
 use crate::admin::{self, AdminState, Readiness, UpstreamProbe};
 use crate::audit::{AttemptOutcome, AuditError, AuditSink, AuthenticationAttempt};
-use crate::config::{BrokerPorts, Config, ExistingConnections};
+use crate::config::{BrokerPorts, Config, ExistingConnections, UpstreamIdentity};
 use crate::connection;
 use crate::kafka::header::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
 use crate::metrics::Metrics;
+use crate::oauth::TokenIssuer;
 use crate::tls::crl::FetchedCrls;
 use crate::tls::{TlsAcceptorFactory, TrustStore, Verdict};
 use crate::upstream::{BrokerBook, Target, UpstreamConnector, UpstreamError};
@@ -48,6 +49,14 @@ pub enum ServerError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    OAuthKeys(#[from] crate::oauth::KeyRingError),
+    /// The key ring is made at start: a reload cannot switch oauthbearer on.
+    #[error(
+        "upstream.identity.mode: oauthbearer was not the mode at start; restart the proxy to \
+         switch to it (its signing keys and JWKS are set up at start)"
+    )]
+    OAuthNeedsRestart,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +147,7 @@ impl Generation {
         config: Config,
         book: Arc<BrokerBook>,
         crls: &FetchedCrls,
+        token_keys: Option<&Arc<crate::oauth::KeyRing>>,
     ) -> Result<Self, ServerError> {
         let provider = crate::tls::provider();
         let trust = TrustStore::new(
@@ -151,7 +161,11 @@ impl Generation {
             config.server_tls.certified_key.clone(),
             config.server_tls.tls13_only,
         );
-        let upstream = UpstreamConnector::new(&config.upstream, book, provider)?;
+        let mut upstream = UpstreamConnector::new(&config.upstream, book, provider)?;
+        if let UpstreamIdentity::OAuthBearer { token, .. } = &config.upstream.identity {
+            let keys = token_keys.ok_or(ServerError::OAuthNeedsRestart)?;
+            upstream = upstream.with_token_issuer(TokenIssuer::new(token.clone(), keys.clone()));
+        }
         Ok(Self {
             number,
             config: Arc::new(config),
@@ -182,6 +196,9 @@ pub struct ProxyContext {
     book: Arc<BrokerBook>,
     /// CRLs fetched from `crl_url`s; survive reloads.
     crls: Arc<FetchedCrls>,
+    /// The oauthbearer signing keys, when that is the mode at start; survive reloads (tokens
+    /// signed before a reload must still verify after it). Published by the admin server.
+    pub token_keys: Option<Arc<crate::oauth::KeyRing>>,
     /// Serializes reloads (SIGHUP, file watch, admin API, CRL refresh): each one loads, builds
     /// and installs a generation as one step, so an older configuration never lands last.
     reloading: std::sync::Mutex<()>,
@@ -229,7 +246,13 @@ impl ProxyContext {
             ports: config.listener.broker_ports.clone(),
         };
         let startup = Arc::new(config.clone());
-        let generation = Generation::build(1, config, book.clone(), &crls)?;
+        let token_keys = match &config.upstream.identity {
+            UpstreamIdentity::OAuthBearer { keys, .. } => Some(Arc::new(
+                crate::oauth::KeyRing::open(keys.clone(), Arc::new(crate::oauth::SystemClock))?,
+            )),
+            _ => None,
+        };
+        let generation = Generation::build(1, config, book.clone(), &crls, token_keys.as_ref())?;
         let (shutdown, _) = broadcast::channel(1);
         Ok(Arc::new(Self {
             connections: Arc::new(Semaphore::new(startup.limits.max_connections)),
@@ -244,6 +267,7 @@ impl ProxyContext {
             live: LiveConnections::default(),
             book,
             crls,
+            token_keys,
             reloading: std::sync::Mutex::new(()),
             shutdown,
             next_id: AtomicU64::new(1),
@@ -311,6 +335,7 @@ impl ProxyContext {
                 config,
                 self.book.clone(),
                 &self.crls,
+                self.token_keys.as_ref(),
             )?)
         };
         match self.generation.write() {
@@ -362,6 +387,18 @@ fn restart_only_changes(startup: &Config, new: &Config) -> Vec<&'static str> {
     }
     if startup.log.format != new.log.format || startup.log.level != new.log.level {
         changed.push("log");
+    }
+    let oauth_keys = |c: &Config| match &c.upstream.identity {
+        UpstreamIdentity::OAuthBearer { keys, .. } => Some(keys.clone()),
+        _ => None,
+    };
+    if let (Some(before), Some(after)) = (oauth_keys(startup), oauth_keys(new))
+        && before != after
+    {
+        // The retirement of keys in use depends on them.
+        changed.push(
+            "upstream.identity (token_lifetime_ms, rotate_every_ms, publish_ahead_ms, keys_dir)",
+        );
     }
     changed
 }
@@ -571,6 +608,7 @@ impl Server {
                 readiness: ctx.readiness.clone(),
                 upstream: ctx.upstream_probe.clone(),
                 iam: Some(Arc::new(admin::iam::IamApi::new(ctx.clone()))),
+                jwks: ctx.token_keys.clone(),
             };
             let mut stop = ctx.shutdown.subscribe();
             tokio::spawn(async move {
@@ -588,6 +626,12 @@ impl Server {
         let accept = tokio::spawn(accept_loop(ctx.clone(), bootstrap, Target::Bootstrap));
         let watch = tokio::spawn(watch_files(ctx.clone()));
         let crl_refresh = tokio::spawn(refresh_crls(ctx.clone()));
+        let key_rotation = ctx.token_keys.clone().map(|keys| {
+            let mut stop = ctx.shutdown.subscribe();
+            tokio::spawn(crate::oauth::run_rotation(keys, async move {
+                let _ = stop.recv().await;
+            }))
+        });
         shutdown.await;
         watch.abort();
         crl_refresh.abort();
@@ -595,6 +639,10 @@ impl Server {
         ctx.readiness.set_shutting_down(true);
         let _ = ctx.shutdown.send(());
         let _ = accept.await;
+        if let Some(task) = key_rotation {
+            // A tick in progress finishes its file writes; the loop then sees the signal.
+            let _ = task.await;
+        }
         let max = ctx.startup.limits.max_connections;
         let all = u32::try_from(max).unwrap_or(u32::MAX);
         let drain = ctx.startup.limits.drain_timeout;

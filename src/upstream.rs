@@ -6,7 +6,8 @@
 //!   (plaintext or TLS, optionally with the proxy's own client certificate). It is handed the
 //!   client's identity: with `upstream.identity.mode: scram` it authenticates to the broker as
 //!   the connection's primary pool (SaslHandshake v1, then SCRAM in SaslAuthenticate v2) before
-//!   the client's first frame is forwarded.
+//!   the client's first frame is forwarded. With `mode: oauthbearer` it presents a JWT the
+//!   proxy signed for this connection ([`crate::oauth`]) in one OAUTHBEARER SaslAuthenticate.
 //!
 //! The primary pool is [`Resolution::primary`](crate::pools::Resolution::primary): highest
 //! `priority`, then smallest pool id. The pool's password is read from its secret reference at
@@ -35,6 +36,8 @@ use crate::kafka::sasl::{
     sasl_handshake_request,
 };
 use crate::kafka::{FrameError, FrameReader, response_correlation_id, write_frame};
+use crate::oauth::sasl_message::ERROR_ACKNOWLEDGEMENT;
+use crate::oauth::{IssuedToken, TokenIssuer};
 use crate::scram::{Mechanism, ScramClient, ScramError, new_nonce};
 
 /// SASL responses are a few hundred bytes; anything near this is not a SASL response.
@@ -44,6 +47,8 @@ const MAX_SASL_FRAME: usize = 64 * 1024;
 /// refused from memory instead of costing the broker a SCRAM login (a key derivation) each.
 /// A different password (a rotated secret) is always tried at once.
 const REFUSAL_MEMORY: Duration = Duration::from_secs(2);
+/// How much of a broker's OAUTHBEARER error report goes into the refusal reason.
+const MAX_OAUTH_ERROR_REPORT: usize = 512;
 
 /// Which broker a client connection is meant for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +131,9 @@ pub enum UpstreamError {
     Secret { pool: String, reason: String },
     #[error("the connection matched no pool, so it has no upstream identity")]
     NoPool,
+    /// No token could be made for the pool (oauthbearer mode).
+    #[error("cannot issue an upstream token for pool `{pool}`: {reason}")]
+    Token { pool: String, reason: String },
 }
 
 impl UpstreamError {
@@ -135,7 +143,8 @@ impl UpstreamError {
         match self {
             UpstreamError::SaslRefused { pool, .. }
             | UpstreamError::NoCredentials(pool)
-            | UpstreamError::Secret { pool, .. } => Some(pool),
+            | UpstreamError::Secret { pool, .. }
+            | UpstreamError::Token { pool, .. } => Some(pool),
             _ => None,
         }
     }
@@ -233,6 +242,8 @@ pub struct UpstreamConnector {
     /// Pool id → the broker's last refusal of its credentials (see [`REFUSAL_MEMORY`]). A
     /// std mutex: held for a map lookup or insert only, never across an await.
     refusals: std::sync::Mutex<HashMap<String, RememberedRefusal>>,
+    /// Signs the token of each connection in oauthbearer mode ([`Self::with_token_issuer`]).
+    token_issuer: Option<TokenIssuer>,
 }
 
 /// A refusal, and which password it was for (a SHA-256 digest; the password is not kept).
@@ -242,6 +253,20 @@ struct RememberedRefusal {
     addr: String,
     user: String,
     reason: String,
+}
+
+/// How one connection signs in to the broker.
+enum Login {
+    Scram(PoolLogin),
+    OAuthBearer(BearerLogin),
+}
+
+/// A token signed for one connection and the SASL message that carries it. Refusals are not
+/// remembered as SCRAM's are: a token costs a signature, not a key derivation on the broker.
+struct BearerLogin {
+    pool: String,
+    token: IssuedToken,
+    message: Bytes,
 }
 
 /// The credentials one connection authenticates with, read at connect time.
@@ -269,7 +294,14 @@ impl UpstreamConnector {
             book,
             identity: config.identity.clone(),
             refusals: std::sync::Mutex::new(HashMap::new()),
+            token_issuer: None,
         })
+    }
+
+    /// Sign in with tokens from `issuer` (oauthbearer mode) instead of `identity`'s SCRAM.
+    pub fn with_token_issuer(mut self, issuer: TokenIssuer) -> Self {
+        self.token_issuer = Some(issuer);
+        self
     }
 
     pub fn book(&self) -> &Arc<BrokerBook> {
@@ -292,7 +324,7 @@ impl UpstreamConnector {
                 let session_lifetime = match &login {
                     Some(login) => {
                         let mut transport = StreamTransport::new(&mut stream);
-                        self.authenticate(&mut transport, &addr, login).await?
+                        self.sign_in(&mut transport, &addr, login).await?
                     }
                     None => None,
                 };
@@ -321,7 +353,7 @@ impl UpstreamConnector {
                         });
                     };
                     let mut transport = StreamTransport::new(&mut stream);
-                    match self.authenticate(&mut transport, &addr, login).await {
+                    match self.sign_in(&mut transport, &addr, login).await {
                         Ok(session_lifetime) => {
                             return Ok(UpstreamConnection {
                                 stream,
@@ -354,13 +386,17 @@ impl UpstreamConnector {
         identity: &ConnectionIdentity,
     ) -> Result<Option<Duration>, UpstreamError> {
         match self.login_for(identity)? {
-            Some(login) => self.authenticate_now(transport, addr, &login).await,
+            Some(login) => self.sign_in_now(transport, addr, &login).await,
             None => Ok(None),
         }
     }
 
-    /// The primary pool's credentials with the password read now, or `None` in `mode: none`.
-    fn login_for(&self, identity: &ConnectionIdentity) -> Result<Option<PoolLogin>, UpstreamError> {
+    /// The primary pool's credentials with the password read now (a token signed now in
+    /// oauthbearer mode), or `None` in `mode: none`.
+    fn login_for(&self, identity: &ConnectionIdentity) -> Result<Option<Login>, UpstreamError> {
+        if let Some(issuer) = &self.token_issuer {
+            return bearer_login(issuer, identity).map(|l| Some(Login::OAuthBearer(l)));
+        }
         let UpstreamIdentity::Scram {
             mechanism,
             credentials,
@@ -387,12 +423,107 @@ impl UpstreamConnector {
                 pool: pool.clone(),
                 reason,
             })?;
-        Ok(Some(PoolLogin {
+        Ok(Some(Login::Scram(PoolLogin {
             pool,
             user: credential.username.clone(),
             mechanism: *mechanism,
             password,
-        }))
+        })))
+    }
+
+    /// Sign in with `login` over `transport` (the first login of a connection): SCRAM goes
+    /// through the refusal memory, a token does not. Returns the session lifetime granted.
+    async fn sign_in<T: SaslTransport>(
+        &self,
+        transport: &mut T,
+        addr: &str,
+        login: &Login,
+    ) -> Result<Option<Duration>, UpstreamError> {
+        match login {
+            Login::Scram(login) => self.authenticate(transport, addr, login).await,
+            Login::OAuthBearer(_) => self.sign_in_now(transport, addr, login).await,
+        }
+    }
+
+    /// Sign in now, bounded by the connect timeout, without the refusal memory (also the
+    /// re-authentication path, see [`Self::reauthenticate`]).
+    async fn sign_in_now<T: SaslTransport>(
+        &self,
+        transport: &mut T,
+        addr: &str,
+        login: &Login,
+    ) -> Result<Option<Duration>, UpstreamError> {
+        match login {
+            Login::Scram(login) => self.authenticate_now(transport, addr, login).await,
+            Login::OAuthBearer(login) => {
+                match tokio::time::timeout(
+                    self.connect_timeout,
+                    self.oauthbearer(transport, addr, login),
+                )
+                .await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(UpstreamError::Sasl {
+                        addr: addr.to_string(),
+                        pool: login.pool.clone(),
+                        reason: format!("no answer within {} ms", self.connect_timeout.as_millis()),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// SaslHandshake v1 `OAUTHBEARER`, then the token in one SaslAuthenticate v2 (RFC 7628).
+    /// A broker that refuses the token answers with an error report instead of an empty
+    /// message; the client acknowledges it with `\x01` and the broker then fails the exchange
+    /// with an error code (§3.2.3). Either way it is [`UpstreamError::SaslRefused`].
+    async fn oauthbearer<T: SaslTransport>(
+        &self,
+        transport: &mut T,
+        addr: &str,
+        login: &BearerLogin,
+    ) -> Result<Option<Duration>, UpstreamError> {
+        let mechanism = crate::oauth::MECHANISM;
+        let failed = |reason: String| UpstreamError::Sasl {
+            addr: addr.to_string(),
+            pool: login.pool.clone(),
+            reason,
+        };
+        let refused = |reason: String| UpstreamError::SaslRefused {
+            addr: addr.to_string(),
+            pool: login.pool.clone(),
+            user: login.token.subject.clone(),
+            mechanism,
+            reason,
+        };
+        self.handshake(transport, mechanism)
+            .await
+            .map_err(|step| step.into_error(&failed, &refused))?;
+        let answer = self
+            .authenticate_step(transport, login.message.clone())
+            .await
+            .map_err(|step| step.into_error(&failed, &refused))?;
+        let report = answer.auth_bytes;
+        if report.is_empty() {
+            tracing::debug!(
+                pool = %login.pool,
+                kid = %login.token.kid,
+                upstream = %addr,
+                session_lifetime_ms = answer.session_lifetime_ms,
+                "authenticated to the broker with a token for the pool"
+            );
+            return Ok(session_lifetime(answer.session_lifetime_ms));
+        }
+        let report = String::from_utf8_lossy(&report[..report.len().min(MAX_OAUTH_ERROR_REPORT)])
+            .into_owned();
+        let outcome = match self
+            .authenticate_step(transport, Bytes::from_static(ERROR_ACKNOWLEDGEMENT))
+            .await
+        {
+            Err(StepError::Refused(reason) | StepError::Failed(reason)) => reason,
+            Ok(_) => "and then accepted the error acknowledgement".to_string(),
+        };
+        Err(refused(format!("the broker reported {report}; {outcome}")))
     }
 
     /// SaslHandshake v1 and the mechanism's exchange in SaslAuthenticate v2, bounded by the
@@ -613,6 +744,30 @@ impl UpstreamConnector {
             .map_err(|source| UpstreamError::Tls { addr, source })?;
         Ok(UpstreamStream::Tls(Box::new(tls)))
     }
+}
+
+/// A token for the connection's primary pool and its SASL message.
+fn bearer_login(
+    issuer: &TokenIssuer,
+    identity: &ConnectionIdentity,
+) -> Result<BearerLogin, UpstreamError> {
+    let resolution = &identity.resolved.evaluation.resolution;
+    let pool = resolution
+        .primary()
+        .ok_or(UpstreamError::NoPool)?
+        .pool_id
+        .clone();
+    let token_error = |e: crate::oauth::TokenError| UpstreamError::Token {
+        pool: pool.clone(),
+        reason: e.to_string(),
+    };
+    let token = issuer.issue(resolution).map_err(token_error)?;
+    let message = issuer.sasl_message(&token).map_err(token_error)?;
+    Ok(BearerLogin {
+        pool: pool.clone(),
+        token,
+        message: Bytes::from(message),
+    })
 }
 
 /// How one SASL round trip failed.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use kafka_mtls_proxy::admin::{self, AdminState, Readiness, UpstreamProbe};
 use kafka_mtls_proxy::metrics::{Direction, Metrics};
+use kafka_mtls_proxy::oauth::{KeyRing, KeySettings, SystemClock};
 use kafka_mtls_proxy::tls::RefusalReason;
 use kafka_mtls_proxy::upstream::Target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +38,11 @@ struct Admin {
 impl Admin {
     /// Serve an admin server whose upstream probe dials `upstream`.
     async fn start(upstream: Vec<(String, u16)>) -> Self {
+        Self::start_with_keys(upstream, None).await
+    }
+
+    /// With the oauthbearer key ring `jwks` published.
+    async fn start_with_keys(upstream: Vec<(String, u16)>, jwks: Option<Arc<KeyRing>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AdminState {
@@ -44,6 +50,7 @@ impl Admin {
             readiness: Arc::new(Readiness::new()),
             upstream: Arc::new(UpstreamProbe::new(upstream, Duration::from_secs(1))),
             iam: None,
+            jwks,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(admin::serve(listener, state.clone(), async move {
@@ -276,4 +283,37 @@ async fn the_shutdown_future_stops_the_server() {
         TcpStream::connect(admin.addr).await.is_err(),
         "the admin port is closed"
     );
+}
+
+#[tokio::test]
+async fn jwks_is_served_without_auth_with_a_short_cache_lifetime() {
+    let keys = Arc::new(
+        KeyRing::open(
+            KeySettings {
+                rotate_every: Duration::from_secs(86_400),
+                publish_ahead: Duration::from_secs(3_900),
+                token_lifetime: Duration::from_secs(900),
+                keys_dir: None,
+            },
+            Arc::new(SystemClock),
+        )
+        .unwrap(),
+    );
+    let admin = Admin::start_with_keys(vec![], Some(keys.clone())).await;
+    let reply = admin.get("/.well-known/jwks.json").await.expect(200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("cache-control"), Some("public, max-age=60"));
+    let jwks = reply.json();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["crv"], "P-256");
+    assert_eq!(key["alg"], "ES256");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["kid"], keys.signer().unwrap().kid());
+}
+
+#[tokio::test]
+async fn jwks_is_not_found_outside_oauthbearer_mode() {
+    let admin = Admin::start(vec![]).await;
+    admin.get("/.well-known/jwks.json").await.expect(404);
 }

@@ -6,6 +6,7 @@
 //! | `GET /readyz` | `200` when ready, else `503`; a JSON [`ReadinessReport`] either way |
 //! | `GET /metrics` | the [`Metrics`] in the OpenMetrics text format |
 //! | `/iam/v2/...` | certificate authorities and identity pools, Confluent's API ([`iam`]) |
+//! | `GET /.well-known/jwks.json` | the oauthbearer signing keys (JWKS), only in that mode |
 //! | anything else | `404` (`405` for another method on a known path) |
 //!
 //! It is configured by the optional `admin.listen` key and binds loopback by default: reads
@@ -60,6 +61,9 @@ pub struct AdminState {
     /// The IAM API (`/iam/v2/...`); `None` serves no such routes (an admin server without a
     /// proxy behind it).
     pub iam: Option<Arc<iam::IamApi>>,
+    /// The oauthbearer signing keys, published at [`crate::oauth::JWKS_PATH`]; `None` in the
+    /// other upstream identity modes (the path is then a 404).
+    pub jwks: Option<Arc<crate::oauth::KeyRing>>,
 }
 
 impl AdminState {
@@ -74,6 +78,7 @@ impl AdminState {
             readiness,
             upstream: Arc::new(UpstreamProbe::from_config(upstream)),
             iam: None,
+            jwks: None,
         }
     }
 }
@@ -84,6 +89,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text));
+    if state.jwks.is_some() {
+        router = router.route(crate::oauth::JWKS_PATH, get(jwks));
+    }
     if state.iam.is_some() {
         router = router.merge(iam::routes());
     }
@@ -148,6 +156,25 @@ async fn metrics_text(State(state): State<AdminState>) -> Response {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The public signing keys. No authentication: they are public by design, and the brokers
+/// fetch them anonymously.
+async fn jwks(State(state): State<AdminState>) -> Response {
+    let Some(keys) = &state.jwks else {
+        return not_found().await.into_response();
+    };
+    // Serializing strings into a Vec cannot fail; an empty set is what a broker would
+    // refuse tokens against, which is the honest answer were it to.
+    let body = serde_json::to_vec(&keys.jwks()).unwrap_or_else(|_| b"{\"keys\":[]}".to_vec());
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, crate::oauth::jwks::CACHE_CONTROL),
+        ],
+        body,
     )
         .into_response()
 }

@@ -64,6 +64,15 @@ pub mod defaults {
     /// The admin server's address when `admin:` is present without `listen`: loopback,
     /// because its endpoints have no authentication.
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9644";
+    /// oauthbearer: short, so a leaked token is worth little; brokers re-authenticate
+    /// (KIP-368) within it when `connections.max.reauth.ms` is set.
+    pub const OAUTH_TOKEN_LIFETIME_MS: u64 = 15 * 60 * 1_000;
+    pub const OAUTH_ROTATE_EVERY_MS: u64 = 24 * 60 * 60 * 1_000;
+    /// Longer than Kafka's default JWKS refresh (`sasl.oauthbearer.jwks.endpoint.refresh.ms`,
+    /// 1 hour), so every broker has the next key before a token names it.
+    pub const OAUTH_PUBLISH_AHEAD_MS: u64 = 65 * 60 * 1_000;
+    /// Kafka's default `sasl.oauthbearer.jwks.endpoint.refresh.ms`.
+    pub const KAFKA_JWKS_REFRESH_MS: u64 = 60 * 60 * 1_000;
 }
 
 /// Everything the proxy needs to run, checked.
@@ -157,6 +166,12 @@ pub enum UpstreamIdentity {
         mechanism: crate::scram::Mechanism,
         /// Pool id → credentials. Every configured pool has an entry (checked at load).
         credentials: BTreeMap<String, ScramCredential>,
+    },
+    /// SASL/OAUTHBEARER with a JWT the proxy signs itself, naming the primary pool as `sub`
+    /// (see [`crate::oauth`]). `token` may change on reload; `keys` only at restart.
+    OAuthBearer {
+        token: crate::oauth::TokenSettings,
+        keys: crate::oauth::KeySettings,
     },
 }
 
@@ -801,16 +816,32 @@ impl Checker {
         let at = "upstream.identity";
         match id.mode.as_deref().unwrap_or("none") {
             "none" => {
+                let mut ok = true;
                 if id.mechanism.is_some() || !id.credentials.is_empty() {
                     self.error(
                         format!("{at}.mode"),
                         "mechanism and credentials apply only to `mode: scram`",
                     );
+                    ok = false;
+                }
+                if let Some(keys) = oauth_only_keys(id).first() {
+                    self.error(
+                        format!("{at}.{keys}"),
+                        "applies only to `mode: oauthbearer`",
+                    );
+                    ok = false;
+                }
+                ok.then_some(UpstreamIdentity::None)
+            }
+            "oauthbearer" => self.oauthbearer(raw, id),
+            "scram" => {
+                if let Some(keys) = oauth_only_keys(id).first() {
+                    self.error(
+                        format!("{at}.{keys}"),
+                        "applies only to `mode: oauthbearer`",
+                    );
                     return None;
                 }
-                Some(UpstreamIdentity::None)
-            }
-            "scram" => {
                 let mechanism = match id.mechanism.as_deref() {
                     None => {
                         self.error(
@@ -915,10 +946,177 @@ impl Checker {
             other => {
                 self.error(
                     format!("{at}.mode"),
-                    format!("unknown mode `{other}` (none or scram)"),
+                    format!("unknown mode `{other}` (none, scram or oauthbearer)"),
                 );
                 None
             }
+        }
+    }
+
+    /// `upstream.identity` in oauthbearer mode: the token claims, the key schedule, the
+    /// extensions, and the admin server that must serve the JWKS.
+    fn oauthbearer(
+        &mut self,
+        raw: &RawConfig,
+        id: &raw::RawUpstreamIdentity,
+    ) -> Option<UpstreamIdentity> {
+        let at = "upstream.identity";
+        let mut ok = true;
+        if id.mechanism.is_some() || !id.credentials.is_empty() {
+            self.error(
+                format!("{at}.mode"),
+                "mechanism and credentials apply only to `mode: scram`",
+            );
+            ok = false;
+        }
+        let required = |v: &mut Self, field: &str, value: &Option<String>| match value
+            .as_deref()
+            .map(str::trim)
+        {
+            Some(s) if !s.is_empty() => Some(s.to_owned()),
+            Some(_) => {
+                v.error(format!("{at}.{field}"), "must not be empty");
+                None
+            }
+            None => {
+                v.error(
+                    format!("{at}.{field}"),
+                    format!(
+                        "required in oauthbearer mode: the brokers' \
+                         sasl.oauthbearer.expected.{field}"
+                    ),
+                );
+                None
+            }
+        };
+        let issuer = required(self, "issuer", &id.issuer);
+        let audience = required(self, "audience", &id.audience);
+        let scope = match id.scope.as_deref().map(str::trim) {
+            Some("") => {
+                self.error(format!("{at}.scope"), "must not be empty (or leave it out)");
+                ok = false;
+                None
+            }
+            other => other.map(str::to_owned),
+        };
+        let ms = |v: &mut Self, field: &str, value: Option<u64>, default: u64| {
+            Duration::from_millis(v.positive(&format!("{at}.{field}"), value, default))
+        };
+        let token_lifetime = ms(
+            self,
+            "token_lifetime_ms",
+            id.token_lifetime_ms,
+            defaults::OAUTH_TOKEN_LIFETIME_MS,
+        );
+        if token_lifetime < Duration::from_secs(1) {
+            // `exp` is in whole seconds.
+            self.error(
+                format!("{at}.token_lifetime_ms"),
+                "must be at least 1000 (JWT times are whole seconds)",
+            );
+            ok = false;
+        }
+        let rotate_every = ms(
+            self,
+            "rotate_every_ms",
+            id.rotate_every_ms,
+            defaults::OAUTH_ROTATE_EVERY_MS,
+        );
+        let publish_ahead = ms(
+            self,
+            "publish_ahead_ms",
+            id.publish_ahead_ms,
+            defaults::OAUTH_PUBLISH_AHEAD_MS,
+        );
+        if publish_ahead >= rotate_every {
+            self.error(
+                format!("{at}.publish_ahead_ms"),
+                format!(
+                    "must be less than rotate_every_ms ({} ms): a key is published ahead of \
+                     the rotation that makes it the signer",
+                    rotate_every.as_millis()
+                ),
+            );
+            ok = false;
+        } else if publish_ahead < Duration::from_millis(defaults::KAFKA_JWKS_REFRESH_MS) {
+            self.warn(
+                format!("{at}.publish_ahead_ms"),
+                "shorter than Kafka's default JWKS refresh (1 hour): brokers will meet new \
+                 keys in tokens before their scheduled refresh and fetch the JWKS on that \
+                 unknown kid (works, at the cost of one fetch per broker per rotation)",
+            );
+        }
+        if let Some(dir) = &id.keys_dir {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    self.error(
+                        format!("{at}.keys_dir"),
+                        format!("{} is not a directory", dir.display()),
+                    );
+                    ok = false;
+                }
+                Err(e) => {
+                    self.error(
+                        format!("{at}.keys_dir"),
+                        format!("{}: {e} (create it, mode 0700)", dir.display()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let extensions = match crate::oauth::Extensions::new(&id.extensions) {
+            Ok(e) => Some(e),
+            Err(problems) => {
+                for (name, problem) in problems {
+                    self.error(format!("{at}.extensions.{name}"), problem.to_string());
+                }
+                None
+            }
+        };
+        match &raw.admin {
+            None => {
+                self.error(
+                    format!("{at}.mode"),
+                    "oauthbearer needs the admin server (an `admin:` section): the brokers \
+                     fetch the proxy's public keys from its /.well-known/jwks.json",
+                );
+                ok = false;
+            }
+            Some(admin) => {
+                let listen = admin.listen.as_deref().unwrap_or(defaults::ADMIN_LISTEN);
+                if listen
+                    .parse::<SocketAddr>()
+                    .is_ok_and(|a| a.ip().is_loopback())
+                {
+                    self.warn(
+                        "admin.listen",
+                        format!(
+                            "`{listen}` is a loopback address: brokers on other machines cannot \
+                             fetch /.well-known/jwks.json for upstream.identity.mode: oauthbearer"
+                        ),
+                    );
+                }
+            }
+        }
+        match (issuer, audience, extensions, ok) {
+            (Some(issuer), Some(audience), Some(extensions), true) => {
+                Some(UpstreamIdentity::OAuthBearer {
+                    token: crate::oauth::TokenSettings {
+                        issuer,
+                        audience,
+                        scope,
+                        extensions,
+                    },
+                    keys: crate::oauth::KeySettings {
+                        rotate_every,
+                        publish_ahead,
+                        token_lifetime,
+                        keys_dir: id.keys_dir.clone(),
+                    },
+                })
+            }
+            _ => None,
         }
     }
 
@@ -1316,6 +1514,23 @@ fn check_crl_url(url: &str) -> Result<(), String> {
         return Err(format!("`{url}` has no host"));
     }
     Ok(())
+}
+
+/// The oauthbearer-only keys set in `id`, for the other modes' checks.
+fn oauth_only_keys(id: &raw::RawUpstreamIdentity) -> Vec<&'static str> {
+    [
+        ("issuer", id.issuer.is_some()),
+        ("audience", id.audience.is_some()),
+        ("scope", id.scope.is_some()),
+        ("token_lifetime_ms", id.token_lifetime_ms.is_some()),
+        ("rotate_every_ms", id.rotate_every_ms.is_some()),
+        ("publish_ahead_ms", id.publish_ahead_ms.is_some()),
+        ("keys_dir", id.keys_dir.is_some()),
+        ("extensions", !id.extensions.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect()
 }
 
 /// Shorter admin tokens load, with a warning.

@@ -158,7 +158,7 @@ pub struct RawUpstream {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstreamIdentity {
-    /// `none` (the default) or `scram`.
+    /// `none` (the default), `scram` or `oauthbearer`.
     #[serde(default)]
     pub mode: Option<String>,
     /// `SCRAM-SHA-256` or `SCRAM-SHA-512` (scram mode).
@@ -167,6 +167,30 @@ pub struct RawUpstreamIdentity {
     /// Pool id → the broker-side user it authenticates as (scram mode).
     #[serde(default)]
     pub credentials: BTreeMap<String, RawScramCredential>,
+    /// The tokens' `iss` (oauthbearer mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The tokens' `aud` (oauthbearer mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The tokens' `scope` claim, when the brokers check one (oauthbearer mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `exp - iat` of every token (oauthbearer mode; default 15 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_ms: Option<u64>,
+    /// How long each signing key signs (oauthbearer mode; default 24 hours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_every_ms: Option<u64>,
+    /// How long a new key is in the JWKS before it signs (oauthbearer mode; default 65 min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_ahead_ms: Option<u64>,
+    /// Directory of the signing keys (PKCS#8 PEM, mode 0600); absent: keys in memory only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_dir: Option<PathBuf>,
+    /// SASL extensions sent with every token, after `identityPoolId` (oauthbearer mode).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, String>,
 }
 
 /// One pool's broker credentials. The password is a reference (an environment variable or a
