@@ -1,7 +1,7 @@
 //! End-to-end load benchmark: kafka-mtls-proxy against HAProxy terminating the same mTLS, and
 //! against the broker itself, measured in one run on this machine.
 //!
-//! Two figures, three paths:
+//! Two figures, four paths:
 //!
 //! - **produce throughput**: `--connections` connections (default 4), each pipelining Produce
 //!   requests (acks=1, v9 or lower, one ~16 KiB record batch each, `--in-flight` requests in
@@ -14,6 +14,11 @@
 //! measurement, since tansu keeps every record in memory and slows down as it grows):
 //!
 //! - `proxy`:   client ─mTLS─▶ kafka-mtls-proxy (release binary) ─▶ tansu
+//! - `proxy-acl`: the same, with proxy ACLs on (`authorization.enabled: true`): every request
+//!   is checked against the pools' rules (a few that do not match, one deny, the prefixed allow
+//!   the benchmark needs), ApiVersions answers are narrowed, and the Metadata listing of the
+//!   connection test is filtered to the describable topics. `proxy-acl/proxy` is the price of
+//!   ACLs; `proxy` itself runs without them, as before
 //! - `haproxy`: client ─mTLS─▶ HAProxy (`mode tcp`, `ssl … verify required`) ─▶ tansu, which
 //!   advertises HAProxy's address so that clients stay on HAProxy
 //! - `direct`:  client ─plaintext─▶ tansu (the ceiling)
@@ -122,7 +127,8 @@ struct Args {
 const USAGE: &str = "\
 usage: cargo bench --bench load -- [--duration-secs N] [--rounds N] [--connections N]
                                    [--in-flight N] [--workers N] [--quick] [--keep]
-                                   [--paths proxy,haproxy,direct] [--figures produce,seq,concurrent]
+                                   [--paths proxy,proxy-acl,haproxy,direct]
+                                   [--figures produce,seq,concurrent]
   --duration-secs N  length of each measurement (default 4; --quick: 1)
   --rounds N         times each figure is measured on each path, interleaved (default 3; --quick: 1)
   --connections N    produce connections, one partition each (default 4)
@@ -137,7 +143,7 @@ Criterion-style arguments (--bench, filters, …) are ignored.";
 fn parse_args() -> Result<Option<Args>> {
     let mut quick = false;
     let mut keep = false;
-    let mut paths = vec![Kind::Proxy, Kind::Haproxy, Kind::Direct];
+    let mut paths = vec![Kind::Proxy, Kind::ProxyAcl, Kind::Haproxy, Kind::Direct];
     let mut figures = vec![
         Figure::Produce,
         Figure::ConnSequential,
@@ -177,6 +183,7 @@ fn parse_args() -> Result<Option<Args>> {
                     .split(',')
                     .map(|p| match p.trim() {
                         "proxy" => Ok(Kind::Proxy),
+                        "proxy-acl" => Ok(Kind::ProxyAcl),
                         "haproxy" => Ok(Kind::Haproxy),
                         "direct" => Ok(Kind::Direct),
                         other => Err(anyhow!("--paths: unknown path `{other}`")),
@@ -669,6 +676,8 @@ fn record_batch() -> Result<Bytes> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Proxy,
+    /// The proxy with proxy ACLs enforced.
+    ProxyAcl,
     Haproxy,
     Direct,
 }
@@ -677,6 +686,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Proxy => "proxy",
+            Kind::ProxyAcl => "proxy-acl",
             Kind::Haproxy => "haproxy",
             Kind::Direct => "direct",
         }
@@ -784,7 +794,45 @@ impl TansuSpec {
     }
 }
 
-fn proxy_config(dir: &Path, pki: &Path, bootstrap: u16, first_port: u16, tansu: u16) -> String {
+/// Proxy ACLs for the `proxy-acl` path: enforced globally; the client matches both pools and
+/// gets the union of their rules. Only the prefixed `load-` allow matches what the benchmark
+/// does (CreateTopics, Produce, Metadata of its topic; describe is implied by write); the
+/// others, and the deny, are checked on every request without matching. No rule allows
+/// describing every topic, so the Metadata listing is filtered.
+const PROXY_ACLS: Acls = Acls {
+    global: r#"
+authorization:
+  enabled: true
+  rules:
+    - {operations: [read], resource_type: group, pattern_type: prefixed, resource_name: load-}"#,
+    pool_payments: r#"
+        acls:
+          - {permission: deny, operations: [write], resource_type: topic, resource_name: load-bench-frozen}
+          - {operations: [write, describe], resource_type: topic, resource_name: payments}
+          - {operations: [read], resource_type: topic, pattern_type: prefixed, resource_name: payments-}
+          - {operations: [write, create], resource_type: topic, pattern_type: prefixed, resource_name: load-}"#,
+    pool_acme_all: r#"
+        acls:
+          - {operations: [read], resource_type: topic, pattern_type: prefixed, resource_name: acme-shared-}
+          - {operations: [describe], resource_type: topic, resource_name: acme-directory}"#,
+};
+
+/// YAML fragments that turn proxy ACLs on (empty strings: off).
+#[derive(Debug, Clone, Copy)]
+struct Acls {
+    global: &'static str,
+    pool_payments: &'static str,
+    pool_acme_all: &'static str,
+}
+
+const NO_ACLS: Acls = Acls {
+    global: "",
+    pool_payments: "",
+    pool_acme_all: "",
+};
+
+fn proxy_config(name: &str, dir: &Path, pki: &Path, ports: (u16, u16, u16), acls: Acls) -> String {
+    let (bootstrap, first_port, tansu) = ports;
     let p = |f: &str| pki.join(f).display().to_string();
     format!(
         r#"listener:
@@ -809,15 +857,18 @@ certificate_authorities:
       - id: pool-payments
         display_name: Payments
         external_identifier: CN
-        filter: 'CN == "acme-client" && OU == "payments"'
+        filter: 'CN == "acme-client" && OU == "payments"'{pool_payments}
       - id: pool-acme-all
         display_name: All Acme clients
         external_identifier: SHA1
-        filter: 'O == "Acme Inc"'
+        filter: 'O == "Acme Inc"'{pool_acme_all}{global}
 "#,
         server_pem = p("server.pem"),
         server_key = p("server.key"),
-        audit = dir.join("proxy-audit.log").display(),
+        audit = dir.join(format!("{name}-audit.log")).display(),
+        pool_payments = acls.pool_payments,
+        pool_acme_all = acls.pool_acme_all,
+        global = acls.global,
         client_ca = p("acme-internal-client-ca.pem"),
         // `warn` as in production; LOAD_PROXY_LOG=info|debug to see why sessions end.
         log_level = std::env::var("LOAD_PROXY_LOG").unwrap_or_else(|_| "warn".into()),
@@ -1034,7 +1085,7 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
             wait_for_port(addr, &mut term, Duration::from_secs(30)).await?;
             (Some(term), broker, addr, Some(s.tls.clone()))
         }
-        Kind::Proxy => {
+        Kind::Proxy | Kind::ProxyAcl => {
             let broker = spec.start().await?;
             let bootstrap = free_port()?;
             // first_port + 111 (tansu's node id) must be free.
@@ -1044,10 +1095,21 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
                     break p - TANSU_NODE_ID;
                 }
             };
-            let cfg = s.dir.join("proxy.yaml");
+            let acls = if kind == Kind::ProxyAcl {
+                PROXY_ACLS
+            } else {
+                NO_ACLS
+            };
+            let cfg = s.dir.join(format!("{}.yaml", kind.name()));
             std::fs::write(
                 &cfg,
-                proxy_config(s.dir, s.pki, bootstrap, first_port, tansu_port),
+                proxy_config(
+                    kind.name(),
+                    s.dir,
+                    s.pki,
+                    (bootstrap, first_port, tansu_port),
+                    acls,
+                ),
             )?;
             let mut cmd = Command::new(&s.bins.proxy);
             cmd.arg("run")
@@ -1056,7 +1118,12 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
                 .current_dir(s.dir)
                 .env_remove("RUST_LOG")
                 .env("NO_COLOR", "1");
-            let mut term = Proc::spawn("kafka-mtls-proxy", &mut cmd, s.dir.join("proxy.log"))?;
+            let log = s.dir.join(format!("{}.log", kind.name()));
+            let mut term = Proc::spawn(
+                &format!("kafka-mtls-proxy ({})", kind.name()),
+                &mut cmd,
+                log,
+            )?;
             let addr = SocketAddr::from(([127, 0, 0, 1], bootstrap));
             wait_for_port(addr, &mut term, Duration::from_secs(30)).await?;
             (Some(term), broker, addr, Some(s.tls.clone()))
@@ -1518,10 +1585,10 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
         args.connections, args.in_flight
     ));
     for (k, p) in tls {
-        out.push_str(&format!("TLS {:<8} {p}\n", k.name()));
+        out.push_str(&format!("TLS {:<9} {p}\n", k.name()));
     }
     out.push_str(&format!(
-        "\n{:<8} {:>12} {:>12} {:>11} {:>11} {:>11} {:>11} {:>8}\n",
+        "\n{:<9} {:>12} {:>12} {:>11} {:>11} {:>11} {:>11} {:>8}\n",
         "path",
         "produce MB/s",
         "records/s",
@@ -1541,7 +1608,7 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
             .map(|s| s.errors)
             .sum();
         out.push_str(&format!(
-            "{:<8} {} {} {} {} {} {} {:>8}\n",
+            "{:<9} {} {} {} {} {} {} {:>8}\n",
             k.name(),
             fmt_opt(m(Produce), 12, 1),
             fmt_opt(s(Produce), 12, 0),
@@ -1553,7 +1620,7 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
         ));
     }
     out.push_str(&format!(
-        "\n{:<16} {:>22} {:>22} {:>22}\n",
+        "\n{:<18} {:>22} {:>22} {:>22}\n",
         "ratio (per round)",
         "produce",
         "conn/s seq",
@@ -1563,12 +1630,14 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
         (Kind::Proxy, Kind::Direct),
         (Kind::Haproxy, Kind::Direct),
         (Kind::Proxy, Kind::Haproxy),
+        (Kind::ProxyAcl, Kind::Haproxy),
+        (Kind::ProxyAcl, Kind::Proxy),
     ] {
         if !kinds.contains(&a) || !kinds.contains(&b) {
             continue;
         }
         out.push_str(&format!(
-            "{:<16} {} {} {}\n",
+            "{:<18} {} {} {}\n",
             format!("{}/{}", a.name(), b.name()),
             ratio(results, a, b, Produce),
             ratio(results, a, b, ConnSequential),
@@ -1577,7 +1646,7 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
     }
     out.push_str(&format!(
         "\nCPU time used per unit of work (medians; % = share of one core during the measurement)\n\
-         {:<8} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}\n",
+         {:<9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}\n",
         "path",
         "term ms/MB",
         "broker ms/MB",
@@ -1597,7 +1666,7 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
         let broker = |c: &CpuUsed| c.broker;
         let client = |c: &CpuUsed| c.client;
         out.push_str(&format!(
-            "{:<8} {} {} {} {} {} {}\n",
+            "{:<9} {} {} {} {} {} {}\n",
             k.name(),
             fmt_opt(per(Produce, term), 14, 2),
             fmt_opt(per(Produce, broker), 14, 2),
@@ -1608,7 +1677,7 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
         ));
     }
     out.push_str(&format!(
-        "{:<8} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}\n",
+        "{:<9} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}\n",
         "", "term %", "broker %", "client %", "term %", "broker %", "client %"
     ));
     for &k in kinds {
@@ -1619,7 +1688,7 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
         let broker = |c: &CpuUsed| c.broker;
         let client = |c: &CpuUsed| c.client;
         out.push_str(&format!(
-            "{:<8} {} {} {} {} {} {}\n",
+            "{:<9} {} {} {} {} {} {}\n",
             k.name(),
             fmt_opt(pct(Produce, term), 14, 0),
             fmt_opt(pct(Produce, broker), 14, 0),
@@ -1627,6 +1696,24 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
             fmt_opt(pct(ConnConcurrent, term), 14, 0),
             fmt_opt(pct(ConnConcurrent, broker), 14, 0),
             fmt_opt(pct(ConnConcurrent, client), 14, 0),
+        ));
+    }
+    if kinds.contains(&Kind::ProxyAcl) && kinds.contains(&Kind::Proxy) {
+        // The terminator's CPU per unit of work, proxy-acl over proxy (ratio of the medians).
+        let term_per = |k: Kind, f: Figure| {
+            median_of(results, k, f, |s| {
+                (s.work > 0.0).then_some(())?;
+                Some(s.cpu.terminator? / s.work)
+            })
+        };
+        let cpu_ratio = |f: Figure| match (term_per(Kind::ProxyAcl, f), term_per(Kind::Proxy, f)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        out.push_str(&format!(
+            "\nterminator CPU proxy-acl/proxy: {} per MB produced, {} per connection (x{w})\n",
+            fmt_opt(cpu_ratio(Produce), 0, 2),
+            fmt_opt(cpu_ratio(ConnConcurrent), 0, 2),
         ));
     }
     let errors: u64 = results.values().flatten().map(|s| s.errors).sum();
@@ -1721,7 +1808,7 @@ async fn run(args: Args) -> Result<()> {
                 let s = measure(p, f, &args, args.duration, ticks).await?;
                 let kind = p.endpoint.kind;
                 eprintln!(
-                    "round {}/{} {:<15} {:<8} {:>9.1} {}",
+                    "round {}/{} {:<15} {:<9} {:>9.1} {}",
                     round + 1,
                     args.rounds,
                     format!("{f:?}"),
