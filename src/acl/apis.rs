@@ -2,8 +2,10 @@
 //!
 //! Only requests the proxy knows how to authorize may pass; the rest are removed from the
 //! ApiVersions answer (so clients never try them) and refused if sent anyway. Versions are
-//! narrowed to what kafka-protocol decodes, and Fetch stops at v12: from v13 a Fetch names
-//! topics only by id, which the proxy could not match against name-based rules.
+//! narrowed to what kafka-protocol decodes; Fetch and Produce stop at v12 (from v13 they name
+//! topics only by id, which the proxy could not match against name-based rules), and
+//! AddPartitionsToTxn at v3 (v4+ is the brokers' batched form, KIP-890). A version outside
+//! these ranges is refused even when a client sends it without asking.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
@@ -13,6 +15,14 @@ use crate::kafka::codec::{decode_response, encode_response};
 
 /// The newest Fetch version offered under ACLs: v13+ replaces topic names with topic ids.
 pub const FETCH_MAX_WITH_ACLS: i16 = 12;
+
+/// The newest Produce version offered under ACLs: v13 names topics only by id (KIP-516), and
+/// the Produce check authorizes topic names.
+pub const PRODUCE_MAX_WITH_ACLS: i16 = 12;
+
+/// The newest AddPartitionsToTxn version a client sends: from v4 the request batches
+/// transactions and is sent by brokers to the transaction coordinator (KIP-890).
+pub const ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION: i16 = 3;
 
 /// The APIs [`super::check::check_request`] authorizes.
 pub const AUTHORIZED_APIS: &[ApiKey] = &[
@@ -32,6 +42,20 @@ pub const AUTHORIZED_APIS: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::InitProducerId,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeGroups,
+    ApiKey::ListGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+    ApiKey::DeleteRecords,
+    ApiKey::CreatePartitions,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
 ];
 
 /// The versions of `api_key` a connection under ACLs may use, or `None` when the API is not
@@ -42,10 +66,11 @@ pub fn range_with_acls(api_key: i16) -> Option<(i16, i16)> {
         .copied()
         .find(|k| *k as i16 == api_key)?;
     let range = key.valid_versions();
-    let max = if key == ApiKey::Fetch {
-        range.max.min(FETCH_MAX_WITH_ACLS)
-    } else {
-        range.max
+    let max = match key {
+        ApiKey::Fetch => range.max.min(FETCH_MAX_WITH_ACLS),
+        ApiKey::Produce => range.max.min(PRODUCE_MAX_WITH_ACLS),
+        ApiKey::AddPartitionsToTxn => range.max.min(ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION),
+        _ => range.max,
     };
     Some((range.min, max))
 }
@@ -87,8 +112,19 @@ mod tests {
     use kafka_protocol::messages::api_versions_response::ApiVersion;
 
     #[test]
-    fn apis_without_an_authorizer_are_hidden_and_fetch_stops_before_topic_ids() {
-        let apis = [(0, 3, 9), (1, 4, 15), (32, 0, 4), (11, 0, 9), (42, 0, 2)];
+    fn apis_without_an_authorizer_are_hidden_and_topic_id_versions_are_cut() {
+        // Produce 0, Fetch 1, LeaveGroup 13, DescribeAcls 29 (no authorizer), EndTxn 26,
+        // AddPartitionsToTxn 24, DescribeConfigs 32, SaslHandshake 17 (no authorizer).
+        let apis = [
+            (0, 3, 13),
+            (1, 4, 17),
+            (13, 0, 5),
+            (29, 0, 3),
+            (26, 0, 5),
+            (24, 0, 5),
+            (32, 1, 4),
+            (17, 0, 1),
+        ];
         let body = ApiVersionsResponse::default().with_api_keys(
             apis.iter()
                 .map(|&(k, min, max)| {
@@ -110,7 +146,25 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![(0, 3, 9), (1, 4, FETCH_MAX_WITH_ACLS), (11, 0, 9)]
+            vec![
+                (0, 3, PRODUCE_MAX_WITH_ACLS),
+                (1, 4, FETCH_MAX_WITH_ACLS),
+                (13, 0, 5),
+                (26, 0, 5),
+                (24, 0, ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION),
+                (32, 1, 4),
+            ]
         );
+    }
+
+    #[test]
+    fn every_authorized_api_has_a_name_and_a_usable_range() {
+        for key in AUTHORIZED_APIS {
+            assert_ne!(crate::acl::check::api_name(*key), "other", "{key:?}");
+            let (min, max) = range_with_acls(*key as i16).unwrap();
+            assert!(min <= max, "{key:?}");
+        }
+        assert_eq!(range_with_acls(ApiKey::DescribeAcls as i16), None);
+        assert_eq!(range_with_acls(ApiKey::SaslHandshake as i16), None);
     }
 }

@@ -5,9 +5,12 @@
 //! deny wins ([`permissions`]). With authorization enabled (globally or per certificate
 //! authority), every request is checked ([`check`]) and refused the way a broker refuses it:
 //! per-topic TOPIC_AUTHORIZATION_FAILED inside Produce/Fetch/ListOffsets/OffsetCommit/
-//! CreateTopics/DeleteTopics responses, GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-//! where Kafka uses them, and Metadata listings filtered to describable topics. APIs the proxy
-//! cannot authorize are hidden from ApiVersions and refused ([`apis`]).
+//! OffsetFetch/CreateTopics/DeleteTopics/DeleteRecords/CreatePartitions/OffsetForLeaderEpoch
+//! responses, GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED where Kafka uses them
+//! (group membership and offsets, DescribeGroups/DeleteGroups/OffsetDelete, the config APIs,
+//! InitProducerId and the transaction APIs), and Metadata and ListGroups listings filtered to
+//! what the connection may describe. APIs (and versions) the proxy cannot authorize are hidden
+//! from ApiVersions and refused ([`apis`]).
 //!
 //! With authorization off nothing here runs: requests pass through as raw frames. With it on, an
 //! API whose needs the connection holds on every resource ([`needs`]) is not decoded either.

@@ -46,7 +46,7 @@ pub(super) fn produce(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let mut denied = Vec::new();
     let mut allowed = Vec::new();
     for topic in std::mem::take(&mut body.topic_data) {
-        if txn_allowed && req.allowed(Operation::Write, ResourceType::Topic, &topic.name) {
+        if txn_allowed && topic_allowed(req, Operation::Write, &topic.name, topic.topic_id) {
             allowed.push(topic);
         } else {
             let code = if txn_allowed {

@@ -1,0 +1,182 @@
+//! Transaction APIs: AddPartitionsToTxn (client versions), AddOffsetsToTxn, EndTxn and
+//! TxnOffsetCommit.
+//!
+//! Every one needs write on the transactional id first; Kafka answers a refusal with
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED before looking at anything else, so the other
+//! resources are then not checked (and not reported as denied).
+
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+};
+
+use super::error_code::{
+    GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+};
+use super::{Action, Request};
+use crate::acl::rules::{Operation, ResourceType};
+use crate::kafka::ProtocolError;
+
+/// Kafka's OPERATION_NOT_ATTEMPTED: the partitions of an AddPartitionsToTxn that were allowed
+/// but not added because another partition of the request was refused.
+const OPERATION_NOT_ATTEMPTED: i16 = 55;
+
+/// AddPartitionsToTxn v0–3 (v4+, the brokers' batched form, is refused before it gets here: see
+/// `apis::range_with_acls`): write on the transactional id (refused: every partition gets
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then write on each topic. As in Kafka, one refused
+/// topic fails the whole request: its partitions get TOPIC_AUTHORIZATION_FAILED, the others
+/// OPERATION_NOT_ATTEMPTED, and nothing is added — so the proxy answers alone and the broker
+/// never sees it.
+pub(super) fn add_partitions_to_txn(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let body: AddPartitionsToTxnRequest = req.decode()?;
+    let txn_allowed = req.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &body.v3_and_below_transactional_id,
+    );
+    // Checked for every topic (not stopping at the first refusal) so that every denied topic is
+    // reported, as Kafka's `filterByAuthorized` does.
+    let topic_allowed: Vec<bool> = body
+        .v3_and_below_topics
+        .iter()
+        .map(|t| txn_allowed && req.allowed(Operation::Write, ResourceType::Topic, &t.name))
+        .collect();
+    if txn_allowed && topic_allowed.iter().all(|ok| *ok) {
+        return Ok(Action::Forward {
+            frame: None,
+            patch: None,
+        });
+    }
+    let results = body
+        .v3_and_below_topics
+        .iter()
+        .zip(&topic_allowed)
+        .map(|(topic, &ok)| {
+            let code = match (txn_allowed, ok) {
+                (false, _) => TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                (true, false) => TOPIC_AUTHORIZATION_FAILED,
+                (true, true) => OPERATION_NOT_ATTEMPTED,
+            };
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_results_by_partition(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|&p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(p)
+                                .with_partition_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let r = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    Ok(Action::Answer(Some(req.answer(&r)?)))
+}
+
+/// AddOffsetsToTxn: write on the transactional id, then read on the group; the single error
+/// code says which was refused.
+pub(super) fn add_offsets_to_txn(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let body: AddOffsetsToTxnRequest = req.decode()?;
+    let code = if !req.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &body.transactional_id,
+    ) {
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    } else if !req.allowed(Operation::Read, ResourceType::Group, &body.group_id) {
+        GROUP_AUTHORIZATION_FAILED
+    } else {
+        return Ok(Action::Forward {
+            frame: None,
+            patch: None,
+        });
+    };
+    let r = AddOffsetsToTxnResponse::default().with_error_code(code);
+    Ok(Action::Answer(Some(req.answer(&r)?)))
+}
+
+/// EndTxn: write on the transactional id. The refusal keeps the producer id and epoch at -1
+/// (their defaults), as Kafka's.
+pub(super) fn end_txn(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let body: EndTxnRequest = req.decode()?;
+    if req.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &body.transactional_id,
+    ) {
+        return Ok(Action::Forward {
+            frame: None,
+            patch: None,
+        });
+    }
+    let r = EndTxnResponse::default().with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    Ok(Action::Answer(Some(req.answer(&r)?)))
+}
+
+/// TxnOffsetCommit: write on the transactional id, then read on the group (either refused:
+/// every partition of the request gets that error, Kafka's `getErrorResponse`), then read on
+/// each topic (refused: its partitions get TOPIC_AUTHORIZATION_FAILED, the rest is committed).
+/// With no topic left Kafka answers without its coordinator, as the proxy then does.
+pub(super) fn txn_offset_commit(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    let mut body: TxnOffsetCommitRequest = req.decode()?;
+    let refused = if !req.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &body.transactional_id,
+    ) {
+        Some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else if !req.allowed(Operation::Read, ResourceType::Group, &body.group_id) {
+        Some(GROUP_AUTHORIZATION_FAILED)
+    } else {
+        None
+    };
+    if let Some(code) = refused {
+        let topics = body.topics.iter().map(|t| commit_error(t, code)).collect();
+        let r = TxnOffsetCommitResponse::default().with_topics(topics);
+        return Ok(Action::Answer(Some(req.answer(&r)?)));
+    }
+    let mut denied = Vec::new();
+    let mut allowed = Vec::new();
+    for topic in std::mem::take(&mut body.topics) {
+        if req.allowed(Operation::Read, ResourceType::Topic, &topic.name) {
+            allowed.push(topic);
+        } else {
+            denied.push(commit_error(&topic, TOPIC_AUTHORIZATION_FAILED));
+        }
+    }
+    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
+    body.topics = allowed;
+    req.split(
+        any_denied,
+        any_allowed,
+        &body,
+        move |r: &mut TxnOffsetCommitResponse| r.topics.extend(denied),
+    )
+}
+
+fn commit_error(topic: &TxnOffsetCommitRequestTopic, code: i16) -> TxnOffsetCommitResponseTopic {
+    TxnOffsetCommitResponseTopic::default()
+        .with_name(topic.name.clone())
+        .with_partitions(
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect(),
+        )
+}
