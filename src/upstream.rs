@@ -456,20 +456,26 @@ impl UpstreamConnector {
         match login {
             Login::Scram(login) => self.authenticate_now(transport, addr, login).await,
             Login::OAuthBearer(login) => {
-                match tokio::time::timeout(
-                    self.connect_timeout,
-                    self.oauthbearer(transport, addr, login),
-                )
-                .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(UpstreamError::Sasl {
-                        addr: addr.to_string(),
-                        pool: login.pool.clone(),
-                        reason: format!("no answer within {} ms", self.connect_timeout.as_millis()),
-                    }),
-                }
+                self.bounded(addr, &login.pool, self.oauthbearer(transport, addr, login))
+                    .await
             }
+        }
+    }
+
+    /// One sign-in exchange, bounded by the connect timeout (the broker may never answer).
+    async fn bounded(
+        &self,
+        addr: &str,
+        pool: &str,
+        exchange: impl std::future::Future<Output = Result<Option<Duration>, UpstreamError>>,
+    ) -> Result<Option<Duration>, UpstreamError> {
+        match tokio::time::timeout(self.connect_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::Sasl {
+                addr: addr.to_string(),
+                pool: pool.to_string(),
+                reason: format!("no answer within {} ms", self.connect_timeout.as_millis()),
+            }),
         }
     }
 
@@ -581,14 +587,8 @@ impl UpstreamConnector {
         addr: &str,
         login: &PoolLogin,
     ) -> Result<Option<Duration>, UpstreamError> {
-        match tokio::time::timeout(self.connect_timeout, self.scram(transport, addr, login)).await {
-            Ok(result) => result,
-            Err(_) => Err(UpstreamError::Sasl {
-                addr: addr.to_string(),
-                pool: login.pool.clone(),
-                reason: format!("no answer within {} ms", self.connect_timeout.as_millis()),
-            }),
-        }
+        self.bounded(addr, &login.pool, self.scram(transport, addr, login))
+            .await
     }
 
     /// The SCRAM mechanism: handshake, client-first, client-final, verify server-final.
