@@ -197,7 +197,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the proxy")?;
     #[cfg(unix)]
     {
-        let ctx = server.context().clone();
+        // Weak: this task lives until the process ends, and a strong reference would keep the
+        // audit sink open after shutdown, so the audit writer would wait out its timeout.
+        let ctx = std::sync::Arc::downgrade(server.context());
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -205,7 +207,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 return;
             };
             while hup.recv().await.is_some() {
-                let ctx = ctx.clone();
+                let Some(ctx) = ctx.upgrade() else { return };
                 let _ = tokio::task::spawn_blocking(move || server::reload_and_log(&ctx, "SIGHUP"))
                     .await;
             }

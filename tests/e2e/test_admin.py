@@ -87,3 +87,30 @@ def test_metrics_count_handshakes_pools_requests_and_bytes(admin_proxy, client_t
     assert delta("kafka_mtls_proxy_bytes_total", direction="client_to_upstream") > 0
     assert delta("kafka_mtls_proxy_bytes_total", direction="upstream_to_client") > 0
     assert delta("kafka_mtls_proxy_connections_total", listener="bootstrap") >= 2
+
+
+def test_an_idle_proxy_with_an_admin_server_stops_at_once_on_sigterm(proxy_bin, pki, tansu,
+                                                                      tmp_path_factory):
+    """Nothing in flight, so nothing to drain: SIGTERM ends the process promptly (a task that
+    kept the audit sink alive once made every stop wait out the audit writer's 5 s)."""
+    import signal
+    import time
+
+    workdir = tmp_path_factory.mktemp("admin-stop")
+    port, admin_port = free_port(), free_port()
+    config = workdir / "proxy.yaml"
+    config.write_text(proxy_config(bootstrap_port=port, first_port=broker_port_base(TANSU_NODE_ID),
+                                   pki=pki, tansu_port=tansu.port,
+                                   audit_path=workdir / "audit.log")
+                      + f"admin:\n  listen: 127.0.0.1:{admin_port}\n")
+    proc = Process("proxy-admin-stop", [proxy_bin, "run", "--config", config],
+                   workdir / "proxy.log", cwd=workdir, env={"NO_COLOR": "1", "RUST_LOG": None})
+    try:
+        proc.wait_for_port("127.0.0.1", admin_port, timeout=30)
+        assert get(f"http://127.0.0.1:{admin_port}/healthz")[0] == 200
+        start = time.monotonic()
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(timeout=10) == 0, proc.log_tail()
+        assert time.monotonic() - start < 2.5, proc.log_tail()
+    finally:
+        proc.stop()
