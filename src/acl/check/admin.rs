@@ -13,6 +13,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::offset_delete_response::{
@@ -27,9 +28,10 @@ use kafka_protocol::messages::{
     DescribeConfigsRequest, DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListGroupsRequest,
     ListGroupsResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, alter_configs_response, incremental_alter_configs_response,
+    OffsetForLeaderEpochResponse, alter_configs_request, alter_configs_response,
+    incremental_alter_configs_request, incremental_alter_configs_response,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::error_code::{
     CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED,
@@ -46,27 +48,17 @@ const INVALID_LOW_WATERMARK: i64 = -1;
 /// `DescribeGroupsResponse.groupError` does: GROUP_AUTHORIZATION_FAILED, empty state, protocol
 /// and members, authorized operations omitted.
 pub(super) fn describe_groups(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: DescribeGroupsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for group in std::mem::take(&mut body.groups) {
-        if req.allowed(Operation::Describe, ResourceType::Group, &group) {
-            allowed.push(group);
-        } else {
-            denied.push(
-                DescribedGroup::default()
-                    .with_group_id(group)
-                    .with_error_code(GROUP_AUTHORIZATION_FAILED),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.groups = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut DescribeGroupsResponse| r.groups.extend(denied),
+    let body: DescribeGroupsRequest = req.decode()?;
+    req.check_each(
+        body,
+        |b| &mut b.groups,
+        |req, group| req.allowed(Operation::Describe, ResourceType::Group, group),
+        |group| {
+            DescribedGroup::default()
+                .with_group_id(group)
+                .with_error_code(GROUP_AUTHORIZATION_FAILED)
+        },
+        |r: &mut DescribeGroupsResponse| &mut r.groups,
     )
 }
 
@@ -77,7 +69,7 @@ pub(super) fn list_groups(req: &mut Request<'_>) -> Result<Action, ProtocolError
     // Decoded only to refuse a malformed body before it reaches the broker.
     let _body: ListGroupsRequest = req.decode()?;
     if req.permissions.allows_cluster(Operation::Describe) {
-        return Ok(forward_untouched());
+        return Ok(Action::forward_untouched());
     }
     let permissions = Arc::clone(req.permissions);
     Ok(Action::Forward {
@@ -93,27 +85,17 @@ pub(super) fn list_groups(req: &mut Request<'_>) -> Result<Action, ProtocolError
 /// DeleteGroups: delete on each group; a denied group's result carries
 /// GROUP_AUTHORIZATION_FAILED.
 pub(super) fn delete_groups(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: DeleteGroupsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for group in std::mem::take(&mut body.groups_names) {
-        if req.allowed(Operation::Delete, ResourceType::Group, &group) {
-            allowed.push(group);
-        } else {
-            denied.push(
-                DeletableGroupResult::default()
-                    .with_group_id(group)
-                    .with_error_code(GROUP_AUTHORIZATION_FAILED),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.groups_names = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut DeleteGroupsResponse| r.results.extend(denied),
+    let body: DeleteGroupsRequest = req.decode()?;
+    req.check_each(
+        body,
+        |b| &mut b.groups_names,
+        |req, group| req.allowed(Operation::Delete, ResourceType::Group, group),
+        |group| {
+            DeletableGroupResult::default()
+                .with_group_id(group)
+                .with_error_code(GROUP_AUTHORIZATION_FAILED)
+        },
+        |r: &mut DeleteGroupsResponse| &mut r.results,
     )
 }
 
@@ -130,33 +112,30 @@ pub(super) fn offset_delete(req: &mut Request<'_>) -> Result<Action, ProtocolErr
         let r = OffsetDeleteResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
         return Ok(Action::Answer(Some(req.answer(&r)?)));
     }
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if req.allowed(Operation::Read, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            denied.push(
-                OffsetDeleteResponseTopic::default()
-                    .with_name(topic.name.clone())
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetDeleteResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-    }
+    let denied = req.take_denied(&mut body.topics, |req, topic| {
+        req.allowed(Operation::Read, ResourceType::Topic, &topic.name)
+    });
     if denied.is_empty() {
-        return Ok(forward_untouched());
+        return Ok(Action::forward_untouched());
     }
-    body.topics = allowed;
+    let denied: Vec<_> = denied
+        .into_iter()
+        .map(|topic| {
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     Ok(Action::Forward {
         frame: Some(req.narrowed(&body)?),
         patch: Some(req.patch(move |r: &mut OffsetDeleteResponse| r.topics.extend(denied))),
@@ -166,66 +145,46 @@ pub(super) fn offset_delete(req: &mut Request<'_>) -> Result<Action, ProtocolErr
 /// DeleteRecords: delete on each topic; a denied topic's partitions get
 /// TOPIC_AUTHORIZATION_FAILED and an invalid low watermark.
 pub(super) fn delete_records(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: DeleteRecordsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if req.allowed(Operation::Delete, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            denied.push(
-                DeleteRecordsTopicResult::default()
-                    .with_name(topic.name.clone())
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                DeleteRecordsPartitionResult::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_low_watermark(INVALID_LOW_WATERMARK)
-                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut DeleteRecordsResponse| r.topics.extend(denied),
+    let body: DeleteRecordsRequest = req.decode()?;
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| req.allowed(Operation::Delete, ResourceType::Topic, &topic.name),
+        |topic| {
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            DeleteRecordsPartitionResult::default()
+                                .with_partition_index(p.partition_index)
+                                .with_low_watermark(INVALID_LOW_WATERMARK)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        })
+                        .collect(),
+                )
+        },
+        |r: &mut DeleteRecordsResponse| &mut r.topics,
     )
 }
 
 /// CreatePartitions: alter on each topic; a denied topic's result carries
 /// TOPIC_AUTHORIZATION_FAILED (and a null message: the client falls back to the error's own).
 pub(super) fn create_partitions(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: CreatePartitionsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if req.allowed(Operation::Alter, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            denied.push(
-                CreatePartitionsTopicResult::default()
-                    .with_name(topic.name.clone())
-                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                    .with_error_message(None),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut CreatePartitionsResponse| r.results.extend(denied),
+    let body: CreatePartitionsRequest = req.decode()?;
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| req.allowed(Operation::Alter, ResourceType::Topic, &topic.name),
+        |topic| {
+            CreatePartitionsTopicResult::default()
+                .with_name(topic.name)
+                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_error_message(None)
+        },
+        |r: &mut CreatePartitionsResponse| &mut r.results,
     )
 }
 
@@ -234,7 +193,7 @@ pub(super) fn create_partitions(req: &mut Request<'_>) -> Result<Action, Protoco
 /// cluster_action — an operation the proxy's rules cannot grant — so it is refused; clients
 /// send -1 (consumer) or -2 (debugging, also the default of versions without the field).
 pub(super) fn offset_for_leader_epoch(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: OffsetForLeaderEpochRequest = req.decode()?;
+    let body: OffsetForLeaderEpochRequest = req.decode()?;
     let replica = body.replica_id.0;
     if replica >= 0 {
         return Ok(Action::Refuse(format!(
@@ -242,38 +201,28 @@ pub(super) fn offset_for_leader_epoch(req: &mut Request<'_>) -> Result<Action, P
              clients"
         )));
     }
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if req.allowed(Operation::Describe, ResourceType::Topic, &topic.topic) {
-            allowed.push(topic);
-        } else {
-            denied.push(
-                OffsetForLeaderTopicResult::default()
-                    .with_topic(topic.topic.clone())
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                // Leader epoch and end offset keep their defaults (-1), as in
-                                // Kafka's answer for an unauthorized partition.
-                                EpochEndOffset::default()
-                                    .with_partition(p.partition)
-                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut OffsetForLeaderEpochResponse| r.topics.extend(denied),
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| req.allowed(Operation::Describe, ResourceType::Topic, &topic.topic),
+        |topic| {
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            // Leader epoch and end offset keep their defaults (-1), as in
+                            // Kafka's answer for an unauthorized partition.
+                            EpochEndOffset::default()
+                                .with_partition(p.partition)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        })
+                        .collect(),
+                )
+        },
+        |r: &mut OffsetForLeaderEpochResponse| &mut r.topics,
     )
 }
 
@@ -286,42 +235,59 @@ mod config_type {
     pub const GROUP: i8 = 32;
 }
 
-/// The outcome of checking one config resource.
-enum ConfigCheck {
-    Allowed,
-    /// Denied, with the error Kafka gives the resource.
-    Denied(i16),
-    /// A resource type Kafka itself rejects (InvalidRequestException): nothing to authorize it
-    /// by.
-    Unknown,
+/// A config resource type Kafka itself rejects (InvalidRequestException): there is nothing to
+/// authorize it by, so the request is refused.
+struct UnknownConfigType(i8);
+
+/// What the config check reads of a resource entry, the same in the three config requests.
+trait ConfigResource {
+    fn resource_type(&self) -> i8;
+    fn resource_name(&self) -> &str;
 }
+
+macro_rules! config_resource {
+    ($($entry:ty),+) => {$(
+        impl ConfigResource for $entry {
+            fn resource_type(&self) -> i8 {
+                self.resource_type
+            }
+            fn resource_name(&self) -> &str {
+                &self.resource_name
+            }
+        }
+    )+};
+}
+
+config_resource!(
+    DescribeConfigsResource,
+    alter_configs_request::AlterConfigsResource,
+    incremental_alter_configs_request::AlterConfigsResource
+);
 
 /// Kafka's config authorization: topic resources on the topic, group resources on the group,
 /// broker, broker-logger and client-metrics resources on the cluster.
-fn check_config(
+fn config_allowed(
     req: &mut Request<'_>,
     op: Operation,
-    resource_type: i8,
-    name: &str,
-) -> ConfigCheck {
-    let (ok, code) = match resource_type {
-        config_type::TOPIC => (
-            req.allowed(op, ResourceType::Topic, name),
-            TOPIC_AUTHORIZATION_FAILED,
-        ),
-        config_type::GROUP => (
-            req.allowed(op, ResourceType::Group, name),
-            GROUP_AUTHORIZATION_FAILED,
-        ),
+    resource: &impl ConfigResource,
+) -> Result<bool, UnknownConfigType> {
+    let name = resource.resource_name();
+    Ok(match resource.resource_type() {
+        config_type::TOPIC => req.allowed(op, ResourceType::Topic, name),
+        config_type::GROUP => req.allowed(op, ResourceType::Group, name),
         config_type::BROKER | config_type::BROKER_LOGGER | config_type::CLIENT_METRICS => {
-            (req.allowed_cluster(op), CLUSTER_AUTHORIZATION_FAILED)
+            req.allowed_cluster(op)
         }
-        _ => return ConfigCheck::Unknown,
-    };
-    if ok {
-        ConfigCheck::Allowed
-    } else {
-        ConfigCheck::Denied(code)
+        other => return Err(UnknownConfigType(other)),
+    })
+}
+
+/// The error Kafka gives a denied config resource of this type (one [`config_allowed`] knows).
+fn config_error_code(resource_type: i8) -> i16 {
+    match resource_type {
+        config_type::TOPIC => TOPIC_AUTHORIZATION_FAILED,
+        config_type::GROUP => GROUP_AUTHORIZATION_FAILED,
+        _ => CLUSTER_AUTHORIZATION_FAILED,
     }
 }
 
@@ -335,123 +301,102 @@ fn error_message(code: i16) -> StrBytes {
     })
 }
 
-fn unknown_config_type(api: &str, resource_type: i8) -> Action {
-    Action::Refuse(format!(
-        "{api} names config resource type {resource_type}, which the proxy cannot authorize"
-    ))
+/// The check of the three config APIs: `op` on each resource of the body's list `resources`
+/// (see [`config_allowed`]); `denied_result` gives a denied resource's result from its name,
+/// type and error code, which goes into the response's list `results`.
+fn check_configs<Body, Resource, Denied, Resp>(
+    req: &mut Request<'_>,
+    op: Operation,
+    mut body: Body,
+    resources: impl FnOnce(&mut Body) -> &mut Vec<Resource>,
+    denied_result: impl Fn(Resource, i16) -> Denied,
+    results: fn(&mut Resp) -> &mut Vec<Denied>,
+) -> Result<Action, ProtocolError>
+where
+    Body: Encodable,
+    Resource: ConfigResource,
+    Denied: Send + Sync + 'static,
+    Resp: Decodable + Encodable + Default + 'static,
+{
+    let resources = resources(&mut body);
+    let denied = match req
+        .try_take_denied(resources, |req, resource| config_allowed(req, op, resource))
+    {
+        Ok(denied) => denied,
+        Err(UnknownConfigType(resource_type)) => {
+            return Ok(Action::Refuse(format!(
+                "{} names config resource type {resource_type}, which the proxy cannot authorize",
+                req.api()
+            )));
+        }
+    };
+    let any_allowed = !resources.is_empty();
+    let denied = denied
+        .into_iter()
+        .map(|resource| {
+            let code = config_error_code(resource.resource_type());
+            denied_result(resource, code)
+        })
+        .collect();
+    req.split_denied(&body, any_allowed, denied, results)
 }
 
-/// DescribeConfigs: describe_configs on each resource (see [`check_config`]); a denied
+/// DescribeConfigs: describe_configs on each resource (see [`config_allowed`]); a denied
 /// resource's result carries the authorization error and its message, and no configs.
 pub(super) fn describe_configs(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: DescribeConfigsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for resource in std::mem::take(&mut body.resources) {
-        match check_config(
-            req,
-            Operation::DescribeConfigs,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
-            ConfigCheck::Allowed => allowed.push(resource),
-            ConfigCheck::Denied(code) => denied.push(
-                DescribeConfigsResult::default()
-                    .with_error_code(code)
-                    .with_error_message(Some(error_message(code)))
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone()),
-            ),
-            ConfigCheck::Unknown => {
-                return Ok(unknown_config_type(req.api(), resource.resource_type));
-            }
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.resources = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut DescribeConfigsResponse| r.results.extend(denied),
+    let body: DescribeConfigsRequest = req.decode()?;
+    check_configs(
+        req,
+        Operation::DescribeConfigs,
+        body,
+        |b| &mut b.resources,
+        |resource, code| {
+            DescribeConfigsResult::default()
+                .with_error_code(code)
+                .with_error_message(Some(error_message(code)))
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+        },
+        |r: &mut DescribeConfigsResponse| &mut r.results,
     )
 }
 
-/// AlterConfigs: alter_configs on each resource (see [`check_config`]); a denied resource's
+/// AlterConfigs: alter_configs on each resource (see [`config_allowed`]); a denied resource's
 /// response carries the authorization error and, as Kafka's `ApiError(error, null)`, no
 /// message.
 pub(super) fn alter_configs(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: AlterConfigsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for resource in std::mem::take(&mut body.resources) {
-        match check_config(
-            req,
-            Operation::AlterConfigs,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
-            ConfigCheck::Allowed => allowed.push(resource),
-            ConfigCheck::Denied(code) => denied.push(
-                alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(code)
-                    .with_error_message(None)
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone()),
-            ),
-            ConfigCheck::Unknown => {
-                return Ok(unknown_config_type(req.api(), resource.resource_type));
-            }
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.resources = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut AlterConfigsResponse| r.responses.extend(denied),
+    let body: AlterConfigsRequest = req.decode()?;
+    check_configs(
+        req,
+        Operation::AlterConfigs,
+        body,
+        |b| &mut b.resources,
+        |resource, code| {
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(None)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+        },
+        |r: &mut AlterConfigsResponse| &mut r.responses,
     )
 }
 
 /// IncrementalAlterConfigs: as [`alter_configs`].
 pub(super) fn incremental_alter_configs(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: IncrementalAlterConfigsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for resource in std::mem::take(&mut body.resources) {
-        match check_config(
-            req,
-            Operation::AlterConfigs,
-            resource.resource_type,
-            &resource.resource_name,
-        ) {
-            ConfigCheck::Allowed => allowed.push(resource),
-            ConfigCheck::Denied(code) => denied.push(
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(code)
-                    .with_error_message(None)
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone()),
-            ),
-            ConfigCheck::Unknown => {
-                return Ok(unknown_config_type(req.api(), resource.resource_type));
-            }
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.resources = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut IncrementalAlterConfigsResponse| r.responses.extend(denied),
+    let body: IncrementalAlterConfigsRequest = req.decode()?;
+    check_configs(
+        req,
+        Operation::AlterConfigs,
+        body,
+        |b| &mut b.resources,
+        |resource, code| {
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(None)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+        },
+        |r: &mut IncrementalAlterConfigsResponse| &mut r.responses,
     )
-}
-
-fn forward_untouched() -> Action {
-    Action::Forward {
-        frame: None,
-        patch: None,
-    }
 }

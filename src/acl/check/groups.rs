@@ -7,6 +7,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -34,40 +35,39 @@ use crate::kafka::ProtocolError;
 pub(super) fn offset_commit(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let mut body: OffsetCommitRequest = req.decode()?;
     let group_ok = req.allowed(Operation::Read, ResourceType::Group, &body.group_id);
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if group_ok && req.allowed(Operation::Read, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            let code = if group_ok {
-                TOPIC_AUTHORIZATION_FAILED
-            } else {
-                GROUP_AUTHORIZATION_FAILED
-            };
-            denied.push(
-                OffsetCommitResponseTopic::default()
-                    .with_name(topic.name.clone())
-                    .with_topic_id(topic.topic_id)
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(code)
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty() || !group_ok, !allowed.is_empty());
-    body.topics = allowed;
+    let denied = req.take_denied(&mut body.topics, |req, topic| {
+        group_ok && req.allowed(Operation::Read, ResourceType::Topic, &topic.name)
+    });
+    let code = if group_ok {
+        TOPIC_AUTHORIZATION_FAILED
+    } else {
+        GROUP_AUTHORIZATION_FAILED
+    };
+    let denied: Vec<_> = denied
+        .into_iter()
+        .map(|topic| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    // A refused group is a denial even with no topic to answer for: the proxy answers alone.
+    let any_denied = !denied.is_empty() || !group_ok;
+    let any_allowed = group_ok && !body.topics.is_empty();
     req.split(
         any_denied,
-        any_allowed && group_ok,
+        any_allowed,
         &body,
         move |r: &mut OffsetCommitResponse| r.topics.extend(denied),
     )
@@ -101,7 +101,7 @@ pub(super) fn offset_fetch(req: &mut Request<'_>) -> Result<Action, ProtocolErro
         }
         return Ok(Action::Answer(Some(req.answer(&r)?)));
     }
-    let Some(topics) = body.topics.take() else {
+    let Some(topics) = body.topics.as_mut() else {
         let permissions = Arc::clone(req.permissions);
         return Ok(Action::Forward {
             frame: None,
@@ -110,27 +110,23 @@ pub(super) fn offset_fetch(req: &mut Request<'_>) -> Result<Action, ProtocolErro
             })),
         });
     };
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in topics {
-        if req.allowed(Operation::Describe, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            denied.push(fetch_topic_v0(
-                topic.name.clone(),
+    let denied = req.take_denied(topics, |req, topic| {
+        req.allowed(Operation::Describe, ResourceType::Topic, &topic.name)
+    });
+    let any_allowed = !topics.is_empty();
+    let denied = denied
+        .into_iter()
+        .map(|topic| {
+            fetch_topic_v0(
+                topic.name,
                 &topic.partition_indexes,
                 TOPIC_AUTHORIZATION_FAILED,
-            ));
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = Some(allowed);
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut OffsetFetchResponse| r.topics.extend(denied),
-    )
+            )
+        })
+        .collect();
+    req.split_denied(&body, any_allowed, denied, |r: &mut OffsetFetchResponse| {
+        &mut r.topics
+    })
 }
 
 fn offset_fetch_groups(
@@ -154,49 +150,22 @@ fn offset_fetch_groups(
             None => {
                 additions.push((group.group_id.clone(), Vec::new(), true));
             }
-            Some(topics) => {
-                let mut kept = Vec::new();
-                let mut denied = Vec::new();
-                for topic in topics {
-                    if req.allowed(Operation::Describe, ResourceType::Topic, &topic.name) {
-                        kept.push(topic);
-                    } else {
-                        denied.push(
-                            OffsetFetchResponseTopics::default()
-                                .with_name(topic.name.clone())
-                                .with_topic_id(topic.topic_id)
-                                .with_partitions(
-                                    topic
-                                        .partition_indexes
-                                        .iter()
-                                        .map(|&i| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(i)
-                                                .with_committed_offset(-1)
-                                                .with_committed_leader_epoch(-1)
-                                                .with_metadata(Some(StrBytes::default()))
-                                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                                        })
-                                        .collect(),
-                                ),
-                        );
-                    }
-                }
+            Some(mut topics) => {
+                let denied = req.take_denied(&mut topics, |req, topic| {
+                    req.allowed(Operation::Describe, ResourceType::Topic, &topic.name)
+                });
                 if !denied.is_empty() {
+                    let denied = denied.into_iter().map(denied_fetch_topic).collect();
                     additions.push((group.group_id.clone(), denied, false));
                 }
-                group.topics = Some(kept);
+                group.topics = Some(topics);
             }
         }
         allowed.push(group);
     }
     let needs_patch = !denied_groups.is_empty() || !additions.is_empty();
     if !needs_patch {
-        body.groups = allowed;
-        return Ok(Action::Forward {
-            frame: None,
-            patch: None,
-        });
+        return Ok(Action::forward_untouched());
     }
     let permissions = Arc::clone(req.permissions);
     let patch_groups = move |r: &mut OffsetFetchResponse| {
@@ -222,6 +191,27 @@ fn offset_fetch_groups(
         frame: Some(req.narrowed(&body)?),
         patch: Some(req.patch(patch_groups)),
     })
+}
+
+/// A denied topic of an OffsetFetch v8+ group.
+fn denied_fetch_topic(topic: OffsetFetchRequestTopics) -> OffsetFetchResponseTopics {
+    OffsetFetchResponseTopics::default()
+        .with_name(topic.name)
+        .with_topic_id(topic.topic_id)
+        .with_partitions(
+            topic
+                .partition_indexes
+                .iter()
+                .map(|&i| {
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(i)
+                        .with_committed_offset(-1)
+                        .with_committed_leader_epoch(-1)
+                        .with_metadata(Some(StrBytes::default()))
+                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                })
+                .collect(),
+        )
 }
 
 fn fetch_topic_v0(name: TopicName, partitions: &[i32], code: i16) -> OffsetFetchResponseTopic {
@@ -252,7 +242,7 @@ const KEY_TRANSACTION: i8 = 1;
 
 /// FindCoordinator: describe on the group or transactional id it looks up.
 pub(super) fn find_coordinator(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: FindCoordinatorRequest = req.decode()?;
+    let body: FindCoordinatorRequest = req.decode()?;
     let (resource, code) = match body.key_type {
         KEY_GROUP => (ResourceType::Group, GROUP_AUTHORIZATION_FAILED),
         KEY_TRANSACTION => (
@@ -267,10 +257,7 @@ pub(super) fn find_coordinator(req: &mut Request<'_>) -> Result<Action, Protocol
     };
     if req.version() < 4 {
         if req.allowed(Operation::Describe, resource, &body.key) {
-            return Ok(Action::Forward {
-                frame: None,
-                patch: None,
-            });
+            return Ok(Action::forward_untouched());
         }
         let r = FindCoordinatorResponse::default()
             .with_error_code(code)
@@ -279,29 +266,19 @@ pub(super) fn find_coordinator(req: &mut Request<'_>) -> Result<Action, Protocol
             .with_port(-1);
         return Ok(Action::Answer(Some(req.answer(&r)?)));
     }
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for key in std::mem::take(&mut body.coordinator_keys) {
-        if req.allowed(Operation::Describe, resource, &key) {
-            allowed.push(key);
-        } else {
-            denied.push(
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(code)
-                    .with_error_message(Some(StrBytes::from_static_str("Authorization failed."))),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.coordinator_keys = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut FindCoordinatorResponse| r.coordinators.extend(denied),
+    req.check_each(
+        body,
+        |b| &mut b.coordinator_keys,
+        |req, key| req.allowed(Operation::Describe, resource, key),
+        |key| {
+            Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")))
+        },
+        |r: &mut FindCoordinatorResponse| &mut r.coordinators,
     )
 }
 
@@ -313,10 +290,7 @@ fn group_call<T: Default + kafka_protocol::protocol::Encodable>(
     refused: impl FnOnce(T) -> T,
 ) -> Result<Action, ProtocolError> {
     if req.allowed(Operation::Read, ResourceType::Group, group) {
-        return Ok(Action::Forward {
-            frame: None,
-            patch: None,
-        });
+        return Ok(Action::forward_untouched());
     }
     Ok(Action::Answer(Some(req.answer(&refused(T::default()))?)))
 }
@@ -375,10 +349,7 @@ pub(super) fn init_producer_id(req: &mut Request<'_>) -> Result<Action, Protocol
         }
     };
     let Some(code) = refused_with else {
-        return Ok(Action::Forward {
-            frame: None,
-            patch: None,
-        });
+        return Ok(Action::forward_untouched());
     };
     let r = InitProducerIdResponse::default()
         .with_error_code(code)

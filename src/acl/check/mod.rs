@@ -26,6 +26,7 @@ mod tests;
 mod topics;
 mod txn;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -65,6 +66,16 @@ pub enum Action {
     Refuse(String),
 }
 
+impl Action {
+    /// Send the client's frame to the broker as it came, and its answer back as it comes.
+    fn forward_untouched() -> Self {
+        Action::Forward {
+            frame: None,
+            patch: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -98,10 +109,7 @@ pub struct Checked {
 impl Checked {
     fn forward() -> Self {
         Checked {
-            action: Action::Forward {
-                frame: None,
-                patch: None,
-            },
+            action: Action::forward_untouched(),
             denials: Vec::new(),
         }
     }
@@ -283,6 +291,88 @@ impl Request<'_> {
         })
     }
 
+    /// Removes from `entries` those `allowed` refuses, and returns them in their order; the
+    /// allowed ones stay, in theirs. `allowed` records the denials (through [`Request::allowed`]);
+    /// it is handed the request rather than capturing it, as this method holds it meanwhile.
+    fn take_denied<T>(
+        &mut self,
+        entries: &mut Vec<T>,
+        mut allowed: impl FnMut(&mut Self, &T) -> bool,
+    ) -> Vec<T> {
+        let Ok(denied) = self.try_take_denied(entries, |req, entry| {
+            Ok::<_, Infallible>(allowed(req, entry))
+        });
+        denied
+    }
+
+    /// [`Request::take_denied`] for a check that can meet an entry it cannot judge at all: the
+    /// first such entry's error ends it, and the entries after it are not checked (so not
+    /// reported as denied either); `entries` is then left empty.
+    fn try_take_denied<T, E>(
+        &mut self,
+        entries: &mut Vec<T>,
+        mut allowed: impl FnMut(&mut Self, &T) -> Result<bool, E>,
+    ) -> Result<Vec<T>, E> {
+        let mut denied = Vec::new();
+        let mut kept = Vec::with_capacity(entries.len());
+        for entry in std::mem::take(entries) {
+            if allowed(self, &entry)? {
+                kept.push(entry);
+            } else {
+                denied.push(entry);
+            }
+        }
+        *entries = kept;
+        Ok(denied)
+    }
+
+    /// The whole of the usual per-entry check: each entry of the body's list `entries` is checked
+    /// by `allowed`; the denied ones leave the request, and `denied_entry` turns each into the
+    /// response entry a broker would give it, which goes into the response's list
+    /// `response_entries` (see [`Request::split_denied`]).
+    fn check_each<Body, T, D, Resp>(
+        &mut self,
+        mut body: Body,
+        entries: impl FnOnce(&mut Body) -> &mut Vec<T>,
+        allowed: impl FnMut(&mut Self, &T) -> bool,
+        denied_entry: impl FnMut(T) -> D,
+        response_entries: fn(&mut Resp) -> &mut Vec<D>,
+    ) -> Result<Action, ProtocolError>
+    where
+        Body: Encodable,
+        D: Send + Sync + 'static,
+        Resp: Decodable + Encodable + Default + 'static,
+    {
+        let entries = entries(&mut body);
+        let denied = self.take_denied(entries, allowed);
+        let any_allowed = !entries.is_empty();
+        let denied = denied.into_iter().map(denied_entry).collect();
+        self.split_denied(&body, any_allowed, denied, response_entries)
+    }
+
+    /// [`Request::split`] for a check that denied the response entries `denied`: they are added
+    /// to the response's list `response_entries`, next to the broker's answers for the allowed
+    /// ones (`any_allowed`: some are left in `narrowed`).
+    fn split_denied<Req, D, Resp>(
+        &self,
+        narrowed: &Req,
+        any_allowed: bool,
+        denied: Vec<D>,
+        response_entries: fn(&mut Resp) -> &mut Vec<D>,
+    ) -> Result<Action, ProtocolError>
+    where
+        Req: Encodable,
+        D: Send + Sync + 'static,
+        Resp: Decodable + Encodable + Default + 'static,
+    {
+        self.split(
+            !denied.is_empty(),
+            any_allowed,
+            narrowed,
+            move |r: &mut Resp| response_entries(r).extend(denied),
+        )
+    }
+
     /// The usual ending of a per-resource check: forward untouched when nothing was denied,
     /// answer alone when nothing is left to ask, otherwise forward the narrowed request and
     /// patch the denied entries into the answer.
@@ -298,10 +388,7 @@ impl Request<'_> {
         Resp: Decodable + Encodable + Default + 'static,
     {
         if !any_denied {
-            return Ok(Action::Forward {
-                frame: None,
-                patch: None,
-            });
+            return Ok(Action::forward_untouched());
         }
         if !any_allowed {
             let mut body = Resp::default();

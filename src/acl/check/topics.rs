@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
-use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
@@ -43,41 +42,11 @@ pub(super) fn produce(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
         Some(txn) => req.allowed(Operation::Write, ResourceType::TransactionalId, txn),
         None => true,
     };
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topic_data) {
-        if txn_allowed && topic_allowed(req, Operation::Write, &topic.name, topic.topic_id) {
-            allowed.push(topic);
-        } else {
-            let code = if txn_allowed {
-                TOPIC_AUTHORIZATION_FAILED
-            } else {
-                TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-            };
-            denied.push(
-                TopicProduceResponse::default()
-                    .with_name(topic.name.clone())
-                    .with_topic_id(topic.topic_id)
-                    .with_partition_responses(
-                        topic
-                            .partition_data
-                            .iter()
-                            .map(|p| {
-                                PartitionProduceResponse::default()
-                                    .with_index(p.index)
-                                    .with_error_code(code)
-                                    .with_base_offset(-1)
-                                    .with_log_append_time_ms(-1)
-                                    .with_log_start_offset(-1)
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topic_data = allowed;
-    if body.acks == 0 && any_denied {
+    let denied = req.take_denied(&mut body.topic_data, |req, topic| {
+        txn_allowed && topic_allowed(req, Operation::Write, &topic.name, topic.topic_id)
+    });
+    let any_allowed = !body.topic_data.is_empty();
+    if body.acks == 0 && !denied.is_empty() {
         // No answer is due: drop what is denied, forward the rest.
         return Ok(if any_allowed {
             Action::Forward {
@@ -88,17 +57,41 @@ pub(super) fn produce(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
             Action::Answer(None)
         });
     }
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut ProduceResponse| r.responses.extend(denied),
-    )
+    let code = if txn_allowed {
+        TOPIC_AUTHORIZATION_FAILED
+    } else {
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    };
+    let denied = denied
+        .into_iter()
+        .map(|topic| {
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(
+                    topic
+                        .partition_data
+                        .iter()
+                        .map(|p| {
+                            PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_error_code(code)
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    req.split_denied(&body, any_allowed, denied, |r: &mut ProduceResponse| {
+        &mut r.responses
+    })
 }
 
 /// Fetch: read on each topic. Replica fetches (a broker's) are not accepted from clients.
 pub(super) fn fetch(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: FetchRequest = req.decode()?;
+    let body: FetchRequest = req.decode()?;
     let replica = if req.version() >= 15 {
         body.replica_state.replica_id.0
     } else {
@@ -109,42 +102,32 @@ pub(super) fn fetch(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
             "Fetch as replica {replica}: replica fetches come from brokers, not clients"
         )));
     }
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if topic_allowed(req, Operation::Read, &topic.topic, topic.topic_id) {
-            allowed.push(topic);
-        } else {
-            denied.push(
-                FetchableTopicResponse::default()
-                    .with_topic(topic.topic.clone())
-                    .with_topic_id(topic.topic_id)
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                PartitionData::default()
-                                    .with_partition_index(p.partition)
-                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                                    .with_high_watermark(-1)
-                                    .with_last_stable_offset(-1)
-                                    .with_log_start_offset(-1)
-                                    .with_aborted_transactions(Some(Vec::new()))
-                                    .with_records(Some(Bytes::new()))
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut FetchResponse| r.responses.extend(denied),
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| topic_allowed(req, Operation::Read, &topic.topic, topic.topic_id),
+        |topic| {
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic)
+                .with_topic_id(topic.topic_id)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            PartitionData::default()
+                                .with_partition_index(p.partition)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_high_watermark(-1)
+                                .with_last_stable_offset(-1)
+                                .with_log_start_offset(-1)
+                                .with_aborted_transactions(Some(Vec::new()))
+                                .with_records(Some(Bytes::new()))
+                        })
+                        .collect(),
+                )
+        },
+        |r: &mut FetchResponse| &mut r.responses,
     )
 }
 
@@ -168,40 +151,30 @@ fn topic_allowed(
 
 /// ListOffsets: describe on each topic.
 pub(super) fn list_offsets(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: ListOffsetsRequest = req.decode()?;
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if req.allowed(Operation::Describe, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            denied.push(
-                ListOffsetsTopicResponse::default()
-                    .with_name(topic.name.clone())
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                ListOffsetsPartitionResponse::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                                    .with_timestamp(-1)
-                                    .with_offset(-1)
-                                    .with_leader_epoch(-1)
-                            })
-                            .collect(),
-                    ),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut ListOffsetsResponse| r.topics.extend(denied),
+    let body: ListOffsetsRequest = req.decode()?;
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| req.allowed(Operation::Describe, ResourceType::Topic, &topic.name),
+        |topic| {
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_timestamp(-1)
+                                .with_offset(-1)
+                                .with_leader_epoch(-1)
+                        })
+                        .collect(),
+                )
+        },
+        |r: &mut ListOffsetsResponse| &mut r.topics,
     )
 }
 
@@ -224,7 +197,7 @@ pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
             .permissions
             .allows_every(Operation::Describe, ResourceType::Topic)
         {
-            return Ok(forward_untouched());
+            return Ok(Action::forward_untouched());
         }
         let permissions = Arc::clone(req.permissions);
         return Ok(Action::Forward {
@@ -235,39 +208,37 @@ pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
             })),
         });
     }
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    let mut may_create_all = true;
-    for topic in body.topics.take().unwrap_or_default() {
-        let ok = match &topic.name {
-            Some(name) => req.allowed(Operation::Describe, ResourceType::Topic, name),
-            None => topic_allowed(
-                req,
-                Operation::Describe,
-                &TopicName::default(),
-                topic.topic_id,
-            ),
-        };
-        if ok {
-            if let Some(name) = &topic.name {
-                may_create_all &= req.permissions.allows_cluster(Operation::Create)
-                    || req
-                        .permissions
-                        .allows(Operation::Create, ResourceType::Topic, name);
-            }
-            allowed.push(topic);
-        } else {
-            denied.push(
-                MetadataResponseTopic::default()
-                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                    .with_name(topic.name.clone())
-                    .with_topic_id(topic.topic_id)
-                    .with_topic_authorized_operations(i32::MIN),
-            );
-        }
-    }
+    let mut allowed = body.topics.take().unwrap_or_default();
+    let denied = req.take_denied(&mut allowed, |req, topic| match &topic.name {
+        Some(name) => req.allowed(Operation::Describe, ResourceType::Topic, name),
+        None => topic_allowed(
+            req,
+            Operation::Describe,
+            &TopicName::default(),
+            topic.topic_id,
+        ),
+    });
+    let may_create_all = allowed
+        .iter()
+        .filter_map(|topic| topic.name.as_ref())
+        .all(|name| {
+            req.permissions.allows_cluster(Operation::Create)
+                || req
+                    .permissions
+                    .allows(Operation::Create, ResourceType::Topic, name)
+        });
+    let denied: Vec<MetadataResponseTopic> = denied
+        .into_iter()
+        .map(|topic| {
+            MetadataResponseTopic::default()
+                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_topic_authorized_operations(i32::MIN)
+        })
+        .collect();
     if denied.is_empty() && (may_create_all || !body.allow_auto_topic_creation) {
-        return Ok(forward_untouched());
+        return Ok(Action::forward_untouched());
     }
     let denied_names: Vec<Option<TopicName>> = denied.iter().map(|t| t.name.clone()).collect();
     if allowed.is_empty() && req.version() == 0 {
@@ -297,77 +268,51 @@ fn may_describe(permissions: &Permissions, name: Option<&TopicName>) -> bool {
     }
 }
 
-fn forward_untouched() -> Action {
-    Action::Forward {
-        frame: None,
-        patch: None,
-    }
-}
-
 /// CreateTopics: create on the cluster, or create on the topic.
 pub(super) fn create_topics(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: CreateTopicsRequest = req.decode()?;
+    let body: CreateTopicsRequest = req.decode()?;
     let cluster_create = req.permissions.allows_cluster(Operation::Create);
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if cluster_create || req.allowed(Operation::Create, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            denied.push(
-                CreatableTopicResult::default()
-                    .with_name(topic.name.clone())
-                    .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                    .with_error_message(message())
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)
-                    .with_configs(None),
-            );
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut CreateTopicsResponse| r.topics.extend(denied),
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| {
+            cluster_create || req.allowed(Operation::Create, ResourceType::Topic, &topic.name)
+        },
+        |topic| {
+            CreatableTopicResult::default()
+                .with_name(topic.name)
+                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_error_message(message())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_configs(None)
+        },
+        |r: &mut CreateTopicsResponse| &mut r.topics,
     )
 }
 
 /// DeleteTopics: delete on each topic (by name before v6, by name or id from v6).
 pub(super) fn delete_topics(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: DeleteTopicsRequest = req.decode()?;
-    let mut denied = Vec::new();
+    let body: DeleteTopicsRequest = req.decode()?;
     if req.version() < 6 {
-        let mut allowed = Vec::new();
-        for name in std::mem::take(&mut body.topic_names) {
-            if req.allowed(Operation::Delete, ResourceType::Topic, &name) {
-                allowed.push(name);
-            } else {
-                denied.push(deletable(Some(name), Default::default()));
-            }
-        }
-        let any_allowed = !allowed.is_empty();
-        body.topic_names = allowed;
-        return req.split(!denied.is_empty(), any_allowed, &body, move |r| {
-            add_deleted(r, denied)
-        });
+        return req.check_each(
+            body,
+            |b| &mut b.topic_names,
+            |req, name| req.allowed(Operation::Delete, ResourceType::Topic, name),
+            |name| deletable(Some(name), Default::default()),
+            deleted_topics,
+        );
     }
-    let mut allowed: Vec<DeleteTopicState> = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        let name = topic.name.clone().unwrap_or_default();
-        if topic_allowed(req, Operation::Delete, &name, topic.topic_id) {
-            allowed.push(topic);
-        } else {
-            denied.push(deletable(topic.name.clone(), topic.topic_id));
-        }
-    }
-    let any_allowed = !allowed.is_empty();
-    body.topics = allowed;
-    req.split(!denied.is_empty(), any_allowed, &body, move |r| {
-        add_deleted(r, denied)
-    })
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| {
+            let name = topic.name.clone().unwrap_or_default();
+            topic_allowed(req, Operation::Delete, &name, topic.topic_id)
+        },
+        |topic| deletable(topic.name, topic.topic_id),
+        deleted_topics,
+    )
 }
 
 fn deletable(name: Option<TopicName>, topic_id: uuid::Uuid) -> DeletableTopicResult {
@@ -378,6 +323,6 @@ fn deletable(name: Option<TopicName>, topic_id: uuid::Uuid) -> DeletableTopicRes
         .with_error_message(message())
 }
 
-fn add_deleted(r: &mut DeleteTopicsResponse, denied: Vec<DeletableTopicResult>) {
-    r.responses.extend(denied)
+fn deleted_topics(r: &mut DeleteTopicsResponse) -> &mut Vec<DeletableTopicResult> {
+    &mut r.responses
 }

@@ -14,8 +14,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
+    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, GroupId, TransactionalId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
 use super::error_code::{
@@ -50,10 +50,7 @@ pub(super) fn add_partitions_to_txn(req: &mut Request<'_>) -> Result<Action, Pro
         .map(|t| txn_allowed && req.allowed(Operation::Write, ResourceType::Topic, &t.name))
         .collect();
     if txn_allowed && topic_allowed.iter().all(|ok| *ok) {
-        return Ok(Action::Forward {
-            frame: None,
-            patch: None,
-        });
+        return Ok(Action::forward_untouched());
     }
     let results = body
         .v3_and_below_topics
@@ -88,19 +85,8 @@ pub(super) fn add_partitions_to_txn(req: &mut Request<'_>) -> Result<Action, Pro
 /// code says which was refused.
 pub(super) fn add_offsets_to_txn(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let body: AddOffsetsToTxnRequest = req.decode()?;
-    let code = if !req.allowed(
-        Operation::Write,
-        ResourceType::TransactionalId,
-        &body.transactional_id,
-    ) {
-        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    } else if !req.allowed(Operation::Read, ResourceType::Group, &body.group_id) {
-        GROUP_AUTHORIZATION_FAILED
-    } else {
-        return Ok(Action::Forward {
-            frame: None,
-            patch: None,
-        });
+    let Some(code) = txn_then_group_refused(req, &body.transactional_id, &body.group_id) else {
+        return Ok(Action::forward_untouched());
     };
     let r = AddOffsetsToTxnResponse::default().with_error_code(code);
     Ok(Action::Answer(Some(req.answer(&r)?)))
@@ -115,10 +101,7 @@ pub(super) fn end_txn(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
         ResourceType::TransactionalId,
         &body.transactional_id,
     ) {
-        return Ok(Action::Forward {
-            frame: None,
-            patch: None,
-        });
+        return Ok(Action::forward_untouched());
     }
     let r = EndTxnResponse::default().with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     Ok(Action::Answer(Some(req.answer(&r)?)))
@@ -129,40 +112,40 @@ pub(super) fn end_txn(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
 /// each topic (refused: its partitions get TOPIC_AUTHORIZATION_FAILED, the rest is committed).
 /// With no topic left Kafka answers without its coordinator, as the proxy then does.
 pub(super) fn txn_offset_commit(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
-    let mut body: TxnOffsetCommitRequest = req.decode()?;
-    let refused = if !req.allowed(
-        Operation::Write,
-        ResourceType::TransactionalId,
-        &body.transactional_id,
-    ) {
-        Some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    } else if !req.allowed(Operation::Read, ResourceType::Group, &body.group_id) {
-        Some(GROUP_AUTHORIZATION_FAILED)
-    } else {
-        None
-    };
-    if let Some(code) = refused {
+    let body: TxnOffsetCommitRequest = req.decode()?;
+    if let Some(code) = txn_then_group_refused(req, &body.transactional_id, &body.group_id) {
         let topics = body.topics.iter().map(|t| commit_error(t, code)).collect();
         let r = TxnOffsetCommitResponse::default().with_topics(topics);
         return Ok(Action::Answer(Some(req.answer(&r)?)));
     }
-    let mut denied = Vec::new();
-    let mut allowed = Vec::new();
-    for topic in std::mem::take(&mut body.topics) {
-        if req.allowed(Operation::Read, ResourceType::Topic, &topic.name) {
-            allowed.push(topic);
-        } else {
-            denied.push(commit_error(&topic, TOPIC_AUTHORIZATION_FAILED));
-        }
-    }
-    let (any_denied, any_allowed) = (!denied.is_empty(), !allowed.is_empty());
-    body.topics = allowed;
-    req.split(
-        any_denied,
-        any_allowed,
-        &body,
-        move |r: &mut TxnOffsetCommitResponse| r.topics.extend(denied),
+    req.check_each(
+        body,
+        |b| &mut b.topics,
+        |req, topic| req.allowed(Operation::Read, ResourceType::Topic, &topic.name),
+        |topic| commit_error(&topic, TOPIC_AUTHORIZATION_FAILED),
+        |r: &mut TxnOffsetCommitResponse| &mut r.topics,
     )
+}
+
+/// Write on the transactional id, then read on the group, in Kafka's order: the error of the
+/// first one refused (the group is not checked, nor reported, when the transactional id is
+/// refused), or `None` when both are allowed.
+fn txn_then_group_refused(
+    req: &mut Request<'_>,
+    transactional_id: &TransactionalId,
+    group_id: &GroupId,
+) -> Option<i16> {
+    if !req.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        Some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else if !req.allowed(Operation::Read, ResourceType::Group, group_id) {
+        Some(GROUP_AUTHORIZATION_FAILED)
+    } else {
+        None
+    }
 }
 
 fn commit_error(topic: &TxnOffsetCommitRequestTopic, code: i16) -> TxnOffsetCommitResponseTopic {
