@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_mtls_proxy::{config, pki, server};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -46,12 +45,16 @@ use kafka_protocol::messages::{
     produce_response,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
+
+mod support {
+    pub mod proxy;
+}
+use support::proxy::{FakeListener, Pki, ServerTask, capture_logs, captured_logs, framed, request};
 
 /// `limits.max_frame_bytes` of every proxy here: small, so the size-limit tests are cheap.
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -72,35 +75,16 @@ const ADVERTISED_HOST: &str = "127.0.0.1";
 // Logs: the proxy's tracing output, captured so a test can check the logged reason of a close.
 // ---------------------------------------------------------------------------------------------
 
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Panics raised outside this file (in the proxy or kafka-protocol), as `message at location`.
 /// A panic in a connection task does not kill the process (tokio catches it), and one inside
 /// the proxy's `catch_unwind` does not even end the connection, so only this hook sees them.
 static FOREIGN_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// [`capture_logs`], and a panic hook that records [`FOREIGN_PANICS`].
 fn init_logging() {
+    capture_logs();
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("kafka_mtls_proxy=debug")
-            .with_ansi(false)
-            .with_writer(|| LogWriter)
-            .try_init();
         let default_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let location = info
@@ -150,19 +134,14 @@ fn close_reason_in(logs: &str, client: SocketAddr) -> String {
 /// [`close_reason_in`] the logs of the in-process proxies, after a moment for the log to land.
 async fn close_reason(client: SocketAddr) -> String {
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
-    close_reason_in(&String::from_utf8_lossy(&logs), client)
+    close_reason_in(&captured_logs(), client)
 }
 
 /// Waits until the captured logs contain `needle`.
 async fn wait_for_log(needle: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     loop {
-        let found = {
-            let logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
-            String::from_utf8_lossy(&logs).contains(needle)
-        };
-        if found {
+        if captured_logs().contains(needle) {
             return true;
         }
         if Instant::now() > deadline {
@@ -173,59 +152,8 @@ async fn wait_for_log(needle: &str, within: Duration) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// PKI and configuration.
+// Configuration.
 // ---------------------------------------------------------------------------------------------
-
-/// A development PKI in a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn generate() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        pki::run(&pki::PkiArgs {
-            out: dir.path().to_path_buf(),
-            force: true,
-            validity_days: 30,
-            password: Some("hostile-inputs".into()),
-            hosts: Vec::new(),
-        })
-        .unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A client config presenting `<client>.pem`/`.key`, trusting the proxy's CA.
-    fn client_config(
-        &self,
-        client: &str,
-        versions: &[&'static rustls::SupportedProtocolVersion],
-    ) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(self.path("server-ca.pem")).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(self.path(&format!("{client}.pem")))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-        let key = PrivateKeyDer::from_pem_file(self.path(&format!("{client}.key"))).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
-        Arc::new(config)
-    }
-}
 
 /// A TCP port that was free a moment ago (bound on port 0, then released).
 fn free_port() -> u16 {
@@ -244,16 +172,13 @@ fn write_config(
     upstream: SocketAddr,
     log_level: &str,
 ) -> PathBuf {
-    let p = |name: &str| pki.path(name).display().to_string();
     let yaml = format!(
         r#"listener:
   bootstrap: "{bootstrap}"
   advertised_host: "{ADVERTISED_HOST}"
   broker_ports:
     first_port: {first_port}
-tls:
-  certificate_chain: "{server_pem}"
-  private_key: "{server_key}"
+{tls}
 upstream:
   bootstrap_servers:
     - "{upstream}"
@@ -267,19 +192,10 @@ limits:
 log:
   format: plain
   level: {log_level}
-certificate_authorities:
-  - id: ca-acme
-    display_name: Acme Internal Client CA
-    certificate_chain: "{client_ca}"
-    identity_pools:
-      - id: pool-payments
-        display_name: Payments
-        external_identifier: CN
-        filter: 'CN == "acme-client" && OU == "payments"'
+{certificate_authorities}
 "#,
-        server_pem = p("server.pem"),
-        server_key = p("server.key"),
-        client_ca = p("acme-internal-client-ca.pem"),
+        tls = pki.tls_yaml(),
+        certificate_authorities = pki.certificate_authorities_yaml(),
     );
     let path = pki.path("proxy.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -289,27 +205,6 @@ certificate_authorities:
 // ---------------------------------------------------------------------------------------------
 // Kafka frames, client side.
 // ---------------------------------------------------------------------------------------------
-
-/// A request frame (size prefix included) for a known api, encoded by kafka-protocol.
-fn request<T: Encodable>(
-    key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    client_id: &str,
-    body: &T,
-) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    framed(&buf)
-}
 
 /// A request header v1 (api key, version, correlation id, client id) followed by `body`: what
 /// a client sends for an api key kafka-protocol does not know.
@@ -328,13 +223,6 @@ fn raw_request(
     buf.put_slice(client_id.as_bytes());
     buf.put_slice(body);
     framed(&buf)
-}
-
-fn framed(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.put_i32(i32::try_from(body.len()).unwrap());
-    out.put_slice(body);
-    out
 }
 
 /// Decodes a whole response frame (header version as Kafka says for `key`), refusing trailing
@@ -482,37 +370,20 @@ struct FakeBroker {
     addr: SocketAddr,
     /// Every frame received (size prefix stripped), in arrival order.
     received: Arc<Mutex<Vec<Vec<u8>>>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeBroker {
-    fn drop(&mut self) {
-        // Dropping the accept task drops its JoinSet, which aborts every connection task.
-        self.task.abort();
-    }
+    _listener: FakeListener,
 }
 
 impl FakeBroker {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let _ = socket.set_nodelay(true);
-                connections.spawn(fake_connection(socket, addr, log.clone()));
-                while connections.try_join_next().is_some() {}
-            }
-        });
+        let listener =
+            FakeListener::start(move |socket, addr| fake_connection(socket, addr, log.clone()))
+                .await;
         Self {
-            addr,
+            addr: listener.addr,
             received,
-            task,
+            _listener: listener,
         }
     }
 
@@ -943,18 +814,17 @@ impl XorShift {
 struct TestProxy {
     pki: Pki,
     fake: FakeBroker,
+    server: ServerTask,
     addr: SocketAddr,
     /// The proxy port clients must be told for node [`NODE_ID`].
     broker_port: u16,
     good_tls: Arc<rustls::ClientConfig>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), server::ServerError>>>,
 }
 
 impl TestProxy {
     async fn start() -> Self {
         init_logging();
-        let pki = Pki::generate();
+        let pki = Pki::generate("hostile-inputs");
         let fake = FakeBroker::start().await;
         // Broker listeners: node N on first_port + N. A port that was just free, per proxy, so
         // parallel tests never collide.
@@ -967,22 +837,15 @@ impl TestProxy {
             fake.addr,
             "info",
         );
-        let config = config::load(&path).unwrap();
-        let server = server::Server::bind(config).await.unwrap();
-        let addr = server.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = rx.await;
-        }));
+        let server = ServerTask::start(&path).await;
         let good_tls = pki.client_config("acme-client", rustls::DEFAULT_VERSIONS);
         Self {
             pki,
             fake,
-            addr,
+            addr: server.addr,
+            server,
             broker_port,
             good_tls,
-            shutdown: Some(tx),
-            task: Some(task),
         }
     }
 
@@ -994,10 +857,7 @@ impl TestProxy {
 
     /// A fresh connection completes a good round trip: the proxy is alive and accepting.
     async fn assert_alive(&self) {
-        assert!(
-            !self.task.as_ref().unwrap().is_finished(),
-            "the proxy's server task ended"
-        );
+        assert!(!self.server.is_finished(), "the proxy's server task ended");
         let mut conn = self.connect_good().await;
         if let Err(e) = good_round_trip(&mut conn, 900_000, self.broker_port, self.fake.addr).await
         {
@@ -1007,15 +867,8 @@ impl TestProxy {
     }
 
     /// Shuts the proxy down and checks that it drains promptly and returns Ok.
-    async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-        let task = self.task.take().unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(15), task)
-            .await
-            .expect("the proxy did not shut down within 15 s");
-        result
-            .expect("the proxy's server task panicked")
-            .expect("the proxy's server returned an error");
+    async fn stop(self) {
+        self.server.stop().await;
         drop(self.fake);
         drop(self.pki);
     }
@@ -2023,7 +1876,7 @@ fn read_to_string(path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_process_survives_hostile_broker_answers() {
-    let pki = Pki::generate();
+    let pki = Pki::generate("hostile-inputs");
     let fake = FakeBroker::start().await;
     let bootstrap_port = free_port();
     let broker_port = free_port();

@@ -27,26 +27,28 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, KeyInit, Mac};
-use kafka_mtls_proxy::{config, pki, server};
 use kafka_protocol::messages::{
     ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
-use tokio::task::{JoinHandle, JoinSet};
+
+mod support {
+    pub mod proxy;
+}
+use support::proxy::{FakeListener, Pki, ServerTask, capture_logs, captured_logs, framed, request};
 
 /// The pool's broker user, and the password the secret file holds at first.
 const USER: &str = "payments";
@@ -62,92 +64,17 @@ const COLLIDING_IDS: std::ops::Range<i32> = i32::MIN..i32::MIN + 16;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
-// Logs, PKI, configuration.
+// Logs and the secret file.
 // ---------------------------------------------------------------------------------------------
-
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn init_logging() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("kafka_mtls_proxy=debug")
-            .with_ansi(false)
-            .with_writer(|| LogWriter)
-            .try_init();
-    });
-}
 
 /// The proxy's log lines about the connection from `client` (its `peer` field).
 fn logs_about(client: SocketAddr) -> String {
     let peer = format!("peer={client}");
-    let logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
-    String::from_utf8_lossy(&logs)
+    captured_logs()
         .lines()
         .filter(|l| l.contains(&peer))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn generate() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        pki::run(&pki::PkiArgs {
-            out: dir.path().to_path_buf(),
-            force: true,
-            validity_days: 30,
-            password: Some("reauthentication".into()),
-            hosts: Vec::new(),
-        })
-        .unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// acme-client (pool-payments), trusting the proxy's CA.
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(self.path("server-ca.pem")).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(self.path("acme-client.pem"))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-        let key = PrivateKeyDer::from_pem_file(self.path("acme-client.key")).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
-        Arc::new(config)
-    }
 }
 
 fn write_secret(path: &Path, password: &str) {
@@ -198,46 +125,25 @@ struct FakeBroker {
     /// Passwords the fake accepts for [`USER`] (rotation: old and new for a while).
     passwords: Arc<Mutex<Vec<String>>>,
     connections: Arc<Mutex<Vec<Arc<Mutex<ConnRecord>>>>>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for FakeBroker {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _listener: FakeListener,
 }
 
 impl FakeBroker {
     async fn start(lifetime: Duration, on_reauth: OnReauth) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let passwords = Arc::new(Mutex::new(vec![PASSWORD.to_string()]));
         let connections: Arc<Mutex<Vec<Arc<Mutex<ConnRecord>>>>> = Arc::default();
         let (p, c) = (passwords.clone(), connections.clone());
-        let task = tokio::spawn(async move {
-            let mut tasks = JoinSet::new();
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let _ = socket.set_nodelay(true);
-                let record = Arc::new(Mutex::new(ConnRecord::default()));
-                c.lock().unwrap().push(record.clone());
-                tasks.spawn(fake_connection(
-                    socket,
-                    lifetime,
-                    on_reauth,
-                    p.clone(),
-                    record,
-                ));
-                while tasks.try_join_next().is_some() {}
-            }
-        });
+        let listener = FakeListener::start(move |socket, _| {
+            let record = Arc::new(Mutex::new(ConnRecord::default()));
+            c.lock().unwrap().push(record.clone());
+            fake_connection(socket, lifetime, on_reauth, p.clone(), record)
+        })
+        .await;
         Self {
-            addr,
+            addr: listener.addr,
             passwords,
             connections,
-            task,
+            _listener: listener,
         }
     }
 
@@ -306,13 +212,6 @@ fn response<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: 
         .unwrap();
     body.encode(&mut buf, version).unwrap();
     framed(&buf)
-}
-
-fn framed(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.put_i32(i32::try_from(body.len()).unwrap());
-    out.put_slice(body);
-    out
 }
 
 async fn fake_connection(
@@ -498,18 +397,15 @@ fn late_ids(mut out: &[u8]) -> Vec<i32> {
 
 struct TestProxy {
     pki: Pki,
-    addr: SocketAddr,
+    server: ServerTask,
     secret: PathBuf,
     audit: PathBuf,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), server::ServerError>>,
 }
 
 impl TestProxy {
     async fn start(upstream: SocketAddr, connect_timeout: Duration) -> Self {
-        init_logging();
-        let pki = Pki::generate();
-        let p = |name: &str| pki.path(name).display().to_string();
+        capture_logs();
+        let pki = Pki::generate("reauthentication");
         let secret = pki.path("payments.secret");
         write_secret(&secret, PASSWORD);
         let audit = pki.path("audit.log");
@@ -519,9 +415,7 @@ impl TestProxy {
   advertised_host: "127.0.0.1"
   broker_ports:
     first_port: 30000
-tls:
-  certificate_chain: "{server_pem}"
-  private_key: "{server_key}"
+{tls}
 upstream:
   bootstrap_servers:
     - "{upstream}"
@@ -536,48 +430,35 @@ audit:
 log:
   format: plain
   level: debug
-certificate_authorities:
-  - id: ca-acme
-    display_name: Acme Internal Client CA
-    certificate_chain: "{client_ca}"
-    identity_pools:
-      - id: pool-payments
-        display_name: Payments
-        external_identifier: CN
-        filter: 'CN == "acme-client" && OU == "payments"'
+{certificate_authorities}
 "#,
-            server_pem = p("server.pem"),
-            server_key = p("server.key"),
-            client_ca = p("acme-internal-client-ca.pem"),
+            tls = pki.tls_yaml(),
+            certificate_authorities = pki.certificate_authorities_yaml(),
             connect_ms = connect_timeout.as_millis(),
             secret = secret.display(),
             audit = audit.display(),
         );
         let path = pki.path("proxy.yaml");
         std::fs::write(&path, yaml).unwrap();
-        let config = config::load(&path).unwrap();
-        let server = server::Server::bind(config).await.unwrap();
-        let addr = server.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = rx.await;
-        }));
+        let server = ServerTask::start(&path).await;
         Self {
             pki,
-            addr,
+            server,
             secret,
             audit,
-            shutdown: Some(tx),
-            task,
         }
     }
 
     async fn connect(&self) -> (tokio_rustls::client::TlsStream<TcpStream>, SocketAddr) {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let tcp = TcpStream::connect(self.server.addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let local = tcp.local_addr().unwrap();
         let name = ServerName::try_from("localhost").unwrap();
-        let tls = tokio_rustls::TlsConnector::from(self.pki.client_config())
+        // acme-client (pool-payments), trusting the proxy's CA.
+        let client_tls = self
+            .pki
+            .client_config("acme-client", rustls::DEFAULT_VERSIONS);
+        let tls = tokio_rustls::TlsConnector::from(client_tls)
             .connect(name, tcp)
             .await
             .unwrap();
@@ -601,35 +482,21 @@ certificate_authorities:
         }
     }
 
-    async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
-            .await
-            .expect("the proxy did not shut down")
-            .expect("the proxy's server task panicked")
-            .expect("the proxy's server returned an error");
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
 fn produce(correlation_id: i32, acks: i16) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Produce as i16)
-        .with_request_api_version(PRODUCE_VERSION)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("reauth-test")));
-    let mut buf = BytesMut::new();
-    header
-        .encode(
-            &mut buf,
-            ApiKey::Produce.request_header_version(PRODUCE_VERSION),
-        )
-        .unwrap();
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(1000)
-        .encode(&mut buf, PRODUCE_VERSION)
-        .unwrap();
-    framed(&buf)
+    request(
+        ApiKey::Produce,
+        PRODUCE_VERSION,
+        correlation_id,
+        "reauth-test",
+        &ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(1000),
+    )
 }
 
 /// The next response frame's correlation id, or `None` at EOF / error.

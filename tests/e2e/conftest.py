@@ -154,6 +154,11 @@ POOLS_YAML = """\
         filter: 'O == "Acme Inc"'
 """
 
+# The same pools, pool-payments with the higher priority: acme-client, which matches both, has
+# pool-payments as its primary pool (the upstream identity it gets: SCRAM user, token `sub`).
+PRIORITY_POOLS_YAML = POOLS_YAML.replace(
+    "      - id: pool-acme-all\n", "        priority: 10\n      - id: pool-acme-all\n")
+
 
 def proxy_config(*, bootstrap_port: int, first_port: int, pki: Path, tansu_port: int,
                  audit_path: Path, pools_yaml: str = POOLS_YAML,

@@ -117,21 +117,16 @@ class Process:
         return self.proc.returncode
 
 
-class TlsTerminator:
-    """A TLS server that requires a client certificate and pipes bytes to a TCP backend.
+class LoopServer:
+    """A TCP server (TLS when `context` is given) on 127.0.0.1 with its own asyncio loop in a
+    thread. Subclasses serve each connection with `async def _serve(self, reader, writer)`;
+    `name` says which server did not start."""
 
-    tansu 0.6.0 cannot serve TLS itself: tests of the proxy's upstream TLS put this in front of
-    it. It serves `broker.pem` (dev server CA) and requires a client certificate from that CA
-    (the proxy's `proxy-upstream-client.pem`); `peer_subjects` lists who connected."""
+    name = "server"
 
-    def __init__(self, pki, backend_port: int):
+    def __init__(self, context: ssl.SSLContext | None = None):
         self.port = free_port()
-        self.backend_port = backend_port
-        self.peer_subjects: list[str] = []
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(pki / "broker.pem", pki / "broker.key")
-        self.context.load_verify_locations(pki / "server-ca.pem")
-        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.context = context
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -144,32 +139,125 @@ class TlsTerminator:
         self.loop.run_forever()
 
     async def _serve(self, reader, writer):
-        cert = writer.get_extra_info("peercert") or {}
-        subject = ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
-        self.peer_subjects.append(subject)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.backend_port)
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, ssl.SSLError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        raise NotImplementedError
 
     def start(self):
         self.thread.start()
-        assert self.ready.wait(10), "TLS terminator did not start"
+        assert self.ready.wait(10), f"{self.name} did not start"
         return self
 
     def stop(self):
         self.loop.call_soon_threadsafe(self.server.close)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+def broker_tls_context(pki) -> ssl.SSLContext:
+    """A broker's TLS server side: `broker.pem` (dev server CA), a client certificate from that
+    CA required (the proxy's `proxy-upstream-client.pem`)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki / "broker.pem", pki / "broker.key")
+    context.load_verify_locations(pki / "server-ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def peer_subject(writer) -> str:
+    """The TLS peer certificate's subject, as `k=v,k=v` (empty without a certificate)."""
+    cert = writer.get_extra_info("peercert") or {}
+    return ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
+
+
+async def pipe_to_backend(reader, writer, backend_port: int):
+    """Pipes every byte both ways between a client connection and 127.0.0.1:`backend_port`."""
+    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", backend_port)
+
+    async def pipe(src, dst):
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            dst.close()
+
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+class TlsTerminator(LoopServer):
+    """A TLS server that requires a client certificate and pipes bytes to a TCP backend.
+
+    tansu 0.6.0 cannot serve TLS itself: tests of the proxy's upstream TLS put this in front of
+    it. It serves `broker.pem` (dev server CA) and requires a client certificate from that CA
+    (the proxy's `proxy-upstream-client.pem`); `peer_subjects` lists who connected."""
+
+    name = "TLS terminator"
+
+    def __init__(self, pki, backend_port: int):
+        super().__init__(broker_tls_context(pki))
+        self.backend_port = backend_port
+        self.peer_subjects: list[str] = []
+
+    async def _serve(self, reader, writer):
+        self.peer_subjects.append(peer_subject(writer))
+        await pipe_to_backend(reader, writer, self.backend_port)
+
+
+# --------------------------------------------------------------------------------------------
+# Kafka wire helpers for the fake brokers and shims (just what SASL needs)
+# --------------------------------------------------------------------------------------------
+
+SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
+
+
+def put_uvarint(value: int) -> bytes:
+    """An unsigned varint (the lengths of compact strings and arrays)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_uvarint(buf: bytes, off: int) -> tuple[int, int]:
+    """The unsigned varint at `off`, and the offset after it."""
+    value = shift = 0
+    while True:
+        byte = buf[off]
+        off += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, off
+        shift += 7
+
+
+def skip_tagged_fields(buf: bytes, off: int) -> int:
+    """The offset after the tagged fields at `off`."""
+    count, off = read_uvarint(buf, off)
+    for _ in range(count):
+        _, off = read_uvarint(buf, off)
+        size, off = read_uvarint(buf, off)
+        off += size
+    return off
+
+
+def framed(body: bytes) -> bytes:
+    """`body` behind its size prefix."""
+    return struct.pack(">i", len(body)) + body
+
+
+async def read_frame(reader, max_size: int | None = None) -> bytes:
+    """The next frame from an asyncio stream (without its size prefix); with `max_size`, asserts
+    that its size is positive and below it."""
+    (size,) = struct.unpack(">i", await reader.readexactly(4))
+    if max_size is not None:
+        assert 0 < size < max_size, size
+    return await reader.readexactly(size)
 
 
 def run_cli(*args, timeout: float = 60.0) -> subprocess.CompletedProcess:

@@ -34,29 +34,17 @@ import jwt
 import pytest
 
 from clients import LIBRARIES, driver, unique
-from conftest import _PROCESSES, proxy_config
-from harness import (TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port,
-                     raw_tls_attempt, reason_of)
+from conftest import _PROCESSES, PRIORITY_POOLS_YAML, proxy_config
+from harness import (SASL_AUTHENTICATE, SASL_HANDSHAKE, TANSU_NODE_ID, AuditLog, LoopServer,
+                     Process, broker_port_base, broker_tls_context, framed, free_port,
+                     peer_subject, pipe_to_backend, put_uvarint, raw_tls_attempt, read_frame,
+                     read_uvarint, reason_of, skip_tagged_fields)
 # The two ways clients report an upstream authentication failure, as pinned for SCRAM.
 from test_upstream_scram import _auth_error_confluent, _auth_error_kafka_python
 
 ISSUER = "https://kafka-mtls-proxy.e2e"
 AUDIENCE = "kafka-e2e"
 
-# acme-client matches both pools; pool-payments has the higher priority, so it is `sub`.
-POOLS_YAML = """\
-      - id: pool-payments
-        display_name: Payments
-        external_identifier: CN
-        filter: 'CN == "acme-client" && OU == "payments"'
-        priority: 10
-      - id: pool-acme-all
-        display_name: All Acme clients
-        external_identifier: SHA1
-        filter: 'O == "Acme Inc"'
-"""
-
-SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
 UNSUPPORTED_SASL_MECHANISM, SASL_AUTHENTICATION_FAILED = 33, 58
 
 
@@ -65,60 +53,22 @@ UNSUPPORTED_SASL_MECHANISM, SASL_AUTHENTICATION_FAILED = 33, 58
 # --------------------------------------------------------------------------------------------
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _read_uvarint(buf: bytes, off: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[off]
-        off += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, off
-        shift += 7
-
-
-def _skip_tagged_fields(buf: bytes, off: int) -> int:
-    count, off = _read_uvarint(buf, off)
-    for _ in range(count):
-        _, off = _read_uvarint(buf, off)
-        size, off = _read_uvarint(buf, off)
-        off += size
-    return off
-
-
 def _request_header(buf: bytes, flexible: bool) -> tuple[int, int, int, int]:
     """(api key, version, correlation id, body offset) of a request header v1 or v2."""
     api_key, version, correlation_id, client_id_len = struct.unpack(">hhih", buf[:10])
     off = 10 + max(client_id_len, 0)
     if flexible:
-        off = _skip_tagged_fields(buf, off)
+        off = skip_tagged_fields(buf, off)
     return api_key, version, correlation_id, off
 
 
 async def _read_frame(reader) -> bytes:
-    (size,) = struct.unpack(">i", await reader.readexactly(4))
-    assert 0 < size < 1 << 20, size
-    return await reader.readexactly(size)
-
-
-def _frame(body: bytes) -> bytes:
-    return struct.pack(">i", len(body)) + body
+    return await read_frame(reader, max_size=1 << 20)
 
 
 def _handshake_response(correlation_id: int, error: int) -> bytes:
     mechanism = b"OAUTHBEARER"
-    return _frame(struct.pack(">ihi", correlation_id, error, 1)
+    return framed(struct.pack(">ihi", correlation_id, error, 1)
                   + struct.pack(">h", len(mechanism)) + mechanism)
 
 
@@ -127,19 +77,19 @@ def _authenticate_response(correlation_id: int, error: int, message: str | None,
     """SaslAuthenticate v2: response header v1 (flexible), compact strings and bytes."""
     body = struct.pack(">i", correlation_id) + b"\x00" + struct.pack(">h", error)
     if message is None:
-        body += _uvarint(0)
+        body += put_uvarint(0)
     else:
         encoded = message.encode()
-        body += _uvarint(len(encoded) + 1) + encoded
-    body += _uvarint(len(auth_bytes) + 1) + auth_bytes
+        body += put_uvarint(len(encoded) + 1) + encoded
+    body += put_uvarint(len(auth_bytes) + 1) + auth_bytes
     body += struct.pack(">q", session_lifetime_ms) + b"\x00"
-    return _frame(body)
+    return framed(body)
 
 
 def _authenticate_request_bytes(frame: bytes) -> tuple[int, bytes]:
     api_key, version, correlation_id, off = _request_header(frame, flexible=True)
     assert (api_key, version) == (SASL_AUTHENTICATE, 2), (api_key, version)
-    size, off = _read_uvarint(frame, off)
+    size, off = read_uvarint(frame, off)
     return correlation_id, frame[off:off + size - 1]
 
 
@@ -178,55 +128,29 @@ def verify(token: str, jwks_urls: list[str], audience: str = AUDIENCE) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-class ValidatingFront:
+class ValidatingFront(LoopServer):
     """TLS (client certificate required), OAUTHBEARER as a validating broker, then a pipe."""
 
+    name = "validating front"
+
     def __init__(self, pki, backend_port: int):
-        self.port = free_port()
+        super().__init__(broker_tls_context(pki))
         self.backend_port = backend_port
         self.jwks_urls: list[str] = []
         self.accepted: list[dict] = []  # one per token the front accepted
         self.refused: list[str] = []  # why, one per token refused
         self.peer_subjects: list[str] = []
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(pki / "broker.pem", pki / "broker.key")
-        self.context.load_verify_locations(pki / "server-ca.pem")
-        self.context.verify_mode = ssl.CERT_REQUIRED
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(asyncio.start_server(
-            self._serve, "127.0.0.1", self.port, ssl=self.context))
-        self.ready.set()
-        self.loop.run_forever()
 
     async def _serve(self, reader, writer):
         try:
-            cert = writer.get_extra_info("peercert") or {}
-            self.peer_subjects.append(
-                ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn))
+            self.peer_subjects.append(peer_subject(writer))
             if not await self._authenticate(reader, writer):
                 writer.close()
                 return
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             writer.close()
             return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.backend_port)
-
-        async def pipe(src, dst):
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, ssl.SSLError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await pipe_to_backend(reader, writer, self.backend_port)
 
     async def _authenticate(self, reader, writer) -> bool:
         frame = await _read_frame(reader)
@@ -275,16 +199,6 @@ class ValidatingFront:
         await writer.drain()
         return True
 
-    def start(self):
-        self.thread.start()
-        assert self.ready.wait(10), "validating front did not start"
-        return self
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
 
 # --------------------------------------------------------------------------------------------
 # Fixture: tansu, the front, three proxies
@@ -300,7 +214,7 @@ def _start_proxy(proxy_bin, pki, workdir, name, front, tansu_port, identity_yaml
     config = workdir / f"{name}.yaml"
     config.write_text(proxy_config(
         bootstrap_port=bootstrap_port, first_port=first_port, pki=pki, tansu_port=tansu_port,
-        audit_path=audit_path, pools_yaml=POOLS_YAML,
+        audit_path=audit_path, pools_yaml=PRIORITY_POOLS_YAML,
         upstream_bootstrap=f"localhost:{front.port}", upstream_yaml=f"""
 tls:
   ca: {pki / "server-ca.pem"}

@@ -27,38 +27,32 @@ import logging
 import os
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
 
 from clients import LIBRARIES, _LogCapture, driver, unique
-from conftest import _PROCESSES, proxy_config
+from conftest import _PROCESSES, PRIORITY_POOLS_YAML, proxy_config
 from harness import (
+    SASL_AUTHENTICATE,
+    SASL_HANDSHAKE,
     TANSU_NODE_ID,
     AuditLog,
+    LoopServer,
     Process,
     TlsTerminator,
     broker_port_base,
+    framed,
     free_port,
+    put_uvarint,
+    read_frame,
+    read_uvarint,
     reason_of,
+    skip_tagged_fields,
 )
 
 PAYMENTS_PASSWORD = "payments-pw-4242"
 ACME_ALL_PASSWORD = "acme-all-pw-1717"
-
-# pool-payments is the primary pool of acme-client, which also matches pool-acme-all.
-SCRAM_POOLS_YAML = """\
-      - id: pool-payments
-        display_name: Payments
-        external_identifier: CN
-        filter: 'CN == "acme-client" && OU == "payments"'
-        priority: 10
-      - id: pool-acme-all
-        display_name: All Acme clients
-        external_identifier: SHA1
-        filter: 'O == "Acme Inc"'
-"""
 
 
 def _start_tansu(tansu_bin, workdir, port, db, name, authentication, advertised=None):
@@ -93,7 +87,7 @@ def _start_proxy(proxy_bin, pki, workdir, name, tansu_port, payments_password,
     config = workdir / f"{name}.yaml"
     config.write_text(proxy_config(
         bootstrap_port=bootstrap_port, first_port=first_port, pki=pki, tansu_port=tansu_port,
-        audit_path=audit_path, pools_yaml=SCRAM_POOLS_YAML, upstream_bootstrap=upstream_bootstrap,
+        audit_path=audit_path, pools_yaml=PRIORITY_POOLS_YAML, upstream_bootstrap=upstream_bootstrap,
         upstream_yaml=upstream_tls + f"""
 identity:
   mode: scram
@@ -346,6 +340,22 @@ def test_upstream_tls_and_scram_together_carry_both_pools(library, client, reaut
                if conn.closed is None), reauth["shim"].connections
 
 
+def _steady_phase(step, drain, seconds, mark, sent, received):
+    """`step(0)` to warm up, `mark()`, `step(1)`, `step(2)`, … for `seconds`, `mark()` again,
+    then `drain()` until every record `sent` is `received` (10 s at most)."""
+    step(0)  # warm up: every connection the clients need is open now
+    mark()  # the steady phase starts
+    deadline = time.monotonic() + seconds
+    i = 1
+    while time.monotonic() < deadline:
+        step(i)
+        i += 1
+    mark()  # the steady phase ends; closing the clients below closes their connections
+    end = time.monotonic() + 10
+    while len(received) < len(sent) and time.monotonic() < end:
+        drain()
+
+
 def _keep_busy_kafka_python(bootstrap, tls, topic, seconds, mark):
     """A kafka-python producer (acks=1) and consumer (manual assignment) on one topic: one
     record per ~50 ms for `seconds`, each consumed back. `mark()` is called when the steady
@@ -363,25 +373,17 @@ def _keep_busy_kafka_python(bootstrap, tls, topic, seconds, mark):
     try:
         consumer.assign([TopicPartition(topic, 0)])
 
+        def poll(timeout_ms):
+            for batch in consumer.poll(timeout_ms=timeout_ms).values():
+                received.extend(r.value for r in batch)
+
         def step(i):
             value = f"record-{i}".encode()
             producer.send(topic, value=value, partition=0).get(timeout=10)
             sent.append(value)
-            for batch in consumer.poll(timeout_ms=50).values():
-                received.extend(r.value for r in batch)
+            poll(50)
 
-        step(0)  # warm up: every connection the clients need is open now
-        mark()  # the steady phase starts
-        deadline = time.monotonic() + seconds
-        i = 1
-        while time.monotonic() < deadline:
-            step(i)
-            i += 1
-        mark()  # the steady phase ends; closing the clients below closes their connections
-        end = time.monotonic() + 10
-        while len(received) < len(sent) and time.monotonic() < end:
-            for batch in consumer.poll(timeout_ms=200).values():
-                received.extend(r.value for r in batch)
+        _steady_phase(step, lambda: poll(200), seconds, mark, sent, received)
     finally:
         producer.close(timeout=5)
         consumer.close()
@@ -426,17 +428,7 @@ def _keep_busy_confluent(bootstrap, tls, topic, seconds, mark):
             sent.append(value)
             poll(0.05)
 
-        step(0)
-        mark()
-        deadline = time.monotonic() + seconds
-        i = 1
-        while time.monotonic() < deadline:
-            step(i)
-            i += 1
-        mark()  # the steady phase ends; closing the clients below closes their connections
-        end = time.monotonic() + 10
-        while len(received) < len(sent) and time.monotonic() < end:
-            poll(0.2)
+        _steady_phase(step, lambda: poll(0.2), seconds, mark, sent, received)
     finally:
         consumer.close()
         producer = consumer = None
@@ -516,48 +508,15 @@ def test_a_rotated_password_file_is_read_at_the_next_connect(scram, client_tls):
 
 SHIM_LIFETIME_MS = 1500
 SCRAM_ITERATIONS = 4096
-SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
-
-
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _put_uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _skip_tagged_fields(buf: bytes, pos: int) -> int:
-    count, pos = _uvarint(buf, pos)
-    for _ in range(count):
-        _, pos = _uvarint(buf, pos)
-        size, pos = _uvarint(buf, pos)
-        pos += size
-    return pos
 
 
 def _sasl_authenticate_v2_body(buf: bytes, pos: int) -> dict:
     """Fields of a SaslAuthenticate v2 response body starting at `pos`, with the offset of
     `session_lifetime_ms` (to rewrite it in place)."""
     error_code = struct.unpack_from(">h", buf, pos)[0]
-    n, pos = _uvarint(buf, pos + 2)
+    n, pos = read_uvarint(buf, pos + 2)
     pos += max(n - 1, 0)  # error_message (compact nullable string)
-    n, pos = _uvarint(buf, pos)
+    n, pos = read_uvarint(buf, pos)
     auth_bytes = buf[pos:pos + n - 1]
     pos += n - 1
     return {"error_code": error_code, "auth_bytes": auth_bytes, "lifetime_at": pos,
@@ -583,7 +542,7 @@ class ShimConnection:
     errors: list[str] = dataclasses.field(default_factory=list)
 
 
-class ReauthShim:
+class ReauthShim(LoopServer):
     """Between the proxy and tansu, KIP-368 as a Kafka broker does it (tansu grants 60 s
     sessions and never enforces them; it also refuses a second login on a connection: its
     SaslHandshake only accepts a connection that has not authenticated, and then drops the
@@ -597,40 +556,17 @@ class ReauthShim:
       the shim answers it itself with SCRAM-SHA-512 (it knows the test's passwords), once every
       request forwarded before it has been answered (answers stay in order), and counts it.
 
-    Runs its own asyncio loop in a thread, like the TlsTerminator.
+    Runs its own asyncio loop in a thread, like the TlsTerminator (without TLS).
     """
 
+    name = "the re-authentication shim"
+
     def __init__(self, backend_port: int, users: dict[str, str], lifetime_ms: int):
-        self.port = free_port()
+        super().__init__()
         self.backend_port = backend_port
         self.users = users
         self.lifetime = lifetime_ms / 1000
         self.connections: list[ShimConnection] = []
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._serve, "127.0.0.1", self.port))
-        self.ready.set()
-        self.loop.run_forever()
-
-    def start(self):
-        self.thread.start()
-        assert self.ready.wait(10), "the re-authentication shim did not start"
-        return self
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-    @staticmethod
-    async def _read_frame(reader) -> bytes:
-        size = struct.unpack(">i", await reader.readexactly(4))[0]
-        return await reader.readexactly(size)
 
     async def _serve(self, reader, writer):
         conn = ShimConnection(opened=time.monotonic())
@@ -641,19 +577,16 @@ class ReauthShim:
         answered = asyncio.Condition()
         scram: dict = {}
 
-        def frame(body: bytes) -> bytes:
-            return struct.pack(">i", len(body)) + body
-
         async def requests():
             while True:
-                req = await self._read_frame(reader)
+                req = await read_frame(reader)
                 api_key, version, corr = struct.unpack_from(">hhi", req)
                 sasl = api_key in (SASL_HANDSHAKE, SASL_AUTHENTICATE)
                 if conn.logins and sasl:
                     async with answered:
                         await answered.wait_for(lambda: not forwarded)
                     answer, close = self._reauthenticate(conn, scram, api_key, version, corr, req)
-                    writer.write(frame(answer))
+                    writer.write(framed(answer))
                     await writer.drain()
                     if close:
                         return
@@ -665,23 +598,23 @@ class ReauthShim:
                     first = self._auth_bytes(req)
                     conn.user = first.decode().split("n=", 1)[1].split(",", 1)[0]
                 forwarded[corr] = (api_key, version)
-                up_writer.write(frame(req))
+                up_writer.write(framed(req))
                 await up_writer.drain()
 
         async def responses():
             while True:
-                resp = bytearray(await self._read_frame(up_reader))
+                resp = bytearray(await read_frame(up_reader))
                 corr = struct.unpack_from(">i", resp)[0]
                 api_key, version = forwarded[corr]
                 if api_key == SASL_AUTHENTICATE and version >= 2:
-                    pos = _skip_tagged_fields(resp, 4)  # response header v1
+                    pos = skip_tagged_fields(resp, 4)  # response header v1
                     body = _sasl_authenticate_v2_body(resp, pos)
                     final = body["auth_bytes"].startswith(b"v=")
                     if body["error_code"] == 0 and final:
                         struct.pack_into(">q", resp, body["lifetime_at"], int(self.lifetime * 1000))
                         conn.logins += 1
                         conn.expires = time.monotonic() + self.lifetime
-                writer.write(frame(bytes(resp)))
+                writer.write(framed(bytes(resp)))
                 await writer.drain()
                 async with answered:
                     del forwarded[corr]
@@ -705,8 +638,8 @@ class ReauthShim:
     def _auth_bytes(req: bytes) -> bytes:
         """auth_bytes of a SaslAuthenticate v2 request (request header v2)."""
         client_id_len = struct.unpack_from(">h", req, 8)[0]
-        pos = _skip_tagged_fields(req, 10 + max(client_id_len, 0))
-        n, pos = _uvarint(req, pos)
+        pos = skip_tagged_fields(req, 10 + max(client_id_len, 0))
+        n, pos = read_uvarint(req, pos)
         return req[pos:pos + n - 1]
 
     def _reauthenticate(self, conn, scram, api_key, version, corr, req) -> tuple[bytes, bool]:
@@ -719,9 +652,9 @@ class ReauthShim:
         assert version == 2, version
 
         def answer(error_code: int, auth: bytes, lifetime_ms: int, message: bytes | None = None):
-            msg = b"\x00" if message is None else _put_uvarint(len(message) + 1) + message
+            msg = b"\x00" if message is None else put_uvarint(len(message) + 1) + message
             return (struct.pack(">i", corr) + b"\x00" + struct.pack(">h", error_code) + msg
-                    + _put_uvarint(len(auth) + 1) + auth + struct.pack(">q", lifetime_ms)
+                    + put_uvarint(len(auth) + 1) + auth + struct.pack(">q", lifetime_ms)
                     + b"\x00")
 
         auth = self._auth_bytes(req).decode()
