@@ -18,19 +18,20 @@
 //!
 //! ## Re-authentication (KIP-368)
 //!
-//! When the proxy logged in to the broker (`upstream.identity.mode: scram`) and the broker's
-//! final SaslAuthenticate answer carried `session_lifetime_ms > 0`, the broker closes the
-//! connection at the first request it reads after the session expired. So the requests task
-//! logs in again on the same connection before that, at a random point between 85% and 95% of
-//! the lifetime (as Java clients do, so that connections opened together do not re-authenticate
-//! together):
+//! When the proxy logged in to the broker (`upstream.identity.mode: scram` or `oauthbearer`)
+//! and the broker's final SaslAuthenticate answer carried `session_lifetime_ms > 0`, the broker
+//! closes the connection at the first request it reads after the session expired. So the
+//! requests task logs in again on the same connection before that, at a random point between
+//! 85% and 95% of the lifetime (as Java clients do, so that connections opened together do not
+//! re-authenticate together):
 //!
 //! 1. It stops reading client requests (they wait in the socket, like back-pressure) and queues
 //!    [`Pending::Quiesce`]. The responses task keeps delivering the answers to everything sent
 //!    before, in order; when the marker reaches the front, every earlier request is answered and
 //!    it hands back a correlation id of the proxy's own (see [`ProxyCorrelationIds`]).
 //! 2. It runs the same login as the first connect (SaslHandshake v1, then the mechanism's
-//!    SaslAuthenticate steps; the pool's secret is read again, so a rotated password is used)
+//!    SaslAuthenticate steps; the pool's secret is read again, so a rotated password is used, or
+//!    a new token is signed)
 //!    over [`LiveSession`]: each request is queued as [`Pending::Proxy`] before it is written,
 //!    and the responses task hands its answer back instead of sending it to the client.
 //! 3. It schedules the next re-authentication from the new lifetime and reads client requests

@@ -225,6 +225,8 @@ impl FakeListener {
 pub struct ServerTask {
     /// The bootstrap listener's address.
     pub addr: SocketAddr,
+    /// The admin server's address, when the configuration has an `admin:` section.
+    pub admin_addr: Option<SocketAddr>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<Result<(), server::ServerError>>,
 }
@@ -234,12 +236,14 @@ impl ServerTask {
         let config = config::load(config_path).unwrap();
         let server = server::Server::bind(config).await.unwrap();
         let addr = server.local_addr().unwrap();
+        let admin_addr = server.admin_addr();
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         Self {
             addr,
+            admin_addr,
             shutdown,
             task,
         }
