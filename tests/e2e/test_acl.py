@@ -159,6 +159,19 @@ def test_groups_are_authorized_by_name(acl_proxy, client_tls):
     _refused(lambda: c.commit(f"other-app-{RUN}", PAYMENTS, 1), "GROUP_AUTHORIZATION_FAILED")
 
 
+def test_a_consumer_group_the_pool_may_read_joins_consumes_and_commits(acl_proxy, client_tls):
+    """The whole group protocol under ACLs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
+    OffsetFetch, Fetch, OffsetCommit and LeaveGroup, each checked and allowed."""
+    c = driver("kafka-python", acl_proxy["bootstrap"], client_tls("acme-client"))
+    topic = f"payments-grouped-{RUN}"
+    c.create_topic(topic)
+    c.produce(topic, [(None, b"one"), (None, b"two")])
+    group = f"payments-consumers-{RUN}"
+    records = c.group_consume_and_commit(group, topic, 2, timeout=90)
+    assert [v for _, _, v in records] == [b"one", b"two"]
+    assert c.committed(group, topic) == 2
+
+
 def test_topic_creation_needs_create_on_the_topic(acl_proxy, client_tls):
     c = driver("kafka-python", acl_proxy["bootstrap"], client_tls("acme-client"))
     c.create_topic(f"payments-new-{RUN}")
