@@ -919,14 +919,7 @@ impl<'a> RequestAuthorizer<'a> {
                 denial.resource_type.as_str(),
                 denial.operation.as_str(),
             );
-            self.ctx.audit.authorization(&AuthorizationDenial {
-                connection_id: &self.identity.connection_id,
-                client_address: self.identity.peer,
-                listener: self.listener,
-                principals: self.identity.principals(),
-                pool_ids: &permissions.pool_ids,
-                denial,
-            });
+            self.audit(&permissions, denial);
         }
         match checked.action {
             Action::Forward {
@@ -947,17 +940,22 @@ impl<'a> RequestAuthorizer<'a> {
                     resource: format!("api_key={}", header.api_key),
                     operation: crate::acl::Operation::All,
                 };
-                self.ctx.audit.authorization(&AuthorizationDenial {
-                    connection_id: &self.identity.connection_id,
-                    client_address: self.identity.peer,
-                    listener: self.listener,
-                    principals: self.identity.principals(),
-                    pool_ids: &permissions.pool_ids,
-                    denial: &denial,
-                });
+                self.audit(&permissions, &denial);
                 Err(SessionEnd::Unauthorizable(reason))
             }
         }
+    }
+
+    /// The `kafka.Authorization` audit record of one denial.
+    fn audit(&self, permissions: &Permissions, denial: &crate::acl::Denial) {
+        self.ctx.audit.authorization(&AuthorizationDenial {
+            connection_id: &self.identity.connection_id,
+            client_address: self.identity.peer,
+            listener: self.listener,
+            principals: self.identity.principals(),
+            pool_ids: &permissions.pool_ids,
+            denial,
+        });
     }
 }
 

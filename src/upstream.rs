@@ -490,18 +490,13 @@ impl UpstreamConnector {
         login: &BearerLogin,
     ) -> Result<Option<Duration>, UpstreamError> {
         let mechanism = crate::oauth::MECHANISM;
-        let failed = |reason: String| UpstreamError::Sasl {
-            addr: addr.to_string(),
-            pool: login.pool.clone(),
-            reason,
-        };
-        let refused = |reason: String| UpstreamError::SaslRefused {
-            addr: addr.to_string(),
-            pool: login.pool.clone(),
-            user: login.token.subject.clone(),
+        let who = SignInParty {
+            addr,
+            pool: &login.pool,
+            user: &login.token.subject,
             mechanism,
-            reason,
         };
+        let (failed, refused) = (|r| who.failed(r), |r| who.refused(r));
         self.handshake(transport, mechanism)
             .await
             .map_err(|step| step.into_error(&failed, &refused))?;
@@ -600,18 +595,13 @@ impl UpstreamConnector {
         login: &PoolLogin,
     ) -> Result<Option<Duration>, UpstreamError> {
         let mechanism = login.mechanism.name();
-        let failed = |reason: String| UpstreamError::Sasl {
-            addr: addr.to_string(),
-            pool: login.pool.clone(),
-            reason,
-        };
-        let refused = |reason: String| UpstreamError::SaslRefused {
-            addr: addr.to_string(),
-            pool: login.pool.clone(),
-            user: login.user.clone(),
+        let who = SignInParty {
+            addr,
+            pool: &login.pool,
+            user: &login.user,
             mechanism,
-            reason,
         };
+        let (failed, refused) = (|r| who.failed(r), |r| who.refused(r));
         let scram_error = |e: ScramError| match e {
             ScramError::ServerError(_) | ScramError::ServerSignature | ScramError::Username(_) => {
                 refused(e.to_string())
@@ -768,6 +758,36 @@ fn bearer_login(
         token,
         message: Bytes::from(message),
     })
+}
+
+/// Who signs in where, for the two ways a sign-in fails.
+struct SignInParty<'a> {
+    addr: &'a str,
+    pool: &'a str,
+    user: &'a str,
+    mechanism: &'static str,
+}
+
+impl SignInParty<'_> {
+    /// The exchange itself failed (I/O, protocol, timeout): not the broker's verdict.
+    fn failed(&self, reason: String) -> UpstreamError {
+        UpstreamError::Sasl {
+            addr: self.addr.to_string(),
+            pool: self.pool.to_string(),
+            reason,
+        }
+    }
+
+    /// The broker refused the pool's credentials (or could not prove it knows them).
+    fn refused(&self, reason: String) -> UpstreamError {
+        UpstreamError::SaslRefused {
+            addr: self.addr.to_string(),
+            pool: self.pool.to_string(),
+            user: self.user.to_string(),
+            mechanism: self.mechanism,
+            reason,
+        }
+    }
 }
 
 /// How one SASL round trip failed.
