@@ -931,13 +931,17 @@ impl<'a> RequestAuthorizer<'a> {
             }),
             Action::Answer(answer) => Ok(Authorized::Answer(answer)),
             Action::Refuse(reason) => {
-                warn!(api_key = header.api_key, %reason, "closing: request refused by proxy ACLs");
+                let key = kafka_protocol::messages::ApiKey::try_from(header.api_key).ok();
+                // The resource names the request itself: which API, at which version.
+                let request = match key {
+                    Some(key) => format!("{key:?} v{}", header.api_version),
+                    None => format!("api key {} v{}", header.api_key, header.api_version),
+                };
+                warn!(%request, %reason, "closing: request refused by proxy ACLs");
                 let denial = crate::acl::Denial {
-                    api: kafka_protocol::messages::ApiKey::try_from(header.api_key)
-                        .map(crate::acl::check::api_name)
-                        .unwrap_or("unknown"),
+                    api: key.map(crate::acl::check::api_name).unwrap_or("unknown"),
                     resource_type: crate::acl::ResourceType::Cluster,
-                    resource: format!("api_key={}", header.api_key),
+                    resource: request,
                     operation: crate::acl::Operation::All,
                 };
                 self.audit(&permissions, &denial);

@@ -258,6 +258,34 @@ def test_a_reload_changes_the_rules_of_live_connections(acl_proxy, client_tls):
     assert "configuration reloaded" in acl_proxy["log"].read_text()
 
 
+def test_an_api_the_proxy_cannot_authorize_closes_the_connection_with_an_audit_record(
+        acl_proxy, client_tls):
+    """A client that sends a hidden API anyway (DescribeAcls, api key 29) is refused: the
+    connection is closed, the reason logged and a kafka.Authorization record written."""
+    import struct
+
+    from harness import is_closed_by_peer, open_kafka_connection
+
+    audit = acl_proxy["audit"]
+    mark = audit.mark()
+    port = int(acl_proxy["bootstrap"].rsplit(":", 1)[1])
+    conn = open_kafka_connection(port, client_tls("acme-client"))
+    try:
+        client_id = b"e2e-raw"
+        header = struct.pack(">hhih", 29, 1, 9, len(client_id)) + client_id
+        body = bytes(16)  # never decoded: the API is refused on its key alone
+        conn.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        assert is_closed_by_peer(conn, timeout=5)
+    finally:
+        conn.close()
+    records = audit.wait_for(
+        mark, lambda r: r["data"].get("methodName") == "kafka.Authorization")
+    assert records, "no kafka.Authorization record"
+    info = records[0]["data"]["authorizationInfo"]
+    assert info["resourceName"] == "DescribeAcls v1", info
+    assert "closing: request refused by proxy ACLs" in acl_proxy["log"].read_text()
+
+
 # Every API key src/acl/apis.rs may offer under ACLs (a superset is fine: tansu lists fewer).
 AUTHORIZED_API_KEYS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24,
                        25, 26, 28, 32, 33, 37, 42, 44, 47, 60}
