@@ -57,8 +57,9 @@ pub enum TokenError {
     Extension(#[from] ExtensionError),
 }
 
-/// A signed token and what it says, for the SASL exchange and logs.
-#[derive(Debug, Clone)]
+/// A signed token and what it says, for the SASL exchange and logs. `Debug` leaves the token
+/// itself out: it is a bearer credential.
+#[derive(Clone)]
 pub struct IssuedToken {
     pub jwt: String,
     pub kid: String,
@@ -68,6 +69,18 @@ pub struct IssuedToken {
     pub pools: Vec<String>,
     /// `exp`, in Unix milliseconds (whole seconds).
     pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("jwt", &"<redacted>")
+            .field("kid", &self.kid)
+            .field("subject", &self.subject)
+            .field("pools", &self.pools)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 #[derive(Serialize)]
@@ -245,6 +258,15 @@ mod tests {
             json(parts[1]),
             URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
         )
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let (issuer, _) = issuer(None);
+        let token = issuer.issue(&resolution()).unwrap();
+        let shown = format!("{token:?}");
+        assert!(!shown.contains(&token.jwt), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]
