@@ -829,8 +829,10 @@ struct RequestAuthorizer<'a> {
     identity: &'a ConnectionIdentity,
     listener: &'a str,
     generation: u64,
-    /// `None`: no certificate authority of the connection's pools enforces ACLs.
-    permissions: Option<Arc<Permissions>>,
+    /// `Ok(None)`: no certificate authority of the connection's pools enforces ACLs. `Err`: the
+    /// configuration no longer has one of the connection's CAs or pools (see
+    /// [`crate::acl::StaleResolution`]); the connection is closed at its next request.
+    permissions: Result<Option<Arc<Permissions>>, crate::acl::StaleResolution>,
     /// Per api key (0..128): 0 not yet known, 1 needs no check, 2 is checked. Reset with the
     /// permissions.
     unchecked: [u8; 128],
@@ -863,7 +865,7 @@ impl<'a> RequestAuthorizer<'a> {
                 &generation.config,
                 &identity.resolved.evaluation.resolution,
             )
-            .map(Arc::new),
+            .map(|p| p.map(Arc::new)),
             unchecked: [0; 128],
         }
     }
@@ -895,13 +897,17 @@ impl<'a> RequestAuthorizer<'a> {
                 &current.config,
                 &self.identity.resolved.evaluation.resolution,
             )
-            .map(Arc::new);
+            .map(|p| p.map(Arc::new));
             self.unchecked = [0; 128];
         }
-        let Some(permissions) = self.permissions.clone() else {
-            return Ok(Authorized::Forward { frame, patch: None });
+        let permissions = match &self.permissions {
+            Ok(Some(permissions)) => permissions.clone(),
+            Ok(None) => return Ok(Authorized::Forward { frame, patch: None }),
+            Err(stale) => return Err(SessionEnd::NoLongerAdmitted(stale.to_string())),
         };
-        if self.unconditionally_allowed(&permissions, header.api_key) {
+        let offered = crate::acl::apis::range_with_acls(header.api_key)
+            .is_some_and(|(min, max)| (min..=max).contains(&header.api_version));
+        if offered && self.unconditionally_allowed(&permissions, header.api_key) {
             return Ok(Authorized::Forward { frame, patch: None });
         }
         let checked =

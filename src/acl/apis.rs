@@ -58,6 +58,11 @@ pub const AUTHORIZED_APIS: &[ApiKey] = &[
     ApiKey::TxnOffsetCommit,
 ];
 
+/// The oldest Metadata version offered under ACLs: `allow_auto_topic_creation` exists from v4,
+/// and without it the proxy could not stop the broker creating a topic the connection may
+/// describe but not create.
+pub const METADATA_MIN_WITH_ACLS: i16 = 4;
+
 /// The versions of `api_key` a connection under ACLs may use, or `None` when the API is not
 /// available under ACLs.
 pub fn range_with_acls(api_key: i16) -> Option<(i16, i16)> {
@@ -65,14 +70,74 @@ pub fn range_with_acls(api_key: i16) -> Option<(i16, i16)> {
         .iter()
         .copied()
         .find(|k| *k as i16 == api_key)?;
-    let range = key.valid_versions();
+    let (min, max) = decodable_versions(key)?;
     let max = match key {
-        ApiKey::Fetch => range.max.min(FETCH_MAX_WITH_ACLS),
-        ApiKey::Produce => range.max.min(PRODUCE_MAX_WITH_ACLS),
-        ApiKey::AddPartitionsToTxn => range.max.min(ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION),
-        _ => range.max,
+        ApiKey::Fetch => max.min(FETCH_MAX_WITH_ACLS),
+        ApiKey::Produce => max.min(PRODUCE_MAX_WITH_ACLS),
+        ApiKey::AddPartitionsToTxn => max.min(ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION),
+        _ => max,
     };
-    Some((range.min, max))
+    let min = match key {
+        ApiKey::Metadata => min.max(METADATA_MIN_WITH_ACLS),
+        _ => min,
+    };
+    (min <= max).then_some((min, max))
+}
+
+/// The versions kafka-protocol can decode both the request and the response of: the check
+/// decodes one and may patch the other. `ApiKey::valid_versions` is not enough — it lists
+/// OffsetCommit and OffsetFetch v10 (topics by id only) and InitProducerId v6, which the
+/// message types do not decode.
+fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
+    use kafka_protocol::messages as m;
+    use kafka_protocol::protocol::Message;
+    fn both<Req: Message, Resp: Message>() -> (i16, i16) {
+        (
+            Req::VERSIONS.min.max(Resp::VERSIONS.min),
+            Req::VERSIONS.max.min(Resp::VERSIONS.max),
+        )
+    }
+    Some(match key {
+        ApiKey::Produce => both::<m::ProduceRequest, m::ProduceResponse>(),
+        ApiKey::Fetch => both::<m::FetchRequest, m::FetchResponse>(),
+        ApiKey::ListOffsets => both::<m::ListOffsetsRequest, m::ListOffsetsResponse>(),
+        ApiKey::Metadata => both::<m::MetadataRequest, m::MetadataResponse>(),
+        ApiKey::OffsetCommit => both::<m::OffsetCommitRequest, m::OffsetCommitResponse>(),
+        ApiKey::OffsetFetch => both::<m::OffsetFetchRequest, m::OffsetFetchResponse>(),
+        ApiKey::FindCoordinator => both::<m::FindCoordinatorRequest, m::FindCoordinatorResponse>(),
+        ApiKey::JoinGroup => both::<m::JoinGroupRequest, m::JoinGroupResponse>(),
+        ApiKey::Heartbeat => both::<m::HeartbeatRequest, m::HeartbeatResponse>(),
+        ApiKey::LeaveGroup => both::<m::LeaveGroupRequest, m::LeaveGroupResponse>(),
+        ApiKey::SyncGroup => both::<m::SyncGroupRequest, m::SyncGroupResponse>(),
+        ApiKey::ApiVersions => both::<m::ApiVersionsRequest, m::ApiVersionsResponse>(),
+        ApiKey::CreateTopics => both::<m::CreateTopicsRequest, m::CreateTopicsResponse>(),
+        ApiKey::DeleteTopics => both::<m::DeleteTopicsRequest, m::DeleteTopicsResponse>(),
+        ApiKey::InitProducerId => both::<m::InitProducerIdRequest, m::InitProducerIdResponse>(),
+        ApiKey::DescribeCluster => both::<m::DescribeClusterRequest, m::DescribeClusterResponse>(),
+        ApiKey::DescribeGroups => both::<m::DescribeGroupsRequest, m::DescribeGroupsResponse>(),
+        ApiKey::ListGroups => both::<m::ListGroupsRequest, m::ListGroupsResponse>(),
+        ApiKey::DeleteGroups => both::<m::DeleteGroupsRequest, m::DeleteGroupsResponse>(),
+        ApiKey::OffsetDelete => both::<m::OffsetDeleteRequest, m::OffsetDeleteResponse>(),
+        ApiKey::DeleteRecords => both::<m::DeleteRecordsRequest, m::DeleteRecordsResponse>(),
+        ApiKey::CreatePartitions => {
+            both::<m::CreatePartitionsRequest, m::CreatePartitionsResponse>()
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            both::<m::OffsetForLeaderEpochRequest, m::OffsetForLeaderEpochResponse>()
+        }
+        ApiKey::DescribeConfigs => both::<m::DescribeConfigsRequest, m::DescribeConfigsResponse>(),
+        ApiKey::AlterConfigs => both::<m::AlterConfigsRequest, m::AlterConfigsResponse>(),
+        ApiKey::IncrementalAlterConfigs => {
+            both::<m::IncrementalAlterConfigsRequest, m::IncrementalAlterConfigsResponse>()
+        }
+        ApiKey::AddPartitionsToTxn => {
+            both::<m::AddPartitionsToTxnRequest, m::AddPartitionsToTxnResponse>()
+        }
+        ApiKey::AddOffsetsToTxn => both::<m::AddOffsetsToTxnRequest, m::AddOffsetsToTxnResponse>(),
+        ApiKey::EndTxn => both::<m::EndTxnRequest, m::EndTxnResponse>(),
+        ApiKey::TxnOffsetCommit => both::<m::TxnOffsetCommitRequest, m::TxnOffsetCommitResponse>(),
+        _ => return None,
+    })
 }
 
 /// ApiVersions response header: always v0 (see `kafka::api_versions`).

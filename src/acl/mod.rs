@@ -22,5 +22,5 @@ pub mod permissions;
 pub mod rules;
 
 pub use check::{Action, Checked, Denial, ResponsePatch, check_request};
-pub use permissions::Permissions;
+pub use permissions::{Permissions, StaleResolution};
 pub use rules::{AclRule, Operation, Operations, Pattern, Permission, ResourceType, RuleSpec};

@@ -16,8 +16,9 @@ pub fn needs(api_key: i16) -> Option<&'static [(Op, R)]> {
     let key = ApiKey::try_from(api_key).ok()?;
     Some(match key {
         ApiKey::Produce => &[(Op::Write, R::Topic), (Op::Write, R::TransactionalId)],
-        ApiKey::Fetch => &[(Op::Read, R::Topic)],
-        ApiKey::ListOffsets | ApiKey::OffsetForLeaderEpoch => &[(Op::Describe, R::Topic)],
+        // Fetch and OffsetForLeaderEpoch are always decoded: a replica's request (replica id
+        // >= 0) is refused whatever the topic permissions say.
+        ApiKey::ListOffsets => &[(Op::Describe, R::Topic)],
         // Creation too: otherwise auto-creation must be switched off in the request.
         ApiKey::Metadata => &[(Op::Describe, R::Topic), (Op::Create, R::Topic)],
         ApiKey::OffsetCommit => &[(Op::Read, R::Group), (Op::Read, R::Topic)],
@@ -40,7 +41,10 @@ pub fn needs(api_key: i16) -> Option<&'static [(Op, R)]> {
         ApiKey::AlterConfigs | ApiKey::IncrementalAlterConfigs => {
             &[(Op::AlterConfigs, R::Topic), (Op::AlterConfigs, R::Cluster)]
         }
-        ApiKey::InitProducerId | ApiKey::EndTxn => &[(Op::Write, R::TransactionalId)],
+        // Without a transactional id, InitProducerId needs idempotent_write on the cluster or
+        // write on some topic: write on every topic covers the latter.
+        ApiKey::InitProducerId => &[(Op::Write, R::TransactionalId), (Op::Write, R::Topic)],
+        ApiKey::EndTxn => &[(Op::Write, R::TransactionalId)],
         ApiKey::AddPartitionsToTxn => &[(Op::Write, R::TransactionalId), (Op::Write, R::Topic)],
         ApiKey::AddOffsetsToTxn => &[(Op::Write, R::TransactionalId), (Op::Read, R::Group)],
         ApiKey::TxnOffsetCommit => &[
@@ -52,7 +56,8 @@ pub fn needs(api_key: i16) -> Option<&'static [(Op, R)]> {
     })
 }
 
-/// Whether requests of `api_key` need no check for a connection with `permissions`.
+/// Whether requests of `api_key` need no check for a connection with `permissions` (at a
+/// version offered under ACLs: the caller checks that, see [`super::apis::range_with_acls`]).
 pub fn unconditionally_allowed(permissions: &Permissions, api_key: i16) -> bool {
     needs(api_key).is_some_and(|pairs| {
         pairs
@@ -83,7 +88,9 @@ mod tests {
             .collect();
         let admin = Permissions::from_rules(&all, vec![]);
         assert!(unconditionally_allowed(&admin, ApiKey::Produce as i16));
-        assert!(unconditionally_allowed(&admin, ApiKey::Fetch as i16));
+        assert!(unconditionally_allowed(&admin, ApiKey::ListOffsets as i16));
+        // Replica fetches must still be refused: Fetch is always checked.
+        assert!(!unconditionally_allowed(&admin, ApiKey::Fetch as i16));
         let mut rules = all.clone();
         rules.push(rule(
             Permission::Deny,
@@ -93,7 +100,7 @@ mod tests {
         ));
         let denied = Permissions::from_rules(&rules, vec![]);
         assert!(!unconditionally_allowed(&denied, ApiKey::Produce as i16));
-        assert!(unconditionally_allowed(&denied, ApiKey::Fetch as i16));
+        assert!(unconditionally_allowed(&denied, ApiKey::ListOffsets as i16));
     }
 
     #[test]

@@ -221,8 +221,9 @@ impl Request<'_> {
 
     /// Decode the body as `T` at the request's version.
     fn decode<T: Decodable>(&self) -> Result<T, ProtocolError> {
-        let range = self.key.valid_versions();
-        if self.version() < range.min || self.version() > range.max {
+        let offered = super::apis::range_with_acls(self.header.api_key)
+            .is_some_and(|(min, max)| (min..=max).contains(&self.version()));
+        if !offered {
             return Err(ProtocolError::UnsupportedVersion {
                 api: self.api(),
                 version: self.version(),

@@ -576,20 +576,35 @@ fn metadata_topics(r: &MetadataResponse) -> Vec<(String, i16)> {
 }
 
 #[test]
-fn metadata_for_allowed_topics_is_forwarded_untouched() {
-    for v in [1, 12] {
-        assert_untouched(&run(
+fn metadata_for_allowed_topics_goes_as_sent_and_the_answer_is_filtered_anyway() {
+    for v in [4, 12] {
+        let c = run(
             &ok_prefix(),
             ApiKey::Metadata,
             v,
             &metadata(Some(&["ok-a"])),
-        ));
+        );
+        assert!(c.denials.is_empty());
+        assert!(
+            matches!(
+                &c.action,
+                Action::Forward {
+                    frame: None,
+                    patch: Some(_)
+                }
+            ),
+            "{c:?}"
+        );
+        // A broker answering for more than was asked (or for an id standing for another
+        // topic) cannot show the client a topic it may not describe.
+        let resp = patched(c, ApiKey::Metadata, v, &metadata_answer(&["ok-a", "no-b"]));
+        assert_eq!(metadata_topics(&resp), vec![("ok-a".into(), 0)]);
     }
 }
 
 #[test]
 fn metadata_for_every_topic_filters_the_listing_without_a_denial() {
-    for v in [1, 12] {
+    for v in [4, 12] {
         let c = run(&ok_prefix(), ApiKey::Metadata, v, &metadata(None));
         assert!(c.denials.is_empty());
         let resp = patched(
@@ -604,25 +619,42 @@ fn metadata_for_every_topic_filters_the_listing_without_a_denial() {
         );
         assert_eq!(resp.brokers.len(), 1);
     }
+    // With describe on every topic the listing is not touched at all.
+    assert_untouched(&run(&everything(), ApiKey::Metadata, 12, &metadata(None)));
 }
 
 #[test]
-fn metadata_v0_with_an_empty_list_means_every_topic() {
-    let c = run(&ok_prefix(), ApiKey::Metadata, 0, &metadata(Some(&[])));
-    let resp = patched(c, ApiKey::Metadata, 0, &metadata_answer(&["ok-a", "no-b"]));
-    assert_eq!(metadata_topics(&resp), vec![("ok-a".into(), 0)]);
-    // With describe on every topic the listing is not touched at all.
-    assert_untouched(&run(
-        &everything(),
-        ApiKey::Metadata,
-        0,
-        &metadata(Some(&[])),
-    ));
+fn metadata_below_v4_is_refused_because_auto_creation_cannot_be_switched_off() {
+    for v in [0, 1, 3] {
+        let c = run(
+            &ok_prefix(),
+            ApiKey::Metadata,
+            v,
+            &metadata(Some(&["ok-a"])),
+        );
+        assert!(matches!(c.action, Action::Refuse(_)), "v{v}: {c:?}");
+    }
+}
+
+#[test]
+fn a_name_next_to_a_topic_id_does_not_stand_in_for_the_id() {
+    // Metadata v10+: the broker answers for the id whenever one is given.
+    let body = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(topic("ok-a")))
+            .with_topic_id(uuid::Uuid::from_u128(42)),
+    ]));
+    let c = run(&ok_prefix(), ApiKey::Metadata, 12, &body);
+    assert_eq!(c.denials.len(), 1, "{c:?}");
+    assert_eq!(
+        c.denials[0].resource,
+        format!("id:{}", uuid::Uuid::from_u128(42))
+    );
 }
 
 #[test]
 fn metadata_for_a_denied_topic_reaches_the_broker_without_it() {
-    for v in [1, 12] {
+    for v in [4, 12] {
         let c = run(
             &ok_prefix(),
             ApiKey::Metadata,

@@ -131,15 +131,18 @@ pub(super) fn fetch(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     )
 }
 
-/// A topic a request names, by name or — from versions with topic ids — only by id. A topic
-/// known only by id is allowed only when the operation is allowed on every topic name.
+/// A topic a request names, by name or — from versions with topic ids — by id. A topic given
+/// by id is allowed only when the operation is allowed on every topic name: the proxy does not
+/// know which name an id stands for.
 fn topic_allowed(
     req: &mut Request<'_>,
     op: Operation,
     name: &TopicName,
     topic_id: uuid::Uuid,
 ) -> bool {
-    if !name.is_empty() || topic_id.is_nil() {
+    // A broker answers for the id whenever one is given, whatever the name says (Metadata
+    // v10+): a name next to an id must not stand in for it.
+    if topic_id.is_nil() {
         return req.allowed(op, ResourceType::Topic, name);
     }
     if req.permissions.allows_every(op, ResourceType::Topic) {
@@ -186,20 +189,13 @@ pub(super) fn list_offsets(req: &mut Request<'_>) -> Result<Action, ProtocolErro
 /// Filtering a listing is not a denial (nothing the client asked for by name was refused), so
 /// it writes no audit record.
 pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
+    // Offered from v4 only (`apis::METADATA_MIN_WITH_ACLS`): null is the listing of every topic.
     let mut body: MetadataRequest = req.decode()?;
-    // v0 has no null: an empty list means every topic.
-    let every_topic = match &body.topics {
-        None => true,
-        Some(topics) => topics.is_empty() && req.version() == 0,
-    };
-    if every_topic {
-        if req
-            .permissions
-            .allows_every(Operation::Describe, ResourceType::Topic)
-        {
+    let permissions = Arc::clone(req.permissions);
+    let Some(mut allowed) = body.topics.take() else {
+        if permissions.allows_every(Operation::Describe, ResourceType::Topic) {
             return Ok(Action::forward_untouched());
         }
-        let permissions = Arc::clone(req.permissions);
         return Ok(Action::Forward {
             frame: None,
             patch: Some(req.patch(move |r: &mut MetadataResponse| {
@@ -207,25 +203,17 @@ pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
                     .retain(|t| may_describe(&permissions, t.name.as_ref()))
             })),
         });
-    }
-    let mut allowed = body.topics.take().unwrap_or_default();
-    let denied = req.take_denied(&mut allowed, |req, topic| match &topic.name {
-        Some(name) => req.allowed(Operation::Describe, ResourceType::Topic, name),
-        None => topic_allowed(
-            req,
-            Operation::Describe,
-            &TopicName::default(),
-            topic.topic_id,
-        ),
+    };
+    let denied = req.take_denied(&mut allowed, |req, topic| {
+        let name = topic.name.clone().unwrap_or_default();
+        topic_allowed(req, Operation::Describe, &name, topic.topic_id)
     });
     let may_create_all = allowed
         .iter()
         .filter_map(|topic| topic.name.as_ref())
         .all(|name| {
-            req.permissions.allows_cluster(Operation::Create)
-                || req
-                    .permissions
-                    .allows(Operation::Create, ResourceType::Topic, name)
+            permissions.allows_cluster(Operation::Create)
+                || permissions.allows(Operation::Create, ResourceType::Topic, name)
         });
     let denied: Vec<MetadataResponseTopic> = denied
         .into_iter()
@@ -237,26 +225,23 @@ pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
                 .with_topic_authorized_operations(i32::MIN)
         })
         .collect();
-    if denied.is_empty() && (may_create_all || !body.allow_auto_topic_creation) {
-        return Ok(Action::forward_untouched());
-    }
-    let denied_names: Vec<Option<TopicName>> = denied.iter().map(|t| t.name.clone()).collect();
-    if allowed.is_empty() && req.version() == 0 {
-        // v0 cannot ask the broker for "no topics" (an empty list is every topic), and the
-        // original request could auto-create the denied ones: answer alone (no brokers).
-        let r = MetadataResponse::default().with_topics(denied);
-        return Ok(Action::Answer(Some(req.answer(&r)?)));
-    }
+    let narrowed = if denied.is_empty() && (may_create_all || !body.allow_auto_topic_creation) {
+        None
+    } else {
+        // A topic the connection may not create is not auto-created on its behalf.
+        body.allow_auto_topic_creation &= may_create_all;
+        body.topics = Some(allowed);
+        Some(req.narrowed(&body)?)
+    };
+    // The broker's answer is filtered too, whatever was asked: a topic the connection may not
+    // describe never reaches it, however the request named it.
     let patch = req.patch(move |r: &mut MetadataResponse| {
-        // Never twice: a broker answering for a denied name too is overridden.
-        r.topics.retain(|t| !denied_names.contains(&t.name));
+        r.topics
+            .retain(|t| may_describe(&permissions, t.name.as_ref()));
         r.topics.extend(denied);
     });
-    // A topic the connection may not create is not auto-created on its behalf.
-    body.allow_auto_topic_creation &= may_create_all;
-    body.topics = Some(allowed);
     Ok(Action::Forward {
-        frame: Some(req.narrowed(&body)?),
+        frame: narrowed,
         patch: Some(patch),
     })
 }
