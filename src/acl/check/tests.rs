@@ -435,6 +435,47 @@ fn fetch_of_a_denied_topic_is_narrowed_and_answered_per_topic() {
 }
 
 #[test]
+fn an_incremental_fetch_cannot_read_a_topic_left_in_its_session() {
+    let v = FETCH_MAX_WITH_ACLS;
+    // Epoch 3 of session 77 names only ok-a; the session also holds no-b (set up on another
+    // connection, or before a reload took the right away) and the broker answers for it.
+    let request = fetch(&["ok-a"]).with_session_id(77).with_session_epoch(3);
+    let c = run(&ok_prefix(), ApiKey::Fetch, v, &request);
+    assert!(c.denials.is_empty());
+    let Action::Forward {
+        frame: None,
+        patch: Some(patch),
+    } = c.action
+    else {
+        panic!("expected a checked answer, got {:?}", c.action);
+    };
+    let mut answer = fetch_answer(&["ok-a", "no-b"]);
+    answer.responses[1].partitions[0].records = Some(Bytes::from_static(b"secret records"));
+    let out: FetchResponse = decode_answer(
+        ApiKey::Fetch,
+        v,
+        &patch(encode_answer(ApiKey::Fetch, v, &answer)).unwrap(),
+    );
+    let withheld = &out.responses[1].partitions[0];
+    assert_eq!(withheld.error_code, TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(withheld.records.as_deref(), Some(&b""[..]));
+    assert_eq!(out.responses[0].partitions[0].high_watermark, 10);
+
+    // Nothing to withhold: the broker's bytes go on as they came.
+    let c = run(&ok_prefix(), ApiKey::Fetch, v, &request);
+    let Action::Forward {
+        patch: Some(patch), ..
+    } = c.action
+    else {
+        panic!("expected a checked answer");
+    };
+    let clean = encode_answer(ApiKey::Fetch, v, &fetch_answer(&["ok-a"]));
+    assert_eq!(patch(clean.clone()).unwrap(), clean);
+    // A full fetch names everything it gets: no answer check.
+    assert_untouched(&run(&ok_prefix(), ApiKey::Fetch, v, &fetch(&["ok-a"])));
+}
+
+#[test]
 fn fetch_with_every_topic_denied_is_answered_by_the_proxy() {
     let c = run(&ok_prefix(), ApiKey::Fetch, 12, &fetch(&["no-b"]));
     let resp: FetchResponse = answered(c, ApiKey::Fetch, 12);
