@@ -122,6 +122,9 @@ enum Pending {
     Local { frame: Bytes, close: bool },
     /// A Produce with `acks=0`: no answer is due (see [`UnansweredProduce`]).
     NoResponse { correlation_id: i32 },
+    /// Proxy ACLs refused a request they cannot authorize: once every earlier request is
+    /// answered, the session ends with this reason.
+    Refused { reason: String },
     /// The requests task is about to re-authenticate and forwards nothing until it is done.
     /// Due once every earlier request is answered: the responses task then sends back a
     /// correlation id for the proxy's own requests ([`ProxyCorrelationIds`]).
@@ -573,6 +576,11 @@ where
                 }
                 continue;
             }
+            Authorized::Refuse(reason) => {
+                // Earlier answers still reach the client; nothing more is read.
+                let _ = tx.send(Pending::Refused { reason }).await;
+                return Ok(());
+            }
         };
         let pending = if expects_response {
             Pending::Upstream {
@@ -735,6 +743,12 @@ async fn retire_front<W: AsyncWrite + Unpin>(
                 unanswered.push(*correlation_id);
                 queue.pop_front();
             }
+            Some(Pending::Refused { .. }) => {
+                if let Some(Pending::Refused { reason }) = queue.pop_front() {
+                    let _ = client.shutdown().await;
+                    return Err(SessionEnd::Unauthorizable(reason));
+                }
+            }
             Some(Pending::Quiesce { .. }) => {
                 if let Some(Pending::Quiesce { free_id }) = queue.pop_front() {
                     // Nobody waits if the requests task has ended.
@@ -822,6 +836,9 @@ async fn rewrite(
     Ok(rewritten.frame)
 }
 
+/// How many denials of one request are logged and audited one by one (all are counted).
+const MAX_REPORTED_DENIALS: usize = 32;
+
 /// Proxy ACLs for one connection: the permissions of its pools under the current configuration
 /// (re-derived when a reload installs a new one), applied to each request.
 struct RequestAuthorizer<'a> {
@@ -847,6 +864,8 @@ enum Authorized {
     },
     /// Answer locally (`None`: no answer is due, an `acks=0` produce).
     Answer(Option<Bytes>),
+    /// The request cannot be authorized: end the session once earlier answers are delivered.
+    Refuse(String),
 }
 
 impl<'a> RequestAuthorizer<'a> {
@@ -912,20 +931,32 @@ impl<'a> RequestAuthorizer<'a> {
         }
         let checked =
             check_request(&permissions, header, &frame).map_err(SessionEnd::ClientProtocol)?;
-        for denial in &checked.denials {
-            info!(
-                api = denial.api,
-                resource_type = %denial.resource_type,
-                resource = %denial.resource,
-                operation = %denial.operation,
-                "denied by proxy ACLs"
-            );
+        for (i, denial) in checked.denials.iter().enumerate() {
             self.ctx.metrics.authorization_denied(
                 denial.api,
                 denial.resource_type.as_str(),
                 denial.operation.as_str(),
             );
-            self.audit(&permissions, denial);
+            // One request can name many thousands of resources: log and audit a bounded
+            // number of them. Names come from the client: `?` quotes and escapes them.
+            if i < MAX_REPORTED_DENIALS {
+                info!(
+                    api = denial.api,
+                    resource_type = %denial.resource_type,
+                    resource = ?denial.resource,
+                    operation = %denial.operation,
+                    "denied by proxy ACLs"
+                );
+                self.audit(&permissions, denial);
+            }
+        }
+        if let Some(more) = checked.denials.len().checked_sub(MAX_REPORTED_DENIALS)
+            && more > 0
+        {
+            info!(
+                api = header.api_key,
+                more, "denied by proxy ACLs: further resources of this request not reported"
+            );
         }
         match checked.action {
             Action::Forward {
@@ -951,7 +982,7 @@ impl<'a> RequestAuthorizer<'a> {
                     operation: crate::acl::Operation::All,
                 };
                 self.audit(&permissions, &denial);
-                Err(SessionEnd::Unauthorizable(reason))
+                Ok(Authorized::Refuse(reason))
             }
         }
     }

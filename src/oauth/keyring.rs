@@ -224,7 +224,13 @@ impl KeyRing {
                     Ok(()) => {}
                     // Another replica sharing the directory removed it first.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(KeyRingError::Io { path, source }),
+                    // Not fatal: rotation must go on (the next tick loads the file again and
+                    // retires it again), or the retired key's successor would never come.
+                    Err(error) => tracing::warn!(
+                        path = %path.display(),
+                        %error,
+                        "cannot delete a retired oauth signing key file; rotation continues"
+                    ),
                 }
             }
             rotation.retired.push(key.kid().to_owned());
