@@ -138,6 +138,13 @@ impl KeyRing {
             keys: RwLock::new(Vec::new()),
         };
         if let Some(dir) = &ring.settings.keys_dir {
+            for exposed in exposed_to_others(dir) {
+                tracing::warn!(
+                    path = %exposed.display(),
+                    "oauth keys_dir: readable or writable by group or others; signing keys \
+                     should be private to the proxy (mode 0700 for the directory, 0600 for keys)"
+                );
+            }
             let (keys, mut problems) = load_dir(dir)?;
             if let Some(problem) = problems.pop() {
                 return Err(problem);
@@ -339,6 +346,38 @@ fn load_dir(dir: &Path) -> Result<(Vec<Arc<SigningKey>>, Vec<KeyRingError>), Key
     Ok((keys, problems))
 }
 
+/// The key directory and key files that group or others may access (checked once, at start:
+/// a shared volume may legitimately be laid out otherwise, so this warns rather than refuses).
+#[cfg(unix)]
+fn exposed_to_others(dir: &Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let exposed =
+        |path: &Path| fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0);
+    let mut out = Vec::new();
+    if exposed(dir) {
+        out.push(dir.to_path_buf());
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_key = entry
+                .file_name()
+                .to_str()
+                .and_then(parse_file_name)
+                .is_some();
+            if is_key && exposed(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(not(unix))]
+fn exposed_to_others(_dir: &Path) -> Vec<std::path::PathBuf> {
+    Vec::new()
+}
+
 fn read_key(path: &Path, active_from: u64) -> Result<SigningKey, KeyRingError> {
     let bad = |reason: String| KeyRingError::BadFile {
         path: path.to_path_buf(),
@@ -494,6 +533,26 @@ mod tests {
         let again = KeyRing::open(settings(Some(dir.path())), clock).unwrap();
         assert_eq!(again.signer().unwrap().kid(), first.kid());
         assert_eq!(again.published().len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_or_a_directory_open_to_others_are_reported() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let (_ring, _) = ring(Some(dir.path()));
+        assert!(exposed_to_others(dir.path()).is_empty());
+        let key = fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let exposed = exposed_to_others(dir.path());
+        assert_eq!(exposed, vec![dir.path().to_path_buf(), key]);
     }
 
     #[test]
