@@ -227,7 +227,7 @@ pub fn authorization_record(source: &str, d: &AuthorizationDenial<'_>) -> Value 
         "data": {
             "methodName": "kafka.Authorization",
             "serviceName": source,
-            "apiName": d.denial.api,
+            "apiName": crate::kafka::api_name(d.denial.api_key),
             "connectionId": d.connection_id,
             "clientAddress": d.client_address.to_string(),
             "listener": d.listener,

@@ -933,7 +933,7 @@ impl<'a> RequestAuthorizer<'a> {
             check_request(&permissions, header, &frame).map_err(SessionEnd::ClientProtocol)?;
         for (i, denial) in checked.denials.iter().enumerate() {
             self.ctx.metrics.authorization_denied(
-                denial.api,
+                denial.api_key,
                 denial.resource_type.as_str(),
                 denial.operation.as_str(),
             );
@@ -941,7 +941,7 @@ impl<'a> RequestAuthorizer<'a> {
             // number of them. Names come from the client: `?` quotes and escapes them.
             if i < MAX_REPORTED_DENIALS {
                 info!(
-                    api = denial.api,
+                    api = %crate::kafka::api_name(denial.api_key),
                     resource_type = %denial.resource_type,
                     resource = ?denial.resource,
                     operation = %denial.operation,
@@ -954,7 +954,7 @@ impl<'a> RequestAuthorizer<'a> {
             && more > 0
         {
             info!(
-                api = header.api_key,
+                api = %crate::kafka::api_name(header.api_key),
                 more, "denied by proxy ACLs: further resources of this request not reported"
             );
         }
@@ -976,7 +976,7 @@ impl<'a> RequestAuthorizer<'a> {
                 };
                 warn!(%request, %reason, "closing: request refused by proxy ACLs");
                 let denial = crate::acl::Denial {
-                    api: key.map(crate::acl::check::api_name).unwrap_or("unknown"),
+                    api_key: header.api_key,
                     resource_type: crate::acl::ResourceType::Cluster,
                     resource: request,
                     operation: crate::acl::Operation::All,

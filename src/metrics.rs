@@ -33,7 +33,6 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kafka_protocol::messages::ApiKey;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -90,7 +89,7 @@ struct ListenerLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DenialLabels {
-    api: &'static str,
+    api: Cow<'static, str>,
     resource_type: &'static str,
     operation: &'static str,
 }
@@ -374,16 +373,17 @@ impl Metrics {
         self.audit_dropped.inc_by(n);
     }
 
-    /// Proxy ACLs refused `operation` on a resource of `resource_type` in an `api` request.
+    /// Proxy ACLs refused `operation` on a resource of `resource_type` in a request of
+    /// `api_key`.
     pub fn authorization_denied(
         &self,
-        api: &'static str,
+        api_key: i16,
         resource_type: &'static str,
         operation: &'static str,
     ) {
         self.authorization_denials
             .get_or_create(&DenialLabels {
-                api,
+                api: crate::kafka::api_name(api_key),
                 resource_type,
                 operation,
             })
@@ -419,7 +419,7 @@ impl Metrics {
             let api_key = if slot == API_KEY_SLOTS {
                 Cow::Borrowed("invalid")
             } else {
-                api_key_label(api_key)
+                crate::kafka::api_name(api_key)
             };
             let labels = ApiLabels { api_key };
             RequestHandles {
@@ -448,15 +448,6 @@ pub fn listener_label(target: Target) -> String {
     match target {
         Target::Bootstrap => "bootstrap".to_string(),
         Target::Node(id) => format!("broker-{id}"),
-    }
-}
-
-/// The `api_key` label of a key that has a slot: the protocol's name (`Produce`), else the
-/// number, for a key a newer Kafka added after this build's protocol crate.
-fn api_key_label(api_key: i16) -> Cow<'static, str> {
-    match ApiKey::try_from(api_key) {
-        Ok(key) => Cow::Owned(format!("{key:?}")),
-        Err(()) => Cow::Owned(api_key.to_string()),
     }
 }
 

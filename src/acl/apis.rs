@@ -223,9 +223,8 @@ mod tests {
     }
 
     #[test]
-    fn every_authorized_api_has_a_name_and_a_usable_range() {
+    fn every_authorized_api_has_a_usable_range() {
         for key in AUTHORIZED_APIS {
-            assert_ne!(crate::acl::check::api_name(*key), "other", "{key:?}");
             let (min, max) = range_with_acls(*key as i16).unwrap();
             assert!(min <= max, "{key:?}");
         }

@@ -26,6 +26,15 @@ pub mod versions;
 mod wire;
 
 pub use error::ProtocolError;
+
+/// The protocol's name of an api key (`Produce`), for logs, metrics and audit records; the
+/// number for a key newer than this build's protocol crate.
+pub fn api_name(api_key: i16) -> std::borrow::Cow<'static, str> {
+    match kafka_protocol::messages::ApiKey::try_from(api_key) {
+        Ok(key) => std::borrow::Cow::Owned(format!("{key:?}")),
+        Err(()) => std::borrow::Cow::Owned(api_key.to_string()),
+    }
+}
 pub use frame::{DEFAULT_MAX_FRAME_BYTES, FrameError, FrameReader, write_frame};
 pub use header::{RequestHeader, parse_request_header, produce_acks, response_correlation_id};
 pub use rewrite::{

@@ -325,8 +325,8 @@ where
         Ok(denied) => denied,
         Err(UnknownConfigType(resource_type)) => {
             return Ok(Action::Refuse(format!(
-                "{} names config resource type {resource_type}, which the proxy cannot authorize",
-                req.api()
+                "{:?} names config resource type {resource_type}, which the proxy cannot authorize",
+                req.key
             )));
         }
     };

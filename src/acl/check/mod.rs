@@ -93,7 +93,8 @@ impl std::fmt::Debug for Action {
 /// One denied resource, for the log and the audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    pub api: &'static str,
+    /// The request's api key (named by [`crate::kafka::api_name`]).
+    pub api_key: i16,
     pub resource_type: ResourceType,
     pub resource: String,
     pub operation: Operation,
@@ -215,17 +216,13 @@ impl Request<'_> {
         self.header.api_version
     }
 
-    fn api(&self) -> &'static str {
-        api_name(self.key)
-    }
-
     /// Decode the body as `T` at the request's version.
     fn decode<T: Decodable>(&self) -> Result<T, ProtocolError> {
         let offered = super::apis::range_with_acls(self.header.api_key)
             .is_some_and(|(min, max)| (min..=max).contains(&self.version()));
         if !offered {
             return Err(ProtocolError::UnsupportedVersion {
-                api: self.api(),
+                api: crate::kafka::codec::type_name::<T>(),
                 version: self.version(),
             });
         }
@@ -251,7 +248,7 @@ impl Request<'_> {
 
     fn deny(&mut self, op: Operation, resource_type: ResourceType, name: &str) {
         let denial = Denial {
-            api: self.api(),
+            api_key: self.header.api_key,
             resource_type,
             resource: name.to_owned(),
             operation: op,
@@ -400,42 +397,5 @@ impl Request<'_> {
             frame: Some(self.narrowed(narrowed)?),
             patch: Some(self.patch(add_denied)),
         })
-    }
-}
-
-/// The API's name as Kafka spells it (for logs and audit records).
-pub fn api_name(key: ApiKey) -> &'static str {
-    match key {
-        ApiKey::Produce => "Produce",
-        ApiKey::Fetch => "Fetch",
-        ApiKey::ListOffsets => "ListOffsets",
-        ApiKey::Metadata => "Metadata",
-        ApiKey::OffsetCommit => "OffsetCommit",
-        ApiKey::OffsetFetch => "OffsetFetch",
-        ApiKey::FindCoordinator => "FindCoordinator",
-        ApiKey::JoinGroup => "JoinGroup",
-        ApiKey::Heartbeat => "Heartbeat",
-        ApiKey::LeaveGroup => "LeaveGroup",
-        ApiKey::SyncGroup => "SyncGroup",
-        ApiKey::DescribeGroups => "DescribeGroups",
-        ApiKey::ListGroups => "ListGroups",
-        ApiKey::CreateTopics => "CreateTopics",
-        ApiKey::DeleteTopics => "DeleteTopics",
-        ApiKey::DeleteRecords => "DeleteRecords",
-        ApiKey::InitProducerId => "InitProducerId",
-        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
-        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
-        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
-        ApiKey::EndTxn => "EndTxn",
-        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
-        ApiKey::DescribeConfigs => "DescribeConfigs",
-        ApiKey::AlterConfigs => "AlterConfigs",
-        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
-        ApiKey::CreatePartitions => "CreatePartitions",
-        ApiKey::DeleteGroups => "DeleteGroups",
-        ApiKey::OffsetDelete => "OffsetDelete",
-        ApiKey::DescribeCluster => "DescribeCluster",
-        ApiKey::ApiVersions => "ApiVersions",
-        _ => "other",
     }
 }
