@@ -440,7 +440,10 @@ impl UpstreamConnector {
         login: &Login,
     ) -> Result<Option<Duration>, UpstreamError> {
         match login {
-            Login::Scram(login) => self.authenticate(transport, addr, login).await,
+            Login::Scram(scram) => {
+                self.remembering_refusals(scram, self.sign_in_now(transport, addr, login))
+                    .await
+            }
             Login::OAuthBearer(_) => self.sign_in_now(transport, addr, login).await,
         }
     }
@@ -454,7 +457,10 @@ impl UpstreamConnector {
         login: &Login,
     ) -> Result<Option<Duration>, UpstreamError> {
         match login {
-            Login::Scram(login) => self.authenticate_now(transport, addr, login).await,
+            Login::Scram(login) => {
+                self.bounded(addr, &login.pool, self.scram(transport, addr, login))
+                    .await
+            }
             Login::OAuthBearer(login) => {
                 self.bounded(addr, &login.pool, self.oauthbearer(transport, addr, login))
                     .await
@@ -527,13 +533,12 @@ impl UpstreamConnector {
         Err(refused(format!("the broker reported {report}; {outcome}")))
     }
 
-    /// SaslHandshake v1 and the mechanism's exchange in SaslAuthenticate v2, bounded by the
-    /// connect timeout, over any transport. Returns the session lifetime the broker granted.
-    async fn authenticate<T: SaslTransport>(
+    /// Run a SCRAM sign-in (`exchange`) through the refusal memory (see [`REFUSAL_MEMORY`]): a
+    /// password the broker just refused is refused from memory, without asking the broker.
+    async fn remembering_refusals(
         &self,
-        transport: &mut T,
-        addr: &str,
         login: &PoolLogin,
+        exchange: impl std::future::Future<Output = Result<Option<Duration>, UpstreamError>>,
     ) -> Result<Option<Duration>, UpstreamError> {
         use sha2::Digest as _;
         let digest = sha2::Sha256::digest(&login.password).to_vec();
@@ -550,7 +555,7 @@ impl UpstreamConnector {
                 reason: format!("{} (remembered for {:?})", r.reason, REFUSAL_MEMORY),
             });
         }
-        let result = self.authenticate_now(transport, addr, login).await;
+        let result = exchange.await;
         if let Ok(mut refusals) = self.refusals.lock() {
             match &result {
                 Err(UpstreamError::SaslRefused {
@@ -574,16 +579,6 @@ impl UpstreamConnector {
             }
         }
         result
-    }
-
-    async fn authenticate_now<T: SaslTransport>(
-        &self,
-        transport: &mut T,
-        addr: &str,
-        login: &PoolLogin,
-    ) -> Result<Option<Duration>, UpstreamError> {
-        self.bounded(addr, &login.pool, self.scram(transport, addr, login))
-            .await
     }
 
     /// The SCRAM mechanism: handshake, client-first, client-final, verify server-final.
