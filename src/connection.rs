@@ -850,9 +850,6 @@ struct RequestAuthorizer<'a> {
     /// configuration no longer has one of the connection's CAs or pools (see
     /// [`crate::acl::StaleResolution`]); the connection is closed at its next request.
     permissions: Result<Option<Arc<Permissions>>, crate::acl::StaleResolution>,
-    /// Per api key (0..128): 0 not yet known, 1 needs no check, 2 is checked. Reset with the
-    /// permissions.
-    unchecked: [u8; 128],
 }
 
 /// What the requests task does with a request after the ACL check.
@@ -885,26 +882,7 @@ impl<'a> RequestAuthorizer<'a> {
                 &identity.resolved.evaluation.resolution,
             )
             .map(|p| p.map(Arc::new)),
-            unchecked: [0; 128],
         }
-    }
-
-    /// Whether this connection's requests of `api_key` need no check ([`crate::acl::needs`]).
-    fn unconditionally_allowed(&mut self, permissions: &Permissions, api_key: i16) -> bool {
-        let Some(slot) = usize::try_from(api_key)
-            .ok()
-            .and_then(|i| self.unchecked.get_mut(i))
-        else {
-            return false;
-        };
-        if *slot == 0 {
-            *slot = if crate::acl::needs::unconditionally_allowed(permissions, api_key) {
-                1
-            } else {
-                2
-            };
-        }
-        *slot == 1
     }
 
     /// Check one request. With ACLs off this is one atomic load and a branch.
@@ -917,7 +895,6 @@ impl<'a> RequestAuthorizer<'a> {
                 &self.identity.resolved.evaluation.resolution,
             )
             .map(|p| p.map(Arc::new));
-            self.unchecked = [0; 128];
         }
         let permissions = match &self.permissions {
             Ok(Some(permissions)) => permissions.clone(),
@@ -926,7 +903,7 @@ impl<'a> RequestAuthorizer<'a> {
         };
         let offered = crate::acl::apis::range_with_acls(header.api_key)
             .is_some_and(|(min, max)| (min..=max).contains(&header.api_version));
-        if offered && self.unconditionally_allowed(&permissions, header.api_key) {
+        if offered && permissions.needs_no_check(header.api_key) {
             return Ok(Authorized::Forward { frame, patch: None });
         }
         let checked =

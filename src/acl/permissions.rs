@@ -35,6 +35,9 @@ pub struct Permissions {
     by_type: [TypeRules; 4],
     /// The pools these permissions were built for (audit records name them).
     pub pool_ids: Vec<String>,
+    /// Bit `k`: requests of api key `k` need no check ([`super::needs`]); fixed with the rules.
+    #[serde(skip)]
+    unchecked_apis: u128,
 }
 
 impl Permissions {
@@ -58,7 +61,19 @@ impl Permissions {
                 list.push(entry);
             }
         }
+        p.unchecked_apis = (0..128u8)
+            .filter(|&key| super::needs::unconditionally_allowed(&p, i16::from(key)))
+            .fold(0, |bits, key| bits | 1u128 << key);
         p
+    }
+
+    /// Whether requests of `api_key` need no check: the connection may do what they need on
+    /// every resource ([`super::needs`]). Answered from a bit set made with the rules.
+    pub fn needs_no_check(&self, api_key: i16) -> bool {
+        u8::try_from(api_key)
+            .ok()
+            .and_then(|key| 1u128.checked_shl(u32::from(key)))
+            .is_some_and(|bit| self.unchecked_apis & bit != 0)
     }
 
     /// The permissions of a connection that resolved to `resolution` under `config`, or `None`
