@@ -848,31 +848,7 @@ async fn reauthenticates_repeatedly_on_the_same_connection_answering_pipelined_r
 
     let record = fake.only_connection();
     let record = record.lock().unwrap().clone();
-    assert!(record.violations.is_empty(), "{:?}", record.violations);
-    assert!(
-        !record.expired,
-        "the session expired: the proxy re-authenticated too late"
-    );
-    assert!(
-        record.logins > 3,
-        "expected the connect and at least 3 re-authentications in 6 lifetimes: {record:?}"
-    );
-    assert!(
-        answered > 20,
-        "the client made little progress: {answered} answers"
-    );
-    assert!(
-        record.reauths_with_colliding_ids_unanswered >= 1,
-        "no re-authentication started while the colliding ids were unanswered: {record:?}"
-    );
-    assert!(
-        record
-            .reauth_ids
-            .iter()
-            .all(|id| !COLLIDING_IDS.contains(id)),
-        "{:?}",
-        record.reauth_ids
-    );
+    assert_kept_up_on_one_connection(&record, answered);
     assert_eq!(record.passwords.first().map(String::as_str), Some(PASSWORD));
     assert_eq!(
         record.passwords.last().map(String::as_str),
@@ -1023,31 +999,7 @@ async fn oauthbearer_reauthenticates_repeatedly_on_one_connection_with_a_fresh_t
 
     let record = fake.only_connection();
     let record = record.lock().unwrap().clone();
-    assert!(record.violations.is_empty(), "{:?}", record.violations);
-    assert!(
-        !record.expired,
-        "the session expired: the proxy re-authenticated too late"
-    );
-    assert!(
-        record.logins > 3,
-        "expected the connect and at least 3 re-authentications in 6 lifetimes: {record:?}"
-    );
-    assert!(
-        answered > 20,
-        "the client made little progress: {answered} answers"
-    );
-    assert!(
-        record.reauths_with_colliding_ids_unanswered >= 1,
-        "no re-authentication started while the colliding ids were unanswered: {record:?}"
-    );
-    assert!(
-        record
-            .reauth_ids
-            .iter()
-            .all(|id| !COLLIDING_IDS.contains(id)),
-        "{:?}",
-        record.reauth_ids
-    );
+    assert_kept_up_on_one_connection(&record, answered);
 
     // One token per login, each signed for this login: its own jti, a signature that verifies
     // against the published keys, the primary pool as subject and in identityPoolId.
@@ -1138,4 +1090,36 @@ async fn oauthbearer_a_refused_reauthentication_is_acknowledged_then_closes_the_
         "{logs}"
     );
     proxy.stop().await;
+}
+
+/// What every repeated re-authentication run must show: no protocol violation, no expired
+/// session, several logins on the one connection, progress for the client, and proxy
+/// correlation ids that never collided with the client's unanswered ones.
+#[track_caller]
+fn assert_kept_up_on_one_connection(record: &ConnRecord, answered: usize) {
+    assert!(record.violations.is_empty(), "{:?}", record.violations);
+    assert!(
+        !record.expired,
+        "the session expired: the proxy re-authenticated too late"
+    );
+    assert!(
+        record.logins > 3,
+        "expected the connect and at least 3 re-authentications in 6 lifetimes: {record:?}"
+    );
+    assert!(
+        answered > 20,
+        "the client made little progress: {answered} answers"
+    );
+    assert!(
+        record.reauths_with_colliding_ids_unanswered >= 1,
+        "no re-authentication started while the colliding ids were unanswered: {record:?}"
+    );
+    assert!(
+        record
+            .reauth_ids
+            .iter()
+            .all(|id| !COLLIDING_IDS.contains(id)),
+        "{:?}",
+        record.reauth_ids
+    );
 }
