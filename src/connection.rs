@@ -172,6 +172,15 @@ enum SessionEnd {
     Patch(crate::kafka::header::ProtocolError),
     #[error("re-authentication to the broker failed: {0}")]
     Reauthentication(UpstreamError),
+    #[error(
+        "the client stopped sending, and {unanswered} request(s) were still unanswered by the \
+         broker after {waited_ms} ms (oldest: {oldest})"
+    )]
+    DrainTimeout {
+        unanswered: usize,
+        waited_ms: u128,
+        oldest: String,
+    },
 }
 
 /// Serve one accepted TCP connection until it closes.
@@ -632,17 +641,32 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let limit = generation.config.limits.max_in_flight_requests;
+    let limits = &generation.config.limits;
+    let limit = limits.max_in_flight_requests;
     // Expectations taken off the channel, in request order. Bounded by `limit`: the channel
     // is only read while there is room.
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut unanswered = UnansweredProduce::default();
     let mut proxy_ids = ProxyCorrelationIds::default();
     let mut requests_done = false;
+    // Once the client stops sending (it closed, or the proxy is shutting down), the answers
+    // still due get `drain_timeout` to arrive: a broker that never answers must not hold the
+    // session, and its upstream connection, forever.
+    let mut drain_until: Option<tokio::time::Instant> = None;
     loop {
         retire_front(&mut queue, &mut unanswered, &mut proxy_ids, &mut client).await?;
         if requests_done && queue.is_empty() {
             return Ok(());
+        }
+        if requests_done && drain_until.is_none() {
+            drain_until = Some(tokio::time::Instant::now() + limits.drain_timeout);
+            if let Some(oldest) = oldest_unanswered(&queue) {
+                debug!(
+                    unanswered = queue.len(),
+                    %oldest,
+                    "client stopped sending; waiting for the broker's answers in flight"
+                );
+            }
         }
         // Keep reading the broker even when no answer is due, so a broker that does answer
         // acks=0 produce requests can never fill the socket and stall the client.
@@ -651,6 +675,13 @@ where
             pending = rx.recv(), if !requests_done && queue.len() < limit => match pending {
                 Some(p) => queue.push_back(p),
                 None => requests_done = true,
+            },
+            () = sleep_until_some(drain_until), if drain_until.is_some() => {
+                return Err(SessionEnd::DrainTimeout {
+                    unanswered: queue.len(),
+                    waited_ms: limits.drain_timeout.as_millis(),
+                    oldest: oldest_unanswered(&queue).unwrap_or_else(|| "none".to_string()),
+                });
             },
             read = upstream.read_frame() => {
                 let frame = match read {
@@ -716,6 +747,32 @@ where
                 }
             }
         }
+    }
+}
+
+/// The oldest request still waiting for the broker, for logs: "Metadata v12, correlation id 2,
+/// sent 1520 ms ago".
+fn oldest_unanswered(queue: &VecDeque<Pending>) -> Option<String> {
+    queue.iter().find_map(|p| match p {
+        Pending::Upstream {
+            api_key,
+            api_version,
+            correlation_id,
+            sent,
+            ..
+        } => Some(format!(
+            "{} v{api_version}, correlation id {correlation_id}, sent {} ms ago",
+            crate::kafka::api_name(*api_key),
+            sent.elapsed().as_millis()
+        )),
+        _ => None,
+    })
+}
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

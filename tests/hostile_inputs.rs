@@ -62,6 +62,9 @@ const MAX_FRAME_BYTES: usize = 1024 * 1024;
 const NODE_ID: i32 = 7;
 /// How long the fake broker takes to answer the `slow` client.
 const SLOW_ANSWER: Duration = Duration::from_millis(1500);
+/// `limits.drain_timeout_ms` of every proxy here: longer than [`SLOW_ANSWER`], so a drained
+/// answer arrives in time, and short, so the test of a broker that never answers is quick.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(3000);
 /// Small, so a Metadata answer listing many node ids reaches it.
 const MAX_BROKER_LISTENERS: usize = 4;
 /// How many brokers the `evil-metadata-many-nodes` answer lists.
@@ -188,6 +191,7 @@ audit:
 limits:
   max_frame_bytes: {MAX_FRAME_BYTES}
   handshake_timeout_ms: 5000
+  drain_timeout_ms: {drain_timeout_ms}
   max_broker_listeners: {MAX_BROKER_LISTENERS}
 log:
   format: plain
@@ -196,6 +200,7 @@ log:
 "#,
         tls = pki.tls_yaml(),
         certificate_authorities = pki.certificate_authorities_yaml(),
+        drain_timeout_ms = DRAIN_TIMEOUT.as_millis(),
     );
     let path = pki.path("proxy.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -368,27 +373,53 @@ impl KafkaConn {
 /// A fake Kafka broker: answers by client id (see the module docs).
 struct FakeBroker {
     addr: SocketAddr,
-    /// Every frame received (size prefix stripped), in arrival order.
-    received: Arc<Mutex<Vec<Vec<u8>>>>,
+    state: Arc<FakeState>,
     _listener: FakeListener,
+}
+
+/// What the fake broker saw, shared by its connections.
+#[derive(Default)]
+struct FakeState {
+    /// Every frame received (size prefix stripped), in arrival order.
+    received: Mutex<Vec<Vec<u8>>>,
+    /// Connections that sent a request of the `mute` client (never answered) and are still
+    /// open.
+    mute_open: AtomicU64,
+    /// Of those, how many the proxy has closed since.
+    mute_closed: AtomicU64,
 }
 
 impl FakeBroker {
     async fn start() -> Self {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let log = received.clone();
+        let state = Arc::new(FakeState::default());
+        let shared = state.clone();
         let listener =
-            FakeListener::start(move |socket, addr| fake_connection(socket, addr, log.clone()))
+            FakeListener::start(move |socket, addr| fake_connection(socket, addr, shared.clone()))
                 .await;
         Self {
             addr: listener.addr,
-            received,
+            state,
             _listener: listener,
         }
     }
 
     fn received_frame(&self, frame: &[u8]) -> bool {
-        self.received.lock().unwrap().iter().any(|f| f == frame)
+        self.state
+            .received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| f == frame)
+    }
+}
+
+/// Counts a connection of the `mute` client as closed when its task ends.
+struct MuteConnection(Arc<FakeState>);
+
+impl Drop for MuteConnection {
+    fn drop(&mut self) {
+        self.0.mute_open.fetch_sub(1, Ordering::SeqCst);
+        self.0.mute_closed.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -445,11 +476,8 @@ fn parse_fake_request(frame: &[u8]) -> Option<FakeRequest> {
     }
 }
 
-async fn fake_connection(
-    mut socket: TcpStream,
-    own_addr: SocketAddr,
-    received: Arc<Mutex<Vec<Vec<u8>>>>,
-) {
+async fn fake_connection(mut socket: TcpStream, own_addr: SocketAddr, state: Arc<FakeState>) {
+    let mut mute: Option<MuteConnection> = None;
     loop {
         let Ok(size) = socket.read_i32().await else {
             return;
@@ -464,12 +492,19 @@ async fn fake_connection(
         if socket.read_exact(&mut frame).await.is_err() {
             return;
         }
-        received.lock().unwrap().push(frame.clone());
+        state.received.lock().unwrap().push(frame.clone());
         let Some(req) = parse_fake_request(&frame) else {
             // Like a Kafka broker: an unparseable request closes the connection.
             return;
         };
-        let reply = if req.client_id == "good" || req.client_id == "slow" {
+        let reply = if req.client_id == "mute" {
+            // A broker that never answers, but keeps the connection open and keeps reading.
+            if mute.is_none() {
+                state.mute_open.fetch_add(1, Ordering::SeqCst);
+                mute = Some(MuteConnection(state.clone()));
+            }
+            None
+        } else if req.client_id == "good" || req.client_id == "slow" {
             if req.client_id == "slow" {
                 // A request still in flight when the proxy is told to stop.
                 tokio::time::sleep(SLOW_ANSWER).await;
@@ -1058,6 +1093,52 @@ async fn shutdown_delivers_the_answer_to_a_request_in_flight_then_closes() {
     assert_eq!(corr, 77);
     conn.expect_closed("after the drained answer").await;
     stopping.await.expect("the proxy did not stop cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_with_a_request_the_broker_never_answers_frees_its_upstream_after_the_drain_timeout()
+ {
+    let proxy = TestProxy::start().await;
+    let mut conn = proxy.connect_good().await;
+    conn.send(&request_for(ApiKey::Metadata, 12, 41, "mute"))
+        .await
+        .unwrap();
+    let state = &proxy.fake.state;
+    let deadline = Instant::now() + CLOSE_WITHIN;
+    while state.mute_open.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the broker"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client gives up (as a Kafka client does after its request timeout) and closes.
+    let client = conn.local;
+    drop(conn);
+    let gone = Instant::now();
+    while state.mute_closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            gone.elapsed() < DRAIN_TIMEOUT + CLOSE_WITHIN,
+            "the proxy still holds the upstream connection {:?} after the client left",
+            gone.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Not at once: an answer that is merely slow still gets the drain timeout to arrive.
+    assert!(
+        gone.elapsed() >= DRAIN_TIMEOUT - Duration::from_millis(200),
+        "the upstream connection was closed after {:?}, before the drain timeout",
+        gone.elapsed()
+    );
+    let reason = close_reason(client).await;
+    assert!(
+        reason.contains("1 request(s) were still unanswered by the broker after 3000 ms")
+            && reason.contains("oldest: Metadata v12, correlation id 41"),
+        "{reason}"
+    );
+    assert_eq!(state.mute_open.load(Ordering::SeqCst), 0);
+    proxy.assert_alive().await;
+    proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
