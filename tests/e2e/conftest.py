@@ -11,6 +11,7 @@ import dataclasses
 import os
 import shutil
 import textwrap
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,20 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed:
+        # CI shows an excerpt of its output, not all of it: every section names the failed
+        # test, its error and when it failed (UTC, to match the logs' timestamps), so any
+        # excerpt of a log tail still says what broke and whether the test waited out a timeout.
+        crash = getattr(report.longrepr, "reprcrash", None)
+        error = crash.message.splitlines()[0][:200] if crash is not None and crash.message \
+            else report.outcome
+        when = datetime.fromtimestamp(call.stop, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+        failure = (f"{item.nodeid} failed in {call.when} at {when}Z after "
+                   f"{call.stop - call.start:.1f}s: {error}")
         for name, proc in _PROCESSES.items():
             state = "running" if proc.alive() else f"exited with {proc.proc.returncode}"
             report.sections.append(
-                (f"{name} log tail ({proc.log_path}, {state})", proc.log_tail(60)))
+                (f"{name} log tail ({proc.log_path}, {state}) | {failure}",
+                 proc.log_tail(40)))
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -55,7 +56,15 @@ def tail(path: Path, lines: int = 80) -> str:
         text = Path(path).read_text(errors="replace")
     except FileNotFoundError:
         return f"<{path} does not exist>"
-    return "\n".join(text.splitlines()[-lines:])
+    # Colour codes (tansu colours its log) and very long lines only hide the story.
+    return "\n".join(_shorten(_ANSI.sub("", line)) for line in text.splitlines()[-lines:])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _shorten(line: str, limit: int = 400) -> str:
+    return line if len(line) <= limit else f"{line[:limit]}… ({len(line)} chars)"
 
 
 class Process:
