@@ -341,9 +341,17 @@ def test_upstream_tls_and_scram_together_carry_both_pools(library, client, reaut
 
 
 def _steady_phase(step, drain, seconds, mark, sent, received):
-    """`step(0)` to warm up, `mark()`, `step(1)`, `step(2)`, … for `seconds`, `mark()` again,
-    then `drain()` until every record `sent` is `received` (10 s at most)."""
-    step(0)  # warm up: every connection the clients need is open now
+    """`step(0)` to warm up, `drain()` until that record is `received` (15 s at most), `mark()`,
+    `step(1)`, `step(2)`, … for `seconds`, `mark()` again, then `drain()` until every record
+    `sent` is `received` (10 s at most)."""
+    step(0)
+    # Warm up until the first record is consumed back: then every connection the clients need
+    # is open (on a busy machine the consumer may not have reached the broker after step 0),
+    # and any connection opened later is a reconnect.
+    end = time.monotonic() + 15
+    while not received and time.monotonic() < end:
+        drain()
+    assert received, "the warm-up record was not consumed within 15 s"
     mark()  # the steady phase starts
     deadline = time.monotonic() + seconds
     i = 1
