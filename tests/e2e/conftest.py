@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 from harness import (
+    STARTED_LOGS,
     TANSU_NODE_ID,
     AuditLog,
     ClientTLS,
     Process,
     broker_port_base,
+    broker_stalls,
     free_port,
     proxy_binary,
     run_cli,
@@ -57,6 +59,16 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(
                 (f"{name} log tail ({proc.log_path}, {state}) | {failure}",
                  proc.log_tail(40)))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    # The clients retry a request the broker leaves unanswered (see clients.py), so a stall
+    # does not fail the run; it is reported here, with the proxy's own account of it.
+    stalls = broker_stalls(STARTED_LOGS)
+    if stalls:
+        terminalreporter.section("requests the broker left unanswered while a client waited")
+        for line in stalls[:20]:
+            terminalreporter.write_line(line)
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,6 +67,30 @@ def _shorten(line: str, limit: int = 400) -> str:
     return line if len(line) <= limit else f"{line[:limit]}… ({len(line)} chars)"
 
 
+# The log file of every process the run started, for the end-of-run summary (conftest).
+STARTED_LOGS: list[Path] = []
+
+# What the proxy logs when a client left requests the broker had not answered.
+_UNANSWERED = re.compile(r"waiting for the broker's answers in flight.*sent (\d+) ms ago"
+                         r"|still unanswered by the broker")
+
+
+def broker_stalls(logs: list[Path], at_least_ms: int = 5000) -> list[str]:
+    """Lines of `logs` where a client gave up on a request the broker had not answered for
+    `at_least_ms` (or the proxy's drain timeout ran out): a stalled broker, or a lost answer."""
+    found = []
+    for path in logs:
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        for line in text.splitlines():
+            m = _UNANSWERED.search(line)
+            if m and (m.group(1) is None or int(m.group(1)) >= at_least_ms):
+                found.append(f"{path.name}: {_shorten(line, 300)}")
+    return found
+
+
 class Process:
     """A child process whose stdout+stderr go to a log file; stopped in fixture teardown."""
 
@@ -75,6 +99,7 @@ class Process:
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = Path(log_path)
+        STARTED_LOGS.append(self.log_path)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self.argv,
