@@ -111,7 +111,8 @@ def test_a_pool_created_with_the_cli_admits_a_refused_client_and_its_deletion_cl
     for library in ("kafka-python", "confluent-kafka"):
         view = driver(library, iam.bootstrap, outsider).cluster()
         assert view.cluster_id == "tansu_cluster", library
-    admitted = iam.audit.wait_for(mark, lambda r: status_of(r) == "SUCCESS")
+    admitted = iam.audit.wait_for(mark, lambda r: status_of(r) == "SUCCESS"
+                                  and pool_id in r["data"].get("identityPoolIds", []))
     assert admitted and admitted[0]["data"]["identityPoolIds"] == [pool_id], admitted[:1]
     assert admitted[0]["data"]["authenticationInfo"]["principal"] == f"User:{pool_id}"
 
