@@ -173,8 +173,9 @@ enum SessionEnd {
     #[error("re-authentication to the broker failed: {0}")]
     Reauthentication(UpstreamError),
     #[error(
-        "the client stopped sending, and {unanswered} request(s) were still unanswered by the \
-         broker after {waited_ms} ms (oldest: {oldest})"
+        "no more requests were coming (the client closed, or the proxy is stopping), and \
+         {unanswered} request(s) were still unanswered by the broker after {waited_ms} ms \
+         (oldest: {oldest})"
     )]
     DrainTimeout {
         unanswered: usize,
@@ -664,7 +665,7 @@ where
                 debug!(
                     unanswered = queue.len(),
                     %oldest,
-                    "client stopped sending; waiting for the broker's answers in flight"
+                    "no more requests from this client; waiting for the broker's answers in flight"
                 );
             }
         }
