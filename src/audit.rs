@@ -10,13 +10,16 @@
 //! {"specversion":"1.0","id":"6c0f…","source":"kafka-mtls-proxy","type":"io.confluent.kafka.server/authentication",
 //!  "time":"2026-11-22T10:00:00.123Z","datacontenttype":"application/json","subject":"conn-7",
 //!  "data":{"methodName":"kafka.Authentication","serviceName":"kafka-mtls-proxy",
-//!          "authenticationInfo":{"principal":"User:pool-payments","principals":["User:pool-payments","User:pool-acme-all"],
+//!          "authenticationInfo":{"principal":"User:pool-acme-all","principals":["User:pool-payments","User:pool-acme-all"],
 //!                                "mechanism":"SSL","identifier":"acme-client","identifierType":"CN"},
-//!          "identityPoolIds":["pool-payments","pool-acme-all"],"certificateAuthorityIds":["ca-acme"],
+//!          "identityPoolIds":["pool-payments","pool-acme-all"],"primaryPoolId":"pool-acme-all",
+//!          "certificateAuthorityIds":["ca-acme"],
 //!          "connectionId":"conn-7","clientAddress":"127.0.0.1:50432","listener":"bootstrap",
 //!          "certificate":{"subject":"CN=acme-client,OU=payments,O=Acme Inc,C=US","issuer":"…","serial":"…","sha256":"…"},
 //!          "result":{"status":"SUCCESS"}}}
 //! ```
+//! `principal` is the primary pool's (highest `priority`, then smallest id: the identity the
+//! broker sees upstream); `principals` lists every matched pool's, in match order.
 //! A refusal has `"result":{"status":"UNAUTHENTICATED","reason":"no_pool_matched","message":"…"}`
 //! and no principal. When the broker refuses the upstream identity of the connection's primary
 //! pool, the reason is `upstream_identity_refused` (at connect) or
@@ -182,6 +185,8 @@ pub struct AuthorizationDenial<'a> {
     pub connection_id: &'a str,
     pub client_address: SocketAddr,
     pub listener: &'a str,
+    /// `User:<primary pool id>`.
+    pub principal: Option<String>,
     pub principals: &'a [String],
     pub pool_ids: &'a [String],
     pub denial: &'a crate::acl::Denial,
@@ -232,7 +237,7 @@ pub fn authorization_record(source: &str, d: &AuthorizationDenial<'_>) -> Value 
             "clientAddress": d.client_address.to_string(),
             "listener": d.listener,
             "authenticationInfo": {
-                "principal": d.principals.first(),
+                "principal": d.principal,
                 "principals": d.principals,
             },
             "identityPoolIds": d.pool_ids,
@@ -279,7 +284,7 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
         }) => {
             let res = &resolved.evaluation.resolution;
             data["authenticationInfo"] = json!({
-                "principal": res.principals.first(),
+                "principal": res.primary_principal(),
                 "principals": res.principals,
                 "mechanism": "SSL",
                 "identifier": res.identifier.as_ref().map(|i| i.value.as_str()),

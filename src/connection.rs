@@ -1028,6 +1028,12 @@ impl<'a> RequestAuthorizer<'a> {
             connection_id: &self.identity.connection_id,
             client_address: self.identity.peer,
             listener: self.listener,
+            principal: self
+                .identity
+                .resolved
+                .evaluation
+                .resolution
+                .primary_principal(),
             principals: self.identity.principals(),
             pool_ids: &permissions.pool_ids,
             denial,

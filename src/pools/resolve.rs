@@ -56,6 +56,12 @@ impl Resolution {
         })
     }
 
+    /// `User:<primary pool id>`: the one principal a record or the broker names for the
+    /// connection (the others stay in `principals`).
+    pub fn primary_principal(&self) -> Option<String> {
+        self.primary().map(|p| format!("User:{}", p.pool_id))
+    }
+
     /// The ids of the matched pools, in match order (duplicates across CAs kept).
     pub fn pool_ids(&self) -> Vec<&str> {
         self.matched

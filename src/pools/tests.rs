@@ -845,6 +845,15 @@ fn the_primary_pool_is_the_highest_priority_then_the_smallest_id() {
     );
     let evaluation = resolve(&[&corp], &payments());
     assert_eq!(evaluation.resolution.primary().unwrap().pool_id, "zulu");
+    // The one principal records name is the primary pool's, wherever it stands in match order.
+    assert_eq!(
+        evaluation.resolution.primary_principal().as_deref(),
+        Some("User:zulu")
+    );
     // Match order (and so the principals' order) is unchanged by priority.
     assert_eq!(evaluation.resolution.pool_ids(), ["bravo", "zulu"]);
+    assert_eq!(
+        evaluation.resolution.principals,
+        ["User:bravo", "User:zulu"]
+    );
 }

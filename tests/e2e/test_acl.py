@@ -197,6 +197,10 @@ def test_every_denial_is_an_authorization_audit_record(acl_proxy, client_tls):
     assert (info["granted"], info["operation"], info["resourceType"], info["resourceName"]) == (
         False, "write", "topic", HR)
     assert sorted(data["identityPoolIds"]) == ["pool-acme-all", "pool-payments"]
+    # The primary pool's principal (no priorities here: the smallest id); all pools' follow.
+    assert data["authenticationInfo"]["principal"] == "User:pool-acme-all"
+    assert sorted(data["authenticationInfo"]["principals"]) == [
+        "User:pool-acme-all", "User:pool-payments"]
     assert data["result"]["status"] == "DENIED"
     assert "denied by proxy ACLs" in acl_proxy["log"].read_text()
 
