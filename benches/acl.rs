@@ -22,8 +22,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use kafka_mtls_proxy::acl::{
-    AclRule, Action, Operation, Operations, Pattern, Permission, Permissions, ResourceType,
-    check_request,
+    AclRule, Action, Operation, Pattern, Permission, Permissions, ResourceType, check_request,
 };
 use kafka_mtls_proxy::kafka::{
     AddressMapper, BrokerAddress, ProtocolError, parse_request_header, rewrite_response,
@@ -55,12 +54,7 @@ const POOL_PREFIX: &str = "payments-";
 const POOL_RULES: usize = 10;
 
 fn rule(permission: Permission, ops: &[Operation], pattern: Pattern) -> AclRule {
-    AclRule {
-        permission,
-        operations: Operations::of(ops),
-        resource_type: ResourceType::Topic,
-        pattern,
-    }
+    AclRule::new(permission, ops, ResourceType::Topic, pattern)
 }
 
 /// `n` topic rules. With `n > 1`: one deny (of a topic the pool's prefix covers) and `n - 2`

@@ -14,22 +14,12 @@ use std::sync::{Arc, LazyLock};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_mtls_proxy::acl::apis::AUTHORIZED_APIS;
 use kafka_mtls_proxy::acl::{
-    AclRule, Action, Operation, Operations, Pattern, Permission, Permissions, ResourceType,
-    check_request,
+    AclRule, Action, Operation, Pattern, Permission, Permissions, ResourceType, check_request,
 };
 use kafka_mtls_proxy::kafka::{ProtocolError, parse_request_header};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use libfuzzer_sys::fuzz_target;
-
-fn rule(permission: Permission, ops: &[Operation], rt: ResourceType, p: Pattern) -> AclRule {
-    AclRule {
-        permission,
-        operations: Operations::of(ops),
-        resource_type: rt,
-        pattern: p,
-    }
-}
 
 /// Three connections: one allowed nothing, one allowed some names (so requests get split and
 /// patched), one allowed everything but a prefix (the deny path).
@@ -42,12 +32,12 @@ static PERMISSIONS: LazyLock<[Arc<Permissions>; 3]> = LazyLock::new(|| {
             } else {
                 Pattern::Prefixed("a".into())
             };
-            rule(Permission::Allow, &[Operation::All], rt, pattern)
+            AclRule::new(Permission::Allow, &[Operation::All], rt, pattern)
         })
         .collect();
     let mut most: Vec<AclRule> = ResourceType::ALL
         .iter()
-        .map(|&rt| rule(Permission::Allow, &[Operation::All], rt, Pattern::Any))
+        .map(|&rt| AclRule::new(Permission::Allow, &[Operation::All], rt, Pattern::Any))
         .collect();
     most.extend(
         [
@@ -57,7 +47,7 @@ static PERMISSIONS: LazyLock<[Arc<Permissions>; 3]> = LazyLock::new(|| {
         ]
         .iter()
         .map(|&rt| {
-            rule(
+            AclRule::new(
                 Permission::Deny,
                 &[Operation::All],
                 rt,

@@ -69,15 +69,10 @@ pub fn unconditionally_allowed(permissions: &Permissions, api_key: i16) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::acl::rules::{AclRule, Operations, Pattern, Permission};
+    use crate::acl::rules::{AclRule, Pattern, Permission};
 
     fn rule(permission: Permission, op: Op, resource: R, pattern: Pattern) -> AclRule {
-        AclRule {
-            permission,
-            operations: Operations::of(&[op]),
-            resource_type: resource,
-            pattern,
-        }
+        AclRule::new(permission, &[op], resource, pattern)
     }
 
     #[test]

@@ -189,26 +189,16 @@ impl Permissions {
 )]
 mod tests {
     use super::*;
-    use crate::acl::rules::Operations;
-
-    fn rule(permission: Permission, ops: &[Operation], rt: ResourceType, p: Pattern) -> AclRule {
-        AclRule {
-            permission,
-            operations: Operations::of(ops),
-            resource_type: rt,
-            pattern: p,
-        }
-    }
 
     fn payments_and_hr() -> Vec<AclRule> {
         vec![
-            rule(
+            AclRule::new(
                 Permission::Allow,
                 &[Operation::Write],
                 ResourceType::Topic,
                 Pattern::Prefixed("payments-".into()),
             ),
-            rule(
+            AclRule::new(
                 Permission::Allow,
                 &[Operation::Read],
                 ResourceType::Topic,
@@ -233,7 +223,7 @@ mod tests {
     #[test]
     fn a_matching_deny_wins_over_any_allow() {
         let mut rules = payments_and_hr();
-        rules.push(rule(
+        rules.push(AclRule::new(
             Permission::Deny,
             &[Operation::Write],
             ResourceType::Topic,
@@ -257,7 +247,7 @@ mod tests {
     #[test]
     fn allows_some_ignores_allows_wholly_denied() {
         let mut rules = payments_and_hr();
-        rules.push(rule(
+        rules.push(AclRule::new(
             Permission::Deny,
             &[Operation::All],
             ResourceType::Topic,
@@ -270,7 +260,7 @@ mod tests {
 
     #[test]
     fn allows_every_needs_a_wildcard_allow_and_no_deny() {
-        let mut rules = vec![rule(
+        let mut rules = vec![AclRule::new(
             Permission::Allow,
             &[Operation::Describe],
             ResourceType::Topic,
@@ -280,7 +270,7 @@ mod tests {
             Permissions::from_rules(&rules, vec![])
                 .allows_every(Operation::Describe, ResourceType::Topic)
         );
-        rules.push(rule(
+        rules.push(AclRule::new(
             Permission::Deny,
             &[Operation::Describe],
             ResourceType::Topic,

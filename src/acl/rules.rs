@@ -286,6 +286,21 @@ fn rule_error(field: &'static str, reason: impl Into<String>) -> RuleError {
 }
 
 impl AclRule {
+    /// A rule from already-checked parts (rules from a configuration come from [`Self::parse`]).
+    pub fn new(
+        permission: Permission,
+        operations: &[Operation],
+        resource_type: ResourceType,
+        pattern: Pattern,
+    ) -> Self {
+        Self {
+            permission,
+            operations: Operations::of(operations),
+            resource_type,
+            pattern,
+        }
+    }
+
     /// Check a rule as written. Every problem is reported, not just the first.
     pub fn parse(spec: &RuleSpec<'_>) -> Result<AclRule, Vec<RuleError>> {
         let mut errors = Vec::new();

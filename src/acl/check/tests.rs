@@ -23,7 +23,7 @@ use crate::acl::apis::{
     ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION, AUTHORIZED_APIS, FETCH_MAX_WITH_ACLS,
 };
 use crate::acl::permissions::Permissions;
-use crate::acl::rules::{AclRule, Operation, Operations, Pattern, Permission, ResourceType};
+use crate::acl::rules::{AclRule, Operation, Pattern, Permission, ResourceType};
 use crate::kafka::codec::{decode_request_body, decode_response, encode_response};
 use crate::kafka::{ProtocolError, parse_request_header};
 
@@ -46,17 +46,8 @@ fn txn(s: &str) -> TransactionalId {
     TransactionalId(sb(s))
 }
 
-fn rule(permission: Permission, ops: &[Operation], rt: ResourceType, p: Pattern) -> AclRule {
-    AclRule {
-        permission,
-        operations: Operations::of(ops),
-        resource_type: rt,
-        pattern: p,
-    }
-}
-
 fn allow(ops: &[Operation], rt: ResourceType, p: Pattern) -> AclRule {
-    rule(Permission::Allow, ops, rt, p)
+    AclRule::new(Permission::Allow, ops, rt, p)
 }
 
 fn prefix(s: &str) -> Pattern {
@@ -2453,7 +2444,7 @@ fn versions_not_offered_under_acls_are_refused_even_when_sent_anyway() {
     // Produce v13 names topics only by id: the id of a denied topic must not pass as "".
     let p = perms(&[
         allow(&[Operation::Write, Operation::Read], T, Pattern::Any),
-        rule(
+        AclRule::new(
             Permission::Deny,
             &[Operation::Write, Operation::Read],
             T,
