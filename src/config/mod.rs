@@ -816,30 +816,13 @@ impl Checker {
         let at = "upstream.identity";
         match id.mode.as_deref().unwrap_or("none") {
             "none" => {
-                let mut ok = true;
-                if id.mechanism.is_some() || !id.credentials.is_empty() {
-                    self.error(
-                        format!("{at}.mode"),
-                        "mechanism and credentials apply only to `mode: scram`",
-                    );
-                    ok = false;
-                }
-                if let Some(keys) = oauth_only_keys(id).first() {
-                    self.error(
-                        format!("{at}.{keys}"),
-                        "applies only to `mode: oauthbearer`",
-                    );
-                    ok = false;
-                }
+                // `&`, not `&&`: both kinds of misplaced key are reported.
+                let ok = self.no_scram_keys(id) & self.no_oauthbearer_keys(id);
                 ok.then_some(UpstreamIdentity::None)
             }
             "oauthbearer" => self.oauthbearer(raw, id),
             "scram" => {
-                if let Some(keys) = oauth_only_keys(id).first() {
-                    self.error(
-                        format!("{at}.{keys}"),
-                        "applies only to `mode: oauthbearer`",
-                    );
+                if !self.no_oauthbearer_keys(id) {
                     return None;
                 }
                 let mechanism = match id.mechanism.as_deref() {
@@ -953,6 +936,32 @@ impl Checker {
         }
     }
 
+    /// Whether `upstream.identity` is free of the keys only `mode: scram` reads (reported when
+    /// not).
+    fn no_scram_keys(&mut self, id: &raw::RawUpstreamIdentity) -> bool {
+        let set = id.mechanism.is_some() || !id.credentials.is_empty();
+        if set {
+            self.error(
+                "upstream.identity.mode",
+                "mechanism and credentials apply only to `mode: scram`",
+            );
+        }
+        !set
+    }
+
+    /// Whether `upstream.identity` is free of the keys only `mode: oauthbearer` reads (the
+    /// first one found is reported).
+    fn no_oauthbearer_keys(&mut self, id: &raw::RawUpstreamIdentity) -> bool {
+        let Some(key) = oauth_only_keys(id).first().copied() else {
+            return true;
+        };
+        self.error(
+            format!("upstream.identity.{key}"),
+            "applies only to `mode: oauthbearer`",
+        );
+        false
+    }
+
     /// `upstream.identity` in oauthbearer mode: the token claims, the key schedule, the
     /// extensions, and the admin server that must serve the JWKS.
     fn oauthbearer(
@@ -961,14 +970,7 @@ impl Checker {
         id: &raw::RawUpstreamIdentity,
     ) -> Option<UpstreamIdentity> {
         let at = "upstream.identity";
-        let mut ok = true;
-        if id.mechanism.is_some() || !id.credentials.is_empty() {
-            self.error(
-                format!("{at}.mode"),
-                "mechanism and credentials apply only to `mode: scram`",
-            );
-            ok = false;
-        }
+        let mut ok = self.no_scram_keys(id);
         let required = |v: &mut Self, field: &str, value: &Option<String>| match value
             .as_deref()
             .map(str::trim)
