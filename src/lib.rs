@@ -41,3 +41,6 @@ pub mod scram;
 pub mod server;
 pub mod tls;
 pub mod upstream;
+
+#[cfg(test)]
+pub(crate) mod test_support;

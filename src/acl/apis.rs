@@ -173,8 +173,6 @@ pub fn narrow_api_versions(frame: &Bytes, request_version: i16) -> Result<Bytes,
 )]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::ResponseHeader;
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
 
     #[test]
     fn apis_without_an_authorizer_are_hidden_and_topic_id_versions_are_cut() {
@@ -190,18 +188,7 @@ mod tests {
             (32, 1, 4),
             (17, 0, 1),
         ];
-        let body = ApiVersionsResponse::default().with_api_keys(
-            apis.iter()
-                .map(|&(k, min, max)| {
-                    ApiVersion::default()
-                        .with_api_key(k)
-                        .with_min_version(min)
-                        .with_max_version(max)
-                })
-                .collect(),
-        );
-        let header = ResponseHeader::default().with_correlation_id(1);
-        let frame = encode_response(&header, 0, &body, 3).unwrap();
+        let frame = crate::test_support::api_versions_response(3, 1, 0, &apis).unwrap();
         let narrowed = narrow_api_versions(&frame, 3).unwrap();
         let (_, out) = decode_response::<ApiVersionsResponse>(&narrowed, 0, 3).unwrap();
         let got: Vec<(i16, i16, i16)> = out

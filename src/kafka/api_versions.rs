@@ -95,24 +95,9 @@ pub fn unsupported_api_versions_response(correlation_id: i32) -> Bytes {
 mod tests {
     use super::*;
     use crate::kafka::versions::{FETCH_MAX_ADVERTISED, PRODUCE_MAX_ADVERTISED};
-    use kafka_protocol::messages::ResponseHeader;
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
 
     fn broker_response(version: i16, apis: &[(i16, i16, i16)], error_code: i16) -> Bytes {
-        let body = ApiVersionsResponse::default()
-            .with_error_code(error_code)
-            .with_api_keys(
-                apis.iter()
-                    .map(|&(k, min, max)| {
-                        ApiVersion::default()
-                            .with_api_key(k)
-                            .with_min_version(min)
-                            .with_max_version(max)
-                    })
-                    .collect(),
-            );
-        let header = ResponseHeader::default().with_correlation_id(5);
-        encode_response(&header, 0, &body, version).unwrap()
+        crate::test_support::api_versions_response(version, 5, error_code, apis).unwrap()
     }
 
     fn decode(frame: &Bytes, version: i16) -> ApiVersionsResponse {

@@ -26,6 +26,7 @@ use crate::acl::permissions::Permissions;
 use crate::acl::rules::{AclRule, Operation, Pattern, Permission, ResourceType};
 use crate::kafka::codec::{decode_request_body, decode_response, encode_response};
 use crate::kafka::{ProtocolError, parse_request_header};
+use crate::test_support::{Prng, api_versions_response};
 
 const CORRELATION_ID: i32 = 4242;
 const OPERATION_NOT_ATTEMPTED: i16 = 55;
@@ -1239,7 +1240,6 @@ fn init_producer_id_needs_write_on_the_transactional_id_or_idempotent_write() {
 
 #[test]
 fn api_versions_is_narrowed_to_the_authorized_apis() {
-    use api_versions_response::ApiVersion;
     let c = run(
         &nothing(),
         ApiKey::ApiVersions,
@@ -1247,17 +1247,13 @@ fn api_versions_is_narrowed_to_the_authorized_apis() {
         &ApiVersionsRequest::default(),
     );
     assert!(c.denials.is_empty());
-    let broker = ApiVersionsResponse::default().with_api_keys(
-        [(0, 3, 12), (1, 4, 17), (29, 0, 3), (24, 0, 5)]
-            .iter()
-            .map(|&(k, min, max)| {
-                ApiVersion::default()
-                    .with_api_key(k)
-                    .with_min_version(min)
-                    .with_max_version(max)
-            })
-            .collect(),
-    );
+    let broker = api_versions_response(
+        3,
+        CORRELATION_ID,
+        0,
+        &[(0, 3, 12), (1, 4, 17), (29, 0, 3), (24, 0, 5)],
+    )
+    .unwrap();
     // ApiVersions answers always use header v0: encode and decode by hand.
     let Action::Forward {
         frame: None,
@@ -1266,8 +1262,7 @@ fn api_versions_is_narrowed_to_the_authorized_apis() {
     else {
         panic!("{c:?}");
     };
-    let header = ResponseHeader::default().with_correlation_id(CORRELATION_ID);
-    let out = patch(encode_response(&header, 0, &broker, 3).unwrap()).unwrap();
+    let out = patch(broker).unwrap();
     let (_, resp) = decode_response::<ApiVersionsResponse>(&out, 0, 3).unwrap();
     let got: Vec<_> = resp
         .api_keys
@@ -2311,21 +2306,6 @@ fn txn_offset_commit_checks_transactional_id_group_then_topics() {
 // ---------------------------------------------------------------------------------------------
 // Hostile input
 
-/// xorshift64*: deterministic randomness without a dependency.
-struct Prng(u64);
-
-impl Prng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// A small valid body of each API at `version` to mutate (a default body when no fixture fits
 /// the version).
 fn seed_body(key: ApiKey, version: i16) -> Vec<u8> {
@@ -2362,7 +2342,7 @@ fn seed_body(key: ApiKey, version: i16) -> Vec<u8> {
 #[test]
 fn hostile_bodies_never_panic_the_check() {
     let permission_sets = [nothing(), ok_prefix(), everything()];
-    let mut rng = Prng(0x5eed_0ac1_0000_0001);
+    let mut rng = Prng::new(0x5eed_0ac1_0000_0001);
     let mut runs = 0u64;
     let mut check =
         |key: ApiKey, version: i16, body: &[u8], answer: &[u8], p: &Arc<Permissions>| {
@@ -2412,23 +2392,13 @@ fn hostile_bodies_never_panic_the_check() {
                 }
                 for _ in 0..400 {
                     let mut bytes = seed.clone();
-                    for _ in 0..=rng.below(4) {
-                        let i = rng.below(bytes.len());
-                        if let Some(b) = bytes.get_mut(i) {
-                            // Mostly bytes that turn lengths and counts hostile.
-                            *b = match rng.below(4) {
-                                0 => 0xff,
-                                1 => 0x7f,
-                                2 => 0x80,
-                                _ => rng.next() as u8,
-                            };
-                        }
-                    }
-                    let answer: Vec<u8> = (0..rng.below(48)).map(|_| rng.next() as u8).collect();
+                    rng.mutate(&mut bytes);
+                    let answer: Vec<u8> =
+                        (0..rng.below(48)).map(|_| rng.next_u64() as u8).collect();
                     check(key, version, &bytes, &answer, p);
                 }
                 for _ in 0..100 {
-                    let body: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+                    let body: Vec<u8> = (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect();
                     check(key, version, &body, &body, p);
                 }
             }

@@ -1,10 +1,11 @@
-//! Shared test fixtures for the rewrite tests: a mapper, the upstream addresses, a PRNG and the
+//! Shared test fixtures for the rewrite tests: a mapper, the upstream addresses and the
 //! hostile-input loop.
 
 use bytes::Bytes;
 
 use super::{AddressMapper, BrokerAddress, rewrite_response};
 use crate::kafka::error::ProtocolError;
+pub(crate) use crate::test_support::Prng;
 
 /// What the upstream advertises in every fixture.
 pub(crate) const UPSTREAM_HOST: &str = "broker-internal.example";
@@ -61,26 +62,6 @@ pub(crate) fn assert_no_upstream_bytes(frame: &[u8]) {
     );
 }
 
-/// xorshift64*: deterministic, dependency-free randomness for the hostile-input loops.
-pub(crate) struct Prng(u64);
-
-impl Prng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}
-
 /// Feeds truncations, byte mutations and random bytes derived from a valid `frame` to
 /// `rewrite_response`. It must return (Ok or Err) every time: an abort kills the test binary,
 /// and a panic that only `catch_unwind` stopped is reported as a failure too.
@@ -102,18 +83,7 @@ pub(crate) fn assert_hostile_inputs_never_panic(api_key: i16, version: i16, fram
     let mut rng = Prng::new(((api_key as u64) << 16) ^ version as u64);
     for _ in 0..300 {
         let mut bytes = frame.to_vec();
-        for _ in 0..=rng.below(4) {
-            let i = rng.below(bytes.len());
-            if let Some(b) = bytes.get_mut(i) {
-                // Mostly 0xff/0x7f/0x80: they turn lengths and counts into hostile ones.
-                *b = match rng.below(4) {
-                    0 => 0xff,
-                    1 => 0x7f,
-                    2 => 0x80,
-                    _ => rng.next_u64() as u8,
-                };
-            }
-        }
+        rng.mutate(&mut bytes);
         check(Bytes::from(bytes));
     }
     for _ in 0..100 {
