@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kafka_mtls_proxy::oauth::{
@@ -40,16 +39,7 @@ fn resolution() -> Resolution {
 }
 
 fn issuer() -> TokenIssuer {
-    let keys = KeyRing::open(
-        KeySettings {
-            rotate_every: Duration::from_secs(86_400),
-            publish_ahead: Duration::from_secs(3_900),
-            token_lifetime: Duration::from_secs(900),
-            keys_dir: None,
-        },
-        Arc::new(ManualClock::new(NOW)),
-    )
-    .unwrap();
+    let keys = KeyRing::open(KeySettings::default(), Arc::new(ManualClock::new(NOW))).unwrap();
     let extensions = BTreeMap::from([("logicalCluster".to_string(), "lkc-payments".to_string())]);
     TokenIssuer::new(
         TokenSettings {

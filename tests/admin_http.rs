@@ -287,18 +287,7 @@ async fn the_shutdown_future_stops_the_server() {
 
 #[tokio::test]
 async fn jwks_is_served_without_auth_with_a_short_cache_lifetime() {
-    let keys = Arc::new(
-        KeyRing::open(
-            KeySettings {
-                rotate_every: Duration::from_secs(86_400),
-                publish_ahead: Duration::from_secs(3_900),
-                token_lifetime: Duration::from_secs(900),
-                keys_dir: None,
-            },
-            Arc::new(SystemClock),
-        )
-        .unwrap(),
-    );
+    let keys = Arc::new(KeyRing::open(KeySettings::default(), Arc::new(SystemClock)).unwrap());
     let admin = Admin::start_with_keys(vec![], Some(keys.clone())).await;
     let reply = admin.get("/.well-known/jwks.json").await.expect(200);
     assert_eq!(reply.header("content-type"), Some("application/json"));

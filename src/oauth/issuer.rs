@@ -206,16 +206,7 @@ mod tests {
 
     fn issuer(scope: Option<&str>) -> (TokenIssuer, Arc<KeyRing>) {
         let keys = Arc::new(
-            KeyRing::open(
-                KeySettings {
-                    rotate_every: Duration::from_secs(86_400),
-                    publish_ahead: Duration::from_secs(3_900),
-                    token_lifetime: Duration::from_secs(900),
-                    keys_dir: None,
-                },
-                Arc::new(ManualClock::new(NOW)),
-            )
-            .unwrap(),
+            KeyRing::open(KeySettings::default(), Arc::new(ManualClock::new(NOW))).unwrap(),
         );
         let settings = TokenSettings {
             issuer: "https://proxy.example".into(),

@@ -87,6 +87,19 @@ pub struct KeySettings {
     pub keys_dir: Option<PathBuf>,
 }
 
+impl Default for KeySettings {
+    /// The configuration's defaults (`upstream.identity.*_ms`), with keys in memory only.
+    fn default() -> Self {
+        use crate::config::defaults;
+        Self {
+            rotate_every: Duration::from_millis(defaults::OAUTH_ROTATE_EVERY_MS),
+            publish_ahead: Duration::from_millis(defaults::OAUTH_PUBLISH_AHEAD_MS),
+            token_lifetime: Duration::from_millis(defaults::OAUTH_TOKEN_LIFETIME_MS),
+            keys_dir: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
     #[error("oauth keys_dir {}: {source}", path.display())]
@@ -440,10 +453,8 @@ mod tests {
 
     fn settings(dir: Option<&Path>) -> KeySettings {
         KeySettings {
-            rotate_every: 24 * HOUR,
-            publish_ahead: 65 * MINUTE,
-            token_lifetime: 15 * MINUTE,
             keys_dir: dir.map(Path::to_path_buf),
+            ..KeySettings::default()
         }
     }
 
