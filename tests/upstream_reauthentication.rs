@@ -899,22 +899,11 @@ async fn a_refused_reauthentication_closes_the_session_with_a_log_line_and_an_au
         );
         assert!(record.violations.is_empty(), "{:?}", record.violations);
     }
-    let audit = proxy
-        .audit_records("upstream_reauthentication_failed")
-        .await;
-    assert_eq!(audit.len(), 1, "{audit:?}");
-    let data = &audit[0]["data"];
+    let data = assert_reauthentication_failure_recorded(&proxy, local, "invalid credentials").await;
     assert_eq!(data["primaryPoolId"], "pool-payments");
     assert_eq!(data["result"]["status"], "UNAUTHENTICATED");
-    let message = data["result"]["message"].as_str().unwrap();
-    assert!(message.contains("invalid credentials"), "{message}");
-    let logs = logs_about(local);
     assert!(
-        logs.contains("closing: re-authentication to the broker failed"),
-        "{logs}"
-    );
-    assert!(
-        !logs.contains("not-the-password"),
+        !logs_about(local).contains("not-the-password"),
         "a password reached the log"
     );
     proxy.stop().await;
@@ -941,17 +930,7 @@ async fn a_reauthentication_left_unanswered_closes_the_session_after_the_connect
         "closed before the re-authentication could time out ({:?})",
         started.elapsed()
     );
-    let audit = proxy
-        .audit_records("upstream_reauthentication_failed")
-        .await;
-    assert_eq!(audit.len(), 1, "{audit:?}");
-    let message = audit[0]["data"]["result"]["message"].as_str().unwrap();
-    assert!(message.contains("no answer within 300 ms"), "{message}");
-    let logs = logs_about(local);
-    assert!(
-        logs.contains("closing: re-authentication to the broker failed"),
-        "{logs}"
-    );
+    assert_reauthentication_failure_recorded(&proxy, local, "no answer within 300 ms").await;
     proxy.stop().await;
 }
 
@@ -1075,21 +1054,33 @@ async fn oauthbearer_a_refused_reauthentication_is_acknowledged_then_closes_the_
         );
         assert!(record.violations.is_empty(), "{:?}", record.violations);
     }
+    let data = assert_reauthentication_failure_recorded(&proxy, local, "invalid_token").await;
+    assert_eq!(data["primaryPoolId"], POOL);
+    assert_eq!(data["result"]["status"], "UNAUTHENTICATED");
+    proxy.stop().await;
+}
+
+/// What every failed re-authentication must leave: exactly one
+/// `upstream_reauthentication_failed` audit record whose message contains `reason`, and the
+/// closing warning in the connection's log. Returns the record's `data` for further checks.
+async fn assert_reauthentication_failure_recorded(
+    proxy: &TestProxy,
+    local: SocketAddr,
+    reason: &str,
+) -> serde_json::Value {
     let audit = proxy
         .audit_records("upstream_reauthentication_failed")
         .await;
     assert_eq!(audit.len(), 1, "{audit:?}");
-    let data = &audit[0]["data"];
-    assert_eq!(data["primaryPoolId"], POOL);
-    assert_eq!(data["result"]["status"], "UNAUTHENTICATED");
+    let data = audit[0]["data"].clone();
     let message = data["result"]["message"].as_str().unwrap();
-    assert!(message.contains("invalid_token"), "{message}");
+    assert!(message.contains(reason), "{message}");
     let logs = logs_about(local);
     assert!(
         logs.contains("closing: re-authentication to the broker failed"),
         "{logs}"
     );
-    proxy.stop().await;
+    data
 }
 
 /// What every repeated re-authentication run must show: no protocol violation, no expired
