@@ -1101,16 +1101,11 @@ fn assert_kept_up_on_one_connection(record: &ConnRecord, answered: usize) {
         answered > 20,
         "the client made little progress: {answered} answers"
     );
+    // With `violations` empty, no SASL request used an id the broker still owed the client an
+    // answer for. That is the exact rule: a colliding id the client has not sent yet (a slow
+    // start on a loaded machine), or whose answer went out already, is free to use.
     assert!(
         record.reauths_with_colliding_ids_unanswered >= 1,
         "no re-authentication started while the colliding ids were unanswered: {record:?}"
-    );
-    assert!(
-        record
-            .reauth_ids
-            .iter()
-            .all(|id| !COLLIDING_IDS.contains(id)),
-        "{:?}",
-        record.reauth_ids
     );
 }
