@@ -24,18 +24,13 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use kafka_mtls_proxy::acl::{
     AclRule, Action, Operation, Pattern, Permission, Permissions, ResourceType, check_request,
 };
-use kafka_mtls_proxy::kafka::{
-    AddressMapper, BrokerAddress, ProtocolError, parse_request_header, rewrite_response,
-};
+use kafka_mtls_proxy::kafka::{parse_request_header, rewrite_response};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, FetchRequest, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -43,9 +38,11 @@ use kafka_protocol::records::{
     RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+mod support;
+use support::{METADATA_VERSION, Mapper, metadata_frame, response_frame};
+
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
-const METADATA_VERSION: i16 = 12;
 /// The topic the pool may use, one it may not, and the pool's prefix.
 const ALLOWED_TOPIC: &str = "payments-eu";
 const DENIED_TOPIC: &str = "hr-salaries";
@@ -117,16 +114,6 @@ fn request_frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Bytes {
         .with_correlation_id(7)
         .with_client_id(Some(StrBytes::from_static_str("bench-client")))
         .encode(&mut buf, key.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    buf.freeze()
-}
-
-fn response_frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Bytes {
-    let mut buf = BytesMut::new();
-    ResponseHeader::default()
-        .with_correlation_id(7)
-        .encode(&mut buf, key.response_header_version(version))
         .unwrap();
     body.encode(&mut buf, version).unwrap();
     buf.freeze()
@@ -246,61 +233,19 @@ fn metadata_listing_frame() -> Bytes {
 /// A Metadata v12 answer with `n` topics of 3 partitions on 3 brokers; every other topic is
 /// the pool's (`payments-…`), the rest another team's.
 fn metadata_response_frame(n: usize) -> Bytes {
-    let brokers = [1, 2, 3];
-    let body = MetadataResponse::default()
-        .with_brokers(
-            brokers
-                .iter()
-                .map(|&id| {
-                    MetadataResponseBroker::default()
-                        .with_node_id(BrokerId(id))
-                        .with_host(StrBytes::from_string(format!(
-                            "broker-{id}.internal.example"
-                        )))
-                        .with_port(9092)
-                })
-                .collect(),
-        )
-        .with_cluster_id(Some(StrBytes::from_static_str("cluster")))
-        .with_controller_id(BrokerId(1))
-        .with_topics(
-            (0..n)
-                .map(|t| {
-                    let name = if t % 2 == 0 {
-                        format!("{POOL_PREFIX}{t}")
-                    } else {
-                        format!("orders-x{t}")
-                    };
-                    MetadataResponseTopic::default()
-                        .with_name(Some(topic_name(&name)))
-                        .with_topic_id(uuid::Uuid::from_u128(t as u128 + 1))
-                        .with_partitions(
-                            (0..3)
-                                .map(|p| {
-                                    MetadataResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_leader_id(BrokerId(brokers[p as usize]))
-                                        .with_leader_epoch(5)
-                                        .with_replica_nodes(brokers.map(BrokerId).to_vec())
-                                        .with_isr_nodes(brokers.map(BrokerId).to_vec())
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
-    response_frame(ApiKey::Metadata, METADATA_VERSION, &body)
+    metadata_frame(
+        (0..n).map(|t| {
+            if t % 2 == 0 {
+                format!("{POOL_PREFIX}{t}")
+            } else {
+                format!("orders-x{t}")
+            }
+        }),
+        None,
+    )
 }
 
 /// A mapper as cheap as the proxy's: node id → fixed host, port by offset.
-struct Mapper;
-
-impl AddressMapper for Mapper {
-    fn client_address(&self, upstream: &BrokerAddress) -> Result<(String, i32), ProtocolError> {
-        Ok(("kafka.proxy.example".to_owned(), 19_000 + upstream.node_id))
-    }
-}
-
 /// What `check_request` decided, in short: (narrowed, patched), or answered/refused.
 fn outcome(action: &Action) -> (bool, bool) {
     match action {

@@ -12,81 +12,21 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
-use kafka_mtls_proxy::kafka::{
-    AddressMapper, BrokerAddress, ProtocolError, parse_request_header, response_needs_rewrite,
-    rewrite_response,
-};
+use kafka_mtls_proxy::kafka::{parse_request_header, response_needs_rewrite, rewrite_response};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FindCoordinatorResponse, MetadataResponse, ProduceRequest, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, BrokerId, FindCoordinatorResponse, ProduceRequest, RequestHeader,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-const BROKERS: [i32; 3] = [1, 2, 3];
-const METADATA_VERSION: i16 = 12;
+mod support;
+use support::{METADATA_VERSION, Mapper, response_frame};
+
 const FIND_COORDINATOR_VERSION: i16 = 4;
 
 /// A mapper as cheap as the proxy's: node id → fixed host, port by offset.
-struct Mapper;
-
-impl AddressMapper for Mapper {
-    fn client_address(&self, upstream: &BrokerAddress) -> Result<(String, i32), ProtocolError> {
-        Ok(("kafka.proxy.example".to_owned(), 19_000 + upstream.node_id))
-    }
-}
-
-fn response_frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Bytes {
-    let mut buf = BytesMut::new();
-    ResponseHeader::default()
-        .with_correlation_id(1)
-        .encode(&mut buf, key.response_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    buf.freeze()
-}
-
 fn metadata_frame(topics: usize) -> Bytes {
-    let brokers = BROKERS
-        .iter()
-        .map(|&id| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(id))
-                .with_host(StrBytes::from_string(format!(
-                    "broker-{id}.internal.example"
-                )))
-                .with_port(9092)
-                .with_rack(Some(StrBytes::from_static_str("rack-a")))
-        })
-        .collect();
-    let topics = (0..topics)
-        .map(|t| {
-            MetadataResponseTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(format!("topic-{t}")))))
-                .with_topic_id(uuid::Uuid::from_u128(t as u128 + 1))
-                .with_partitions(
-                    (0..3)
-                        .map(|p| {
-                            MetadataResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_leader_id(BrokerId(BROKERS[p as usize]))
-                                .with_leader_epoch(5)
-                                .with_replica_nodes(BROKERS.map(BrokerId).to_vec())
-                                .with_isr_nodes(BROKERS.map(BrokerId).to_vec())
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    let body = MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_static_str("cluster")))
-        .with_controller_id(BrokerId(1))
-        .with_topics(topics);
-    response_frame(ApiKey::Metadata, METADATA_VERSION, &body)
+    support::metadata_frame((0..topics).map(|t| format!("topic-{t}")), Some("rack-a"))
 }
 
 fn find_coordinator_frame() -> Bytes {
