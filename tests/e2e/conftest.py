@@ -1,15 +1,17 @@
-"""Session fixtures: one development PKI, one tansu broker and one proxy for the whole run.
+"""Session fixtures: one development PKI, one Apache Kafka broker and one proxy for the run.
 
-Real clients (kafka-python and confluent-kafka) talk mTLS to the proxy, which forwards to a real
-tansu broker. The proxy's and the broker's logs are written to files; when a test fails, their
-tails are attached to the failure report (the first thing anyone debugging a red CI needs).
+Real clients (kafka-python, confluent-kafka, the Java client and Kafka's own tools, franz-go)
+talk mTLS to the proxy, which forwards to a real Apache Kafka broker (KRaft, one node, the
+listeners of kafka/cluster.py, StandardAuthorizer on). The proxy's and the broker's logs are
+written to files; when a test fails, their tails are attached to the failure report (the first
+thing anyone debugging a red CI needs).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
+import subprocess
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,24 +19,29 @@ from pathlib import Path
 import pytest
 
 from harness import (
+    KAFKA_NODE_ID,
     STARTED_LOGS,
-    TANSU_NODE_ID,
     AuditLog,
     ClientTLS,
     Process,
     broker_port_base,
     broker_stalls,
+    REPO_ROOT,
     free_port,
+    kafka_cluster_module,
     proxy_binary,
     run_cli,
     tail,
 )
+
+cluster = kafka_cluster_module()
 
 # Every process the session started, for the failure report.
 _PROCESSES: dict[str, Process] = {}
 
 PKI_FILES = [
     "server-ca.pem", "server.pem", "server.key", "acme-internal-client-ca.pem", "rogue-ca.pem",
+    "broker.pem", "broker.key", "proxy-upstream-client.pem", "proxy-upstream-client.key",
     *(f"{name}.{ext}" for name in ("acme-client", "acme-analytics", "outsider", "expired", "rogue")
       for ext in ("pem", "key")),
 ]
@@ -86,12 +93,14 @@ def proxy_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tansu_bin() -> str:
-    found = shutil.which("tansu") or str(Path.home() / ".cargo" / "bin" / "tansu")
-    if not os.access(found, os.X_OK):
-        pytest.fail("tansu not found on PATH nor in ~/.cargo/bin (scripts/install-tansu)",
+def kafka_jars() -> Path:
+    """The pinned Apache Kafka release's jars (scripts/kafka-fetch: cached after the first run)."""
+    result = subprocess.run([str(REPO_ROOT / "scripts" / "kafka-fetch")], capture_output=True,
+                            text=True, timeout=900, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/kafka-fetch failed ({result.returncode}):\n{result.stderr}",
                     pytrace=False)
-    return found
+    return Path(result.stdout.strip())
 
 
 @pytest.fixture(scope="session")
@@ -125,37 +134,46 @@ def client_tls(pki):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class Tansu:
-    port: int
-    process: Process
+# The session broker's KIP-368 listener (REAUTH) grants sessions this long.
+REAUTH_MS = 4000
 
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+
+def start_cluster(workdir: Path, pki: Path, **kwargs) -> "cluster.Cluster":
+    """A started Apache Kafka cluster whose nodes' logs go into failure reports; stop it with
+    `stop_cluster`."""
+    kafka = cluster.Cluster(workdir, pki=pki, log=lambda *_: None, **kwargs)
+    for node in kafka.nodes:
+        _PROCESSES[f"{workdir.name}/{node.name}"] = node
+        STARTED_LOGS.append(node.log_path)
+    try:
+        kafka.start()
+    except BaseException:
+        stop_cluster(kafka)
+        raise
+    return kafka
+
+
+def stop_cluster(kafka) -> None:
+    kafka.stop()
+    for node in kafka.nodes:
+        _PROCESSES.pop(f"{kafka.workdir.name}/{node.name}", None)
 
 
 @pytest.fixture(scope="session")
-def tansu(tansu_bin, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tansu")
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = Process("tansu", [tansu_bin, "broker", "--listener-url", url,
-                             "--advertised-listener-url", url,
-                             "--storage-engine", "memory://tansu/"],
-                   workdir / "tansu.log", cwd=workdir)
-    _PROCESSES["tansu"] = proc
+def kafka(kafka_jars, pki, tmp_path_factory):
+    """The session's Apache Kafka broker (one node): PLAINTEXT for `mode: none`, SCRAM on the
+    SASL listeners, and REAUTH with `REAUTH_MS` sessions. Its node id is `KAFKA_NODE_ID`."""
+    kafka = start_cluster(tmp_path_factory.mktemp("kafka"), pki, brokers=1, reauth_ms=REAUTH_MS)
     try:
-        proc.wait_for_port("127.0.0.1", port, timeout=30)
-        yield Tansu(port, proc)
+        yield kafka
     finally:
-        proc.stop()
+        stop_cluster(kafka)
 
 
 @dataclasses.dataclass
 class Proxy:
     bootstrap_port: int
-    broker_port: int  # where tansu's node 111 is served: first_port + 111
+    broker_port: int  # where the broker's node KAFKA_NODE_ID is served: first_port + node id
     config_path: Path
     audit_path: Path
     process: Process
@@ -183,17 +201,17 @@ PRIORITY_POOLS_YAML = POOLS_YAML.replace(
     "      - id: pool-acme-all\n", "        priority: 10\n      - id: pool-acme-all\n")
 
 
-def proxy_config(*, bootstrap_port: int, first_port: int, pki: Path, tansu_port: int,
-                 audit_path: Path, pools_yaml: str = POOLS_YAML,
-                 upstream_bootstrap: str | None = None, upstream_yaml: str = "") -> str:
+def proxy_config(*, bootstrap_port: int, first_port: int, pki: Path, upstream_bootstrap: str,
+                 audit_path: Path, pools_yaml: str = POOLS_YAML, upstream_yaml: str = "") -> str:
     """The session's configuration (the one in the brief), with absolute paths.
 
-    `upstream_bootstrap` replaces `127.0.0.1:<tansu_port>`; `upstream_yaml` adds keys under
-    `upstream:` (YAML at column 0, indented here), e.g. a `tls:` or `identity:` block.
+    `upstream_bootstrap` is the broker listener (`kafka.bootstrap("PLAINTEXT")` for
+    `mode: none`); `upstream_yaml` adds keys under `upstream:` (YAML at column 0, indented
+    here), e.g. a `tls:` or `identity:` block.
     """
     extra = textwrap.indent(textwrap.dedent(upstream_yaml).strip("\n"), " " * 2)
     extra = extra + "\n" if extra else ""
-    bootstrap = upstream_bootstrap or f"127.0.0.1:{tansu_port}"
+    bootstrap = upstream_bootstrap
     return textwrap.dedent(f"""\
         listener:
           bootstrap: 127.0.0.1:{bootstrap_port}
@@ -219,14 +237,15 @@ def proxy_config(*, bootstrap_port: int, first_port: int, pki: Path, tansu_port:
 
 
 @pytest.fixture(scope="session")
-def proxy(proxy_bin, pki, tansu, tmp_path_factory):
+def proxy(proxy_bin, pki, kafka, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("proxy")
     bootstrap_port = free_port()
-    first_port = broker_port_base(TANSU_NODE_ID)
+    first_port = broker_port_base(KAFKA_NODE_ID)
     audit_path = workdir / "audit.log"
     config_path = workdir / "proxy.yaml"
     config_path.write_text(proxy_config(bootstrap_port=bootstrap_port, first_port=first_port,
-                                        pki=pki, tansu_port=tansu.port, audit_path=audit_path))
+                                        pki=pki, upstream_bootstrap=kafka.bootstrap(),
+                                        audit_path=audit_path))
     env_log = workdir / "proxy.log"
     # NO_COLOR: a log file people read, not a terminal. RUST_LOG would override log.level.
     env = {"NO_COLOR": "1", "RUST_LOG": None}
@@ -240,7 +259,7 @@ def proxy(proxy_bin, pki, tansu, tmp_path_factory):
         probe_audit = AuditLog(audit_path)
         assert probe_audit.wait_for(0, timeout=10), "no audit record for the readiness probe"
         probe_audit.settle(quiet=0.3)
-        yield Proxy(bootstrap_port, first_port + TANSU_NODE_ID, config_path, audit_path, proc)
+        yield Proxy(bootstrap_port, first_port + KAFKA_NODE_ID, config_path, audit_path, proc)
     finally:
         code = proc.stop()
         # A proxy that crashed during the run must not go unnoticed: fail loudly at teardown.

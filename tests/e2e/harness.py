@@ -21,8 +21,20 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# tansu 0.6.0 always reports itself as node 111 of cluster `tansu_cluster`.
-TANSU_NODE_ID = 111
+# The session broker's node id (kafka/cluster.py numbers nodes from 1).
+KAFKA_NODE_ID = 1
+
+
+def kafka_cluster_module():
+    """kafka/cluster.py, the Apache Kafka cluster the suite runs against."""
+    import sys
+
+    path = str(REPO_ROOT / "kafka")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import cluster
+
+    return cluster
 
 
 def proxy_binary() -> Path:
@@ -42,7 +54,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def broker_port_base(node_id: int = TANSU_NODE_ID) -> int:
+def broker_port_base(node_id: int = KAFKA_NODE_ID) -> int:
     """A `first_port` such that `first_port + node_id` is a free port (and not 0)."""
     for _ in range(50):
         port = free_port()
@@ -56,7 +68,7 @@ def tail(path: Path, lines: int = 80) -> str:
         text = Path(path).read_text(errors="replace")
     except FileNotFoundError:
         return f"<{path} does not exist>"
-    # Colour codes (tansu colours its log) and very long lines only hide the story.
+    # Colour codes and very long lines only hide the story.
     return "\n".join(_shorten(_ANSI.sub("", line)) for line in text.splitlines()[-lines:])
 
 

@@ -1,4 +1,4 @@
-"""Proxy-side ACLs with real clients against the real tansu broker (which enforces nothing).
+"""Proxy-side ACLs with real clients against Apache Kafka (whose PLAINTEXT listener lets User:ANONYMOUS do everything, so every refusal here is the proxy's).
 
 One proxy of its own with `authorization.enabled: true`:
 
@@ -21,7 +21,7 @@ import pytest
 
 from clients import LIBRARIES, driver
 from conftest import _PROCESSES, proxy_config
-from harness import TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port
+from harness import KAFKA_NODE_ID, AuditLog, Process, broker_port_base, free_port
 
 RUN = uuid.uuid4().hex[:8]
 PAYMENTS = f"payments-eu-{RUN}"
@@ -54,7 +54,7 @@ authorization:
 
 
 @pytest.fixture(scope="module")
-def acl_proxy(proxy_bin, pki, tansu, proxy, client_tls, tmp_path_factory):
+def acl_proxy(proxy_bin, pki, kafka, proxy, client_tls, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("acl")
     # The topics exist before the ACL proxy sees them (created through the ACL-free proxy).
     admin = driver("kafka-python", proxy.bootstrap, client_tls("acme-client"))
@@ -65,8 +65,8 @@ def acl_proxy(proxy_bin, pki, tansu, proxy, client_tls, tmp_path_factory):
     audit_path = workdir / "audit.log"
     config = workdir / "proxy.yaml"
     config.write_text(proxy_config(
-        bootstrap_port=bootstrap_port, first_port=broker_port_base(TANSU_NODE_ID), pki=pki,
-        tansu_port=tansu.port, audit_path=audit_path, pools_yaml=ACL_POOLS_YAML))
+        bootstrap_port=bootstrap_port, first_port=broker_port_base(KAFKA_NODE_ID), pki=pki,
+        upstream_bootstrap=kafka.bootstrap(), audit_path=audit_path, pools_yaml=ACL_POOLS_YAML))
     check = Process("check-acl", [proxy_bin, "check-config", "--config", config],
                     workdir / "check.log", cwd=workdir)
     assert check.proc.wait(timeout=30) == 0, check.log_tail()
@@ -294,6 +294,6 @@ def test_an_api_the_proxy_cannot_authorize_closes_the_connection_with_an_audit_r
     assert "closing: request refused by proxy ACLs" in acl_proxy["log"].read_text()
 
 
-# Every API key src/acl/apis.rs may offer under ACLs (a superset is fine: tansu lists fewer).
+# Every API key src/acl/apis.rs may offer under ACLs (a superset is fine: the broker may list fewer).
 AUTHORIZED_API_KEYS = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24,
                        25, 26, 28, 32, 33, 37, 42, 44, 47, 60}

@@ -11,16 +11,16 @@ import pytest
 
 from clients import driver
 from conftest import _PROCESSES, proxy_config
-from harness import TANSU_NODE_ID, Process, broker_port_base, free_port, raw_tls_attempt
+from harness import KAFKA_NODE_ID, Process, broker_port_base, free_port, raw_tls_attempt
 
 
 @pytest.fixture(scope="module")
-def admin_proxy(proxy_bin, pki, tansu, tmp_path_factory):
+def admin_proxy(proxy_bin, pki, kafka, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("admin")
     port, admin_port = free_port(), free_port()
     config = workdir / "proxy.yaml"
-    config.write_text(proxy_config(bootstrap_port=port, first_port=broker_port_base(TANSU_NODE_ID),
-                                   pki=pki, tansu_port=tansu.port,
+    config.write_text(proxy_config(bootstrap_port=port, first_port=broker_port_base(KAFKA_NODE_ID),
+                                   pki=pki, upstream_bootstrap=kafka.bootstrap(),
                                    audit_path=workdir / "audit.log")
                       + f"admin:\n  listen: 127.0.0.1:{admin_port}\n")
     proc = Process("proxy-admin", [proxy_bin, "run", "--config", config], workdir / "proxy.log",
@@ -64,12 +64,12 @@ def test_health_and_readiness_with_a_reachable_broker(admin_proxy):
     assert json.loads(body)["status"] == "ready"
 
 
-def test_metrics_count_handshakes_pools_requests_and_bytes(admin_proxy, client_tls):
+def test_metrics_count_handshakes_pools_requests_and_bytes(kafka, admin_proxy, client_tls):
     url = admin_proxy["admin"] + "/metrics"
     before = get(url)[1]
 
     view = driver("kafka-python", admin_proxy["bootstrap"], client_tls("acme-client")).cluster()
-    assert view.cluster_id == "tansu_cluster"
+    assert view.cluster_id == kafka.cluster_id
     refused = raw_tls_attempt("127.0.0.1", admin_proxy["port"], client_tls("outsider"))
     assert refused.error is not None
 
@@ -89,7 +89,7 @@ def test_metrics_count_handshakes_pools_requests_and_bytes(admin_proxy, client_t
     assert delta("kafka_mtls_proxy_connections_total", listener="bootstrap") >= 2
 
 
-def test_an_idle_proxy_with_an_admin_server_stops_at_once_on_sigterm(proxy_bin, pki, tansu,
+def test_an_idle_proxy_with_an_admin_server_stops_at_once_on_sigterm(proxy_bin, pki, kafka,
                                                                       tmp_path_factory):
     """Nothing in flight, so nothing to drain: SIGTERM ends the process promptly (a task that
     kept the audit sink alive once made every stop wait out the audit writer's 5 s)."""
@@ -99,8 +99,8 @@ def test_an_idle_proxy_with_an_admin_server_stops_at_once_on_sigterm(proxy_bin, 
     workdir = tmp_path_factory.mktemp("admin-stop")
     port, admin_port = free_port(), free_port()
     config = workdir / "proxy.yaml"
-    config.write_text(proxy_config(bootstrap_port=port, first_port=broker_port_base(TANSU_NODE_ID),
-                                   pki=pki, tansu_port=tansu.port,
+    config.write_text(proxy_config(bootstrap_port=port, first_port=broker_port_base(KAFKA_NODE_ID),
+                                   pki=pki, upstream_bootstrap=kafka.bootstrap(),
                                    audit_path=workdir / "audit.log")
                       + f"admin:\n  listen: 127.0.0.1:{admin_port}\n")
     proc = Process("proxy-admin-stop", [proxy_bin, "run", "--config", config],

@@ -1,4 +1,4 @@
-"""The data path: real clients → proxy (mTLS) → tansu, and back.
+"""The data path: real clients → proxy (mTLS) → Apache Kafka, and back.
 
 Every test runs with both kafka-python and confluent-kafka (librdkafka), as acme-client.
 """
@@ -10,6 +10,7 @@ import time
 import pytest
 
 from clients import LIBRARIES, driver, unique
+from harness import KAFKA_NODE_ID
 
 each_library = pytest.mark.parametrize("library", LIBRARIES)
 
@@ -31,24 +32,24 @@ def as_acme(proxy, client_tls):
 
 
 @pytest.fixture
-def direct(tansu):
+def direct(kafka):
     """A plaintext client straight to the broker, to check what really happened there."""
-    return lambda library: driver(library, tansu.bootstrap, None)
+    return lambda library: driver(library, kafka.bootstrap(), None)
 
 
 @each_library
 def test_list_topics_through_proxy_shows_broker_topic_and_proxy_broker_addresses(
-        library, proxy, tansu, as_acme, direct):
+        library, proxy, kafka, as_acme, direct):
     topic = unique("created-on-broker")
     direct(library).create_topic(topic)
 
     view = as_acme(library).cluster()
 
-    assert topic in view.topics, f"{topic} (created directly on tansu) missing: {view.topics}"
-    assert view.cluster_id == "tansu_cluster"
-    assert view.brokers == [(111, "localhost", proxy.broker_port)], (
+    assert topic in view.topics, f"{topic} (created directly on the broker) missing: {view.topics}"
+    assert view.cluster_id == kafka.cluster_id
+    assert view.brokers == [(KAFKA_NODE_ID, "localhost", proxy.broker_port)], (
         f"brokers as the client sees them must be the proxy's: {view.brokers}")
-    assert all(port != tansu.port for _, _, port in view.brokers)
+    assert all(port != kafka.nodes[0].ports["PLAINTEXT"] for _, _, port in view.brokers)
 
 
 @each_library
@@ -109,7 +110,7 @@ def test_produce_acks_0_then_acks_all_on_same_producer_keeps_working(library, as
 
 def test_consumer_group_join_consume_and_commit_through_proxy(proxy, as_acme, direct):
     # JoinGroup/SyncGroup/Heartbeat/LeaveGroup through the proxy. One library suffices for the
-    # (potentially slow on tansu) join; committing and fetching offsets is covered for both.
+    # join; committing and fetching offsets is covered for both.
     library = "kafka-python"
     client = as_acme(library)
     topic = unique("group-join")

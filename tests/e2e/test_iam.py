@@ -1,7 +1,7 @@
 """Live management of certificate authorities and identity pools: the `pools` and `cas` commands
 (clients of the admin port's iam/v2 API) change a running proxy, and real Kafka clients feel it
 at once, without a restart. One proxy of its own (these tests rewrite its configuration), in
-front of the session's real tansu broker.
+front of the session's Apache Kafka broker.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from clients import driver, unique
 from conftest import _PROCESSES, proxy_config
-from harness import (TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port,
+from harness import (KAFKA_NODE_ID, AuditLog, Process, broker_port_base, free_port,
                      is_closed_by_peer, open_kafka_connection, proxy_binary, raw_tls_attempt,
                      reason_of, status_of)
 
@@ -22,7 +22,7 @@ TOKEN = "e2e-admin-token-0123456789abcdef"
 
 
 class IamProxy:
-    def __init__(self, workdir, pki, tansu_port, proxy_bin):
+    def __init__(self, workdir, pki, upstream, proxy_bin):
         self.workdir = workdir
         self.pki = pki
         self.port = free_port()
@@ -32,8 +32,8 @@ class IamProxy:
         self.config = workdir / "proxy.yaml"
         self.audit = AuditLog(workdir / "audit.log")
         self.config.write_text(
-            proxy_config(bootstrap_port=self.port, first_port=broker_port_base(TANSU_NODE_ID),
-                         pki=pki, tansu_port=tansu_port, audit_path=self.audit.path)
+            proxy_config(bootstrap_port=self.port, first_port=broker_port_base(KAFKA_NODE_ID),
+                         pki=pki, upstream_bootstrap=upstream, audit_path=self.audit.path)
             + f"admin:\n  listen: 127.0.0.1:{self.admin_port}\n  token_file: {self.token_file}\n"
             # No file watch: every change below must apply through the API's own reload.
             + "reload:\n  watch_interval_ms: 0\n")
@@ -75,8 +75,8 @@ class IamProxy:
 
 
 @pytest.fixture(scope="module")
-def iam(proxy_bin, pki, tansu, tmp_path_factory):
-    p = IamProxy(tmp_path_factory.mktemp("iam"), pki, tansu.port, proxy_bin)
+def iam(proxy_bin, pki, kafka, tmp_path_factory):
+    p = IamProxy(tmp_path_factory.mktemp("iam"), pki, kafka.bootstrap(), proxy_bin)
     _PROCESSES["proxy-iam"] = p.process
     try:
         p.process.wait_for_port("127.0.0.1", p.port, timeout=30)
@@ -91,7 +91,7 @@ def iam(proxy_bin, pki, tansu, tmp_path_factory):
 
 
 
-def test_a_pool_created_with_the_cli_admits_a_refused_client_and_its_deletion_closes_it(
+def test_a_pool_created_with_the_cli_admits_a_refused_client_and_its_deletion_closes_it(kafka, 
         iam, client_tls):
     outsider = client_tls("outsider")  # O=Other Corp: trusted chain, no pool matches it
     refused = raw_tls_attempt("127.0.0.1", iam.port, outsider)
@@ -110,7 +110,7 @@ def test_a_pool_created_with_the_cli_admits_a_refused_client_and_its_deletion_cl
     assert raw_tls_attempt("127.0.0.1", iam.port, outsider).kafka_ok
     for library in ("kafka-python", "confluent-kafka"):
         view = driver(library, iam.bootstrap, outsider).cluster()
-        assert view.cluster_id == "tansu_cluster", library
+        assert view.cluster_id == kafka.cluster_id, library
     admitted = iam.audit.wait_for(mark, lambda r: status_of(r) == "SUCCESS"
                                   and pool_id in r["data"].get("identityPoolIds", []))
     assert admitted and admitted[0]["data"]["identityPoolIds"] == [pool_id], admitted[:1]
@@ -139,7 +139,7 @@ def test_a_pool_created_with_the_cli_admits_a_refused_client_and_its_deletion_cl
     assert not again.kafka_ok and again.error is not None, "a deleted pool still admits"
 
 
-def test_a_ca_created_with_the_cli_trusts_its_clients_once_a_pool_admits_them(
+def test_a_ca_created_with_the_cli_trusts_its_clients_once_a_pool_admits_them(kafka, 
         iam, pki, client_tls):
     rogue = client_tls("rogue")  # issued by rogue-ca.pem, which no configured CA is
     assert not raw_tls_attempt("127.0.0.1", iam.port, rogue).kafka_ok
@@ -154,7 +154,7 @@ def test_a_ca_created_with_the_cli_trusts_its_clients_once_a_pool_admits_them(
                      "--id", "pool-partner", "--external-identifier", "SHA1",
                      "--filter", 'CN == "acme-client"')
         view = driver("confluent-kafka", iam.bootstrap, rogue).cluster()
-        assert view.cluster_id == "tansu_cluster"
+        assert view.cluster_id == kafka.cluster_id
     finally:
         out = iam.cli_ok("cas", "delete", ca_id)
         assert f'Deleted certificate authority "{ca_id}".' in out

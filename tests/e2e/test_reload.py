@@ -1,7 +1,7 @@
 """Hot reload: a changed configuration applies without a restart, a broken one is refused, and
 live connections a new configuration no longer admits are closed (reload.existing_connections:
 reevaluate, the default). One proxy of its own (these tests rewrite its configuration), in
-front of the session's real tansu broker.
+front of the session's Apache Kafka broker.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from clients import driver, unique
 from conftest import POOLS_YAML, _PROCESSES, proxy_config
-from harness import (TANSU_NODE_ID, AuditLog, Process, broker_port_base, free_port,
+from harness import (KAFKA_NODE_ID, AuditLog, Process, broker_port_base, free_port,
                      is_closed_by_peer, open_kafka_connection, raw_tls_attempt, reason_of, run_cli,
                      status_of)
 
@@ -25,12 +25,12 @@ WATCH_MS = 200
 
 
 class Reloadable:
-    def __init__(self, workdir, pki, tansu_port, proxy_bin, ca_fields: str = ""):
+    def __init__(self, workdir, pki, upstream, proxy_bin, ca_fields: str = ""):
         self.workdir = workdir
         self.pki = pki
-        self.tansu_port = tansu_port
+        self.upstream = upstream
         self.port = free_port()
-        self.first_port = broker_port_base(TANSU_NODE_ID)
+        self.first_port = broker_port_base(KAFKA_NODE_ID)
         # Its own copies of the server certificate and key: a test rotates them.
         shutil.copy(pki / "server.pem", workdir / "server.pem")
         shutil.copy(pki / "server.key", workdir / "server.key")
@@ -44,7 +44,7 @@ class Reloadable:
     def write(self, pools_yaml: str, extra: str = "", ca_fields: str = "") -> None:
         """Write the configuration atomically; `ca_fields`: extra keys on the CA."""
         text = proxy_config(bootstrap_port=self.port, first_port=self.first_port, pki=self.pki,
-                            tansu_port=self.tansu_port, audit_path=self.audit.path,
+                            upstream_bootstrap=self.upstream, audit_path=self.audit.path,
                             pools_yaml=pools_yaml)
         anchor = f"certificate_chain: {self.pki / 'acme-internal-client-ca.pem'}\n"
         text = text.replace(anchor, anchor + "".join(
@@ -73,8 +73,8 @@ class Reloadable:
 
 
 @pytest.fixture
-def reloadable(proxy_bin, pki, tansu, tmp_path):
-    r = Reloadable(tmp_path, pki, tansu.port, proxy_bin)
+def reloadable(proxy_bin, pki, kafka, tmp_path):
+    r = Reloadable(tmp_path, pki, kafka.bootstrap(), proxy_bin)
     _PROCESSES["proxy-reload"] = r.process
     try:
         r.process.wait_for_port("127.0.0.1", r.port, timeout=30)
@@ -88,7 +88,7 @@ def reloadable(proxy_bin, pki, tansu, tmp_path):
 
 
 
-def test_a_broken_configuration_is_refused_and_the_old_pools_keep_working(reloadable, client_tls):
+def test_a_broken_configuration_is_refused_and_the_old_pools_keep_working(kafka, reloadable, client_tls):
     r = reloadable
     r.write(POOLS_YAML.replace("""'O == "Acme Inc"'""", "'O =='"))
     r.process.proc.send_signal(signal.SIGHUP)
@@ -96,7 +96,7 @@ def test_a_broken_configuration_is_refused_and_the_old_pools_keep_working(reload
     assert "pool-acme-all" in r.log_text()  # the error names the pool
     # Still the old pools: acme-analytics (pool-acme-all only) is admitted and works.
     view = driver("kafka-python", r.bootstrap, client_tls("acme-analytics")).cluster()
-    assert view.cluster_id == "tansu_cluster"
+    assert view.cluster_id == kafka.cluster_id
 
 
 def test_a_removed_pool_closes_its_live_connection_and_refuses_new_ones(reloadable, client_tls):

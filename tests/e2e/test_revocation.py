@@ -31,11 +31,11 @@ def crl_server(pki):
 
 
 @pytest.fixture
-def start(proxy_bin, pki, tansu, tmp_path):
+def start(proxy_bin, pki, kafka, tmp_path):
     started = []
 
     def run(fields: str) -> Reloadable:
-        r = Reloadable(tmp_path, pki, tansu.port, proxy_bin, ca_fields=fields)
+        r = Reloadable(tmp_path, pki, kafka.bootstrap(), proxy_bin, ca_fields=fields)
         _PROCESSES["proxy-revocation"] = r.process
         started.append(r)
         r.process.wait_for_port("127.0.0.1", r.port, timeout=30)
@@ -55,7 +55,7 @@ def refusal_reasons(r: Reloadable, since: int) -> list[str]:
             if status_of(rec) == "UNAUTHENTICATED"]
 
 
-def test_a_certificate_revoked_by_the_crl_at_crl_url_is_refused(start, crl_server, client_tls):
+def test_a_certificate_revoked_by_the_crl_at_crl_url_is_refused(kafka, start, crl_server, client_tls):
     r = start(f"crl_url: {crl_server}/acme-intermediate-ca.crl.pem")
     before = len(r.audit.records())
     attempt = raw_tls_attempt("127.0.0.1", r.port, client_tls("revoked"))
@@ -64,7 +64,7 @@ def test_a_certificate_revoked_by_the_crl_at_crl_url_is_refused(start, crl_serve
     assert refusal_reasons(r, before) == ["revoked"]
     # The CRL does not touch certificates it does not list.
     view = driver("confluent-kafka", r.bootstrap, client_tls("acme-client")).cluster()
-    assert view.cluster_id == "tansu_cluster"
+    assert view.cluster_id == kafka.cluster_id
 
 
 def test_a_crl_added_by_reload_closes_the_live_connection_it_revokes(start, client_tls):
