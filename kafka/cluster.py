@@ -147,7 +147,7 @@ class Cluster:
     def __init__(self, workdir: Path, *, brokers: int = 1, pki: Path,
                  port_base: int | None = None, oauth: OAuthSettings | None = None,
                  reauth_ms: int | None = None, anonymous_acls: bool = True,
-                 heap: str = "-Xms384m -Xmx384m", log=print):
+                 advertise: dict[str, str] | None = None, heap: str = "-Xms384m -Xmx384m"):
         if brokers not in (1, 3):
             raise ClusterError(f"brokers: 1 or 3, not {brokers}")
         self.workdir = Path(workdir).resolve()
@@ -156,7 +156,11 @@ class Cluster:
         self.reauth_ms = reauth_ms
         self.anonymous_acls = anonymous_acls
         self.heap = heap
-        self.log = log
+        # listener → "host:port" clients are told instead of the bound address (one node only:
+        # a TCP load balancer or TLS terminator in front of it).
+        self.advertise = dict(advertise or {})
+        if self.advertise and brokers != 1:
+            raise ClusterError("advertise: only for a one-node cluster")
         self.cluster_id = random_cluster_id()
         self.nodes = [Node(n, self._ports(n, port_base), self.workdir / f"node-{n}")
                       for n in range(1, brokers + 1)]
@@ -220,7 +224,8 @@ class Cluster:
                 f"{n.node_id}@127.0.0.1:{n.ports['CONTROLLER']}" for n in self.nodes),
             "listeners": ",".join(f"{l}://127.0.0.1:{node.ports[l]}" for l in listeners),
             "advertised.listeners": ",".join(
-                f"{l}://127.0.0.1:{node.ports[l]}" for l in listeners if l != "CONTROLLER"),
+                f"{l}://{self.advertise.get(l, f'127.0.0.1:{node.ports[l]}')}"
+                for l in listeners if l != "CONTROLLER"),
             "listener.security.protocol.map": ",".join(f"{l}:{PROTOCOL[l]}" for l in listeners),
             "inter.broker.listener.name": "INTERNAL",
             "controller.listener.names": "CONTROLLER",

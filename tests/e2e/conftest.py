@@ -141,7 +141,7 @@ REAUTH_MS = 4000
 def start_cluster(workdir: Path, pki: Path, **kwargs) -> "cluster.Cluster":
     """A started Apache Kafka cluster whose nodes' logs go into failure reports; stop it with
     `stop_cluster`."""
-    kafka = cluster.Cluster(workdir, pki=pki, log=lambda *_: None, **kwargs)
+    kafka = cluster.Cluster(workdir, pki=pki, **kwargs)
     for node in kafka.nodes:
         _PROCESSES[f"{workdir.name}/{node.name}"] = node
         STARTED_LOGS.append(node.log_path)
