@@ -173,8 +173,8 @@ mod tests {
 
     #[test]
     fn api_with_no_overlap_is_dropped() {
-        // A broker whose Produce starts above the proxy's advertised cap.
-        let frame = broker_response(3, &[(0, 10, 13), (3, 0, 12)], 0);
+        // A broker whose Fetch starts above the proxy's advertised cap.
+        let frame = broker_response(3, &[(1, 16, 18), (3, 0, 12)], 0);
         let body = decode(&rewrite_api_versions_response(&frame, 3).unwrap(), 3);
         assert_eq!(ranges(&body), vec![(3, 0, 12)]);
     }

@@ -29,10 +29,13 @@ const PROXIED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
 ];
 
-/// The newest Produce version the proxy advertises. Produce v10+ responses may carry KIP-951
-/// `node_endpoints`, which would force a decode and re-encode (a copy of every response) on the
-/// hottest path; v9 has none. A client that sends v10+ anyway is still rewritten correctly.
-pub const PRODUCE_MAX_ADVERTISED: i16 = 9;
+/// The newest Produce version the proxy advertises: all it decodes. Produce v10+ responses may
+/// carry KIP-951 `node_endpoints`, so each one is decoded (they carry no records: about a
+/// microsecond) and re-encoded only when the field is there. A lower cap breaks transactions on
+/// Kafka 4 clusters: with the `transaction.version=2` feature (KIP-890, on by default) a Java
+/// producer skips AddPartitionsToTxn and relies on Produce v12+ to add the partition, so a
+/// Produce v9 in a transaction fails with INVALID_TXN_STATE (seen with Kafka 4.4).
+pub const PRODUCE_MAX_ADVERTISED: i16 = 13;
 
 /// The newest Fetch version the proxy advertises: Fetch v16+ responses may carry KIP-951
 /// `node_endpoints` next to megabytes of records, and re-encoding copies them. Same fallback as

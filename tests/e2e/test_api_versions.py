@@ -19,7 +19,7 @@ from harness import api_versions_v0_request, recv_exact, ssl_context
 # Produce and Fetch, and REFUSED_APIS. Kept by hand on purpose: a change there is a change of
 # what clients may negotiate, and must show up here.
 PRODUCE, FETCH, METADATA, API_VERSIONS, FIND_COORDINATOR, DESCRIBE_CLUSTER = 0, 1, 3, 18, 10, 60
-PROXY_MAX = {PRODUCE: 9, FETCH: 15, METADATA: 13, FIND_COORDINATOR: 6, API_VERSIONS: 4,
+PROXY_MAX = {PRODUCE: 13, FETCH: 15, METADATA: 13, FIND_COORDINATOR: 6, API_VERSIONS: 4,
              DESCRIBE_CLUSTER: 2}
 REFUSED = {17, 36, 38, 39, 40, 41}  # SaslHandshake, SaslAuthenticate, delegation tokens
 

@@ -2,8 +2,10 @@
 //! leader moved, the broker tells the client where the new leader is, so the client can skip a
 //! Metadata round trip. Unrewritten, that address sends the client around the proxy.
 //!
-//! The proxy advertises Produce ≤ v9 and Fetch ≤ v15 so these responses are rare; a client that
-//! sends a newer version anyway still gets proxy addresses (at the cost of re-encoding records).
+//! Produce responses (no records) are decoded from v10 on and re-encoded only when they carry
+//! endpoints. The proxy advertises Fetch ≤ v15, so Fetch responses (records) are rarely decoded;
+//! a client that sends a newer version anyway still gets proxy addresses (at the cost of
+//! re-encoding records).
 
 use bytes::Bytes;
 use kafka_protocol::messages::{FetchResponse, ProduceResponse};
