@@ -47,6 +47,9 @@ use rcgen::{
 use sha1::{Digest, Sha1};
 use time::{Duration, OffsetDateTime};
 
+mod jks;
+pub use jks::JksOutcome;
+
 /// Where `pki` writes unless told otherwise; the repository's `certs/` holds only a README.
 pub const DEFAULT_OUT_DIR: &str = "certs";
 
@@ -99,6 +102,11 @@ pub struct PkiArgs {
     /// `localhost` and `127.0.0.1` are always included.
     #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
+
+    /// Skip the JKS copies of the keystores (written with the JDK's keytool when it is on the
+    /// machine; PKCS#12 alone works with every Java client since Java 9).
+    #[arg(long)]
+    pub no_jks: bool,
 }
 
 impl Default for PkiArgs {
@@ -109,6 +117,7 @@ impl Default for PkiArgs {
             validity_days: DEFAULT_VALIDITY_DAYS,
             password: None,
             hosts: Vec::new(),
+            no_jks: false,
         }
     }
 }
@@ -206,6 +215,8 @@ pub struct PkiReport {
     pub password: String,
     /// Whether `password` was generated rather than given with `--password`.
     pub password_generated: bool,
+    /// The JKS copies of the keystores (written by the JDK's keytool when it is there).
+    pub jks: JksOutcome,
 }
 
 impl fmt::Display for PkiReport {
@@ -228,6 +239,7 @@ impl fmt::Display for PkiReport {
             names.join(", ")
         )?;
         writeln!(f, "  Java truststore:    truststore.p12 (trusts server-ca)")?;
+        writeln!(f, "  {}", self.jks)?;
         let origin = if self.password_generated {
             "generated"
         } else {
@@ -281,6 +293,7 @@ pub fn run(args: &PkiArgs) -> Result<PkiReport, PkiError> {
         if let Some(existing) = files
             .iter()
             .map(|f| out_dir.join(&f.name))
+            .chain(jks::file_names().iter().map(|name| out_dir.join(name)))
             .find(|p| fs::symlink_metadata(p).is_ok())
         {
             return Err(PkiError::AlreadyExists { path: existing });
@@ -296,12 +309,18 @@ pub fn run(args: &PkiArgs) -> Result<PkiReport, PkiError> {
             secret: file.secret,
         });
     }
+    let jks = if args.no_jks {
+        JksOutcome::NotAsked
+    } else {
+        jks::convert(&out_dir, &password, &mut written)?
+    };
 
     Ok(PkiReport {
         out_dir,
         files: written,
         password,
         password_generated,
+        jks,
     })
 }
 
@@ -623,8 +642,13 @@ fn generate(
             p12_name.clone(),
             client_keystore(spec.name, &client, issuer, password)?,
         ));
-        let properties =
-            client_properties(spec, &out_dir.join(&p12_name), &truststore_path, password);
+        let properties = client_properties(
+            spec,
+            &out_dir.join(&p12_name),
+            &truststore_path,
+            password,
+            "PKCS12",
+        );
         files.push(OutFile::secret(
             format!("{}.properties", spec.name),
             properties.clone(),
@@ -897,12 +921,14 @@ fn truststore(server_ca: &Ca, password: &str) -> Result<Vec<u8>, PkiError> {
         })
 }
 
-/// A Kafka client configuration that `--command-config` accepts unchanged.
+/// A Kafka client configuration that `--command-config` accepts unchanged; `store_type` is
+/// `PKCS12` or `JKS`, for both stores.
 fn client_properties(
     spec: &ClientSpec,
     keystore: &Path,
     truststore: &Path,
     password: &str,
+    store_type: &str,
 ) -> String {
     let keystore = properties_value(&keystore.to_string_lossy());
     let truststore = properties_value(&truststore.to_string_lossy());
@@ -912,11 +938,11 @@ fn client_properties(
          # {intent}.\n\
          # Development certificates only. Regenerate with: kafka-mtls-proxy pki --force\n\
          security.protocol=SSL\n\
-         ssl.keystore.type=PKCS12\n\
+         ssl.keystore.type={store_type}\n\
          ssl.keystore.location={keystore}\n\
          ssl.keystore.password={password}\n\
          ssl.key.password={password}\n\
-         ssl.truststore.type=PKCS12\n\
+         ssl.truststore.type={store_type}\n\
          ssl.truststore.location={truststore}\n\
          ssl.truststore.password={password}\n",
         name = spec.name,
@@ -1052,6 +1078,7 @@ mod tests {
             out: out.to_owned(),
             password: Some(PASSWORD.to_owned()),
             hosts: vec!["kafka.example.test".to_owned(), "10.1.2.3".to_owned()],
+            no_jks: true, // keytool costs a JVM start per keystore; src/pki/jks.rs tests it
             ..PkiArgs::default()
         }
     }
@@ -1352,6 +1379,7 @@ mod tests {
         );
 
         let forced = run(&PkiArgs {
+            no_jks: true,
             force: true,
             ..args(&out)
         })
@@ -1445,6 +1473,7 @@ mod tests {
     fn generated_password_and_argument_checks() {
         let dir = tempfile::tempdir().expect("tempdir");
         let report = run(&PkiArgs {
+            no_jks: true,
             out: dir.path().to_owned(),
             ..PkiArgs::default()
         })
@@ -1458,6 +1487,7 @@ mod tests {
         let out = dir.path().join("other");
         assert!(matches!(
             bad(PkiArgs {
+                no_jks: true,
                 out: out.clone(),
                 validity_days: 0,
                 ..PkiArgs::default()
@@ -1466,6 +1496,7 @@ mod tests {
         ));
         assert!(matches!(
             bad(PkiArgs {
+                no_jks: true,
                 out: out.clone(),
                 password: Some(String::new()),
                 ..PkiArgs::default()
@@ -1474,6 +1505,7 @@ mod tests {
         ));
         assert!(matches!(
             bad(PkiArgs {
+                no_jks: true,
                 out: out.clone(),
                 hosts: vec!["bücher.example".into()],
                 ..PkiArgs::default()
@@ -1482,6 +1514,7 @@ mod tests {
         ));
         assert!(matches!(
             bad(PkiArgs {
+                no_jks: true,
                 out: out.clone(),
                 hosts: vec!["two words".into()],
                 ..PkiArgs::default()
@@ -1540,6 +1573,7 @@ mod tests {
         let out = std::env::var_os("PKI_OUT")
             .map_or_else(|| PathBuf::from("/tmp/pki-dev"), PathBuf::from);
         let report = run(&PkiArgs {
+            no_jks: true,
             out,
             force: true,
             ..PkiArgs::default()

@@ -43,6 +43,7 @@ fn pki_dir() -> &'static Path {
             out: dir.clone(),
             force: true,
             password: Some("test-password".into()),
+            no_jks: true,
             ..PkiArgs::default()
         })
         .unwrap();

@@ -385,6 +385,7 @@ mod tests {
             crate::pki::run(&crate::pki::PkiArgs {
                 out: dir.path().to_path_buf(),
                 password: Some("test-password".into()),
+                no_jks: true,
                 ..Default::default()
             })
             .unwrap();

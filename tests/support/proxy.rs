@@ -77,6 +77,7 @@ impl Pki {
             validity_days: 30,
             password: Some(password.into()),
             hosts: Vec::new(),
+            no_jks: true,
         })
         .unwrap();
         Self { dir }
