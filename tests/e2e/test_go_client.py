@@ -145,9 +145,9 @@ def test_refused(franz, cert, alert):
     assert run.seconds < 10 and run.out["elapsed_ms"] < 10_000, run
 
 
-def test_refused_client_gets_no_data_path(franz):
-    """The producer retries a failed connection until its deadline; it must still end as a
-    refusal (exit 3) with the TLS error, and nothing is produced."""
+def test_refused_producer_reports_the_tls_alert(franz):
+    """franz-go's producer retries a refused connection until its deadline and then reports
+    only `context deadline exceeded`: the client still ends as refused, with the TLS alert."""
     run = franz("--deadline", "4s", "produce", unique("go-refused"), "--count", 1,
                 cert="outsider", timeout=30)
     assert run.code == REFUSED, run

@@ -175,7 +175,7 @@ def test_list_shows_the_cluster_at_proxy_addresses_only(java, proxy, kafka):
             f"(the broker's own ports: {sorted(broker_ports)}): {answer}")
         if hasattr(proxy, "broker_port"):
             assert port == proxy.broker_port, f"expected the proxy's broker port: {answer}"
-    assert "__consumer_offsets" in answer["topics"] or answer["topics"] is not None
+    assert isinstance(answer["topics"], list), answer
 
 
 def test_create_topic(java, kafka):
@@ -192,8 +192,9 @@ def test_idempotent_produce(java, kafka):
     assert answer["offsets"] == list(range(10)), f"offsets: {answer}"
     batches = broker_batches(kafka, topic)
     # An idempotent producer's batches carry its producer id and sequence numbers (-1 without).
-    assert batches and all(int(b["producerId"]) >= 0 and b["baseSequence"] == "0"
-                           for b in batches), f"not idempotent batches on the broker: {batches}"
+    assert batches and batches[0]["baseSequence"] == "0" and all(
+        int(b["producerId"]) >= 0 and int(b["baseSequence"]) >= 0 for b in batches), \
+        f"not idempotent batches on the broker: {batches}"
 
 
 def test_consume_in_group_and_commit(java, kafka):
@@ -213,12 +214,14 @@ def test_consume_in_group_and_commit(java, kafka):
 
 
 def test_transactions_and_read_committed(java, kafka, proxy):
+    """Kafka 4 finalizes `transaction.version=2` (KIP-890): the producer adds partitions to a
+    transaction through Produce v12+ instead of AddPartitionsToTxn. Through a proxy that
+    advertised Produce v9 this failed with INVALID_TXN_STATE ("Partition was not added to the
+    transaction"); the proxy now advertises Produce up to v13, and this pins it."""
     topic = new_topic(java)
     txid = unique("tx")
-    aborted = java.run("produce", topic, "--count", 3, "--transactional-id", txid, "--abort",
-                       "--prefix", "aborted")
-    if aborted.code != 0:
-        explain_transaction_failure(aborted, kafka, proxy)
+    java.ok("produce", topic, "--count", 3, "--transactional-id", txid, "--abort",
+            "--prefix", "aborted")
     java.ok("produce", topic, "--count", 3, "--transactional-id", txid, "--prefix", "committed")
     committed = java.ok("consume", topic, "--group", unique("rc"), "--count", 3,
                         "--read-committed")
@@ -229,23 +232,13 @@ def test_transactions_and_read_committed(java, kafka, proxy):
         f"read_uncommitted sees both transactions: {everything}"
     markers = [b for b in broker_batches(kafka, topic) if b["isControl"] == "true"]
     assert len(markers) == 2, f"the broker should hold an abort and a commit marker: {markers}"
-
-
-def explain_transaction_failure(result: JavaRun, kafka, proxy):
-    """Fails with the diagnosis of a transactional produce refused by the broker. Kafka 4 brokers
-    finalize `transaction.version=2` (KIP-890 part 2): the client then skips AddPartitionsToTxn
-    and relies on Produce v12+ adding partitions implicitly. A proxy that narrows Produce below
-    v12 but forwards the feature makes the client send Produce v<12 for an unregistered
-    partition, which the broker refuses: "Partition was not added to the transaction"."""
     features = subprocess.run(
         [str(KAFKA_BIN / "kafka-run-class.sh"), "org.apache.kafka.tools.FeatureCommand",
          "--bootstrap-server", kafka.bootstrap("INTERNAL"), "--command-config",
          str(kafka.admin_properties), "describe"], capture_output=True, text=True, timeout=120)
-    tv = re.search(r"transaction\.version\s.*FinalizedVersionLevel:\s*(\d+)", features.stdout)
-    pytest.fail(
-        f"transactional produce through the proxy failed; broker transaction.version="
-        f"{tv.group(1) if tv else '?'} (2 means Produce v12+ is required for transactions, "
-        f"and the proxy must either allow it or hide the feature)\n{result}", pytrace=False)
+    level = re.search(r"transaction\.version\s.*FinalizedVersionLevel:\s*(\d+)", features.stdout)
+    assert level and int(level.group(1)) >= 2, \
+        f"the broker no longer runs transaction.version 2; this test lost its point:\n{features.stdout}"
 
 
 @pytest.mark.parametrize("identity", sorted(REFUSED))
@@ -310,7 +303,8 @@ def test_console_producer_and_consumer(proxy, pki):
     assert consumed.stdout.splitlines() == lines, f"read back:\n{consumed.stdout}{consumed.stderr}"
     assert f"Processed a total of {len(lines)} messages" in consumed.stderr, consumed.stderr
     for r in (produced, consumed):
-        assert "deprecated" not in r.stderr.lower(), f"--command-config is current: {r.stderr}"
+        assert "deprecated" not in (r.stdout + r.stderr).lower(), \
+            f"--command-config is current: {r.stdout}{r.stderr}"
 
 
 def test_console_tools_deprecated_config_flags(proxy, pki):
@@ -322,9 +316,13 @@ def test_console_tools_deprecated_config_flags(proxy, pki):
     consumed = proxy_tool(proxy, pki, "kafka-console-consumer.sh", "--topic", topic,
                           "--from-beginning", "--max-messages", 1, "--timeout-ms", 30000,
                           config_flag="--consumer.config")
-    assert consumed.stdout.splitlines() == ["old flags"], consumed.stdout
-    for r in (produced, consumed):
-        assert "deprecated" in r.stderr and "--command-config" in r.stderr, r.stderr
+    # 4.4's console tools print their deprecation notices on stdout, the consumer's among the
+    # records it prints: one more reason for --command-config in scripts.
+    notice = "Option --consumer.config is deprecated"
+    assert [line for line in consumed.stdout.splitlines() if not line.startswith(notice)] == \
+        ["old flags"], consumed.stdout
+    assert notice in consumed.stdout, consumed.stdout
+    assert "--producer.config is deprecated" in produced.stdout, produced.stdout
 
 
 def test_kafka_acls_list_shows_the_brokers_acls(proxy, pki):
