@@ -1,8 +1,8 @@
 """Apache Kafka's own Java client (kafka-clients 4.4.0) and tools through the proxy over mTLS.
 
 The Java client is driven by tests/clients/java/ClientMatrix.java (one operation per run, one
-JSON answer), with the PKI's PKCS#12 keystores and with JKS copies made by keytool
-(tests/clients/java/to-jks). The tools are run exactly as documented: `kafka/bin/kafka-*.sh
+JSON answer), with the PKI's PKCS#12 keystores and with the JKS copies `pki` makes with keytool
+(`NAME-jks.properties`). The tools are run exactly as documented: `kafka/bin/kafka-*.sh
 --bootstrap-server localhost:PORT --command-config PKI/client.properties`.
 
 Fixtures (conftest.py): `pki`, `proxy` (`.bootstrap` = "localhost:PORT"; upstream is the cluster's
@@ -129,16 +129,13 @@ def java_built():
 
 
 @pytest.fixture(scope="module")
-def jks(pki, tmp_path_factory) -> dict[str, Path]:
-    """JKS keystores (keytool) for every identity used here: name → its JKS properties file.
-    Written outside the session's PKI folder, which other tests list."""
-    out = tmp_path_factory.mktemp("jks")
-    made = {}
-    for name in ("acme-client", *REFUSED):
-        r = subprocess.run([str(JAVA_DIR / "to-jks"), str(pki), name, str(out)],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, f"to-jks {name} exited {r.returncode}:\n{r.stderr}"
-        made[name] = Path(r.stdout.strip())
+def jks(pki) -> dict[str, Path]:
+    """The JKS client configurations `kafka-mtls-proxy pki` wrote with keytool: name → its
+    `NAME-jks.properties` (JKS keystore and truststore)."""
+    made = {name: pki / f"{name}-jks.properties" for name in ("acme-client", *REFUSED)}
+    missing = [str(p) for p in made.values() if not p.is_file()]
+    assert not missing, f"`pki` wrote no JKS configuration (is keytool on PATH?): {missing}"
+    assert "ssl.keystore.type=JKS" in made["acme-client"].read_text()
     return made
 
 
