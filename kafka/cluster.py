@@ -117,10 +117,19 @@ class Node:
         return f"{first}last lines of {self.log_path}:\n" + "\n".join(text[-lines:])
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: all held open while they are picked, since a port closed
+    again may be handed out twice (and Kafka refuses two listeners on one port)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def port_in_use(port: int) -> bool:
@@ -162,7 +171,8 @@ class Cluster:
         if self.advertise and brokers != 1:
             raise ClusterError("advertise: only for a one-node cluster")
         self.cluster_id = random_cluster_id()
-        self.nodes = [Node(n, self._ports(n, port_base), self.workdir / f"node-{n}")
+        free = iter(free_ports(brokers * len(ALL_LISTENERS)) if port_base is None else ())
+        self.nodes = [Node(n, self._ports(n, port_base, free), self.workdir / f"node-{n}")
                       for n in range(1, brokers + 1)]
 
     # ----------------------------------------------------------------------------------------
@@ -170,9 +180,9 @@ class Cluster:
     # ----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _ports(node_id: int, base: int | None) -> dict[str, int]:
+    def _ports(node_id: int, base: int | None, free) -> dict[str, int]:
         if base is None:
-            return {name: free_port() for name in ALL_LISTENERS}
+            return {name: next(free) for name in ALL_LISTENERS}
         first = base + NODE_PORT_STRIDE * (node_id - 1)
         return {name: first + i for i, name in enumerate(ALL_LISTENERS)}
 
