@@ -74,6 +74,10 @@ class OAuthSettings:
     jwks_url: str
     issuer: str
     audience: str
+    # `sasl.oauthbearer.jwks.endpoint.refresh.ms` (Kafka: 1 h). Kafka 4.4 refuses a token whose
+    # kid it has not fetched yet (and refreshes then), so the proxy's `publish_ahead_ms` must
+    # exceed this; tests that rotate keys in seconds shorten it.
+    jwks_refresh_ms: int | None = None
 
 
 @dataclasses.dataclass
@@ -142,8 +146,12 @@ def port_in_use(port: int) -> bool:
 
 
 def random_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid).
+    Never one that starts with `-`: kafka-storage.sh would read it as an option (one id in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class Cluster:
@@ -293,6 +301,8 @@ class Cluster:
             props["sasl.oauthbearer.jwks.endpoint.url"] = self.oauth.jwks_url
             props["sasl.oauthbearer.expected.issuer"] = self.oauth.issuer
             props["sasl.oauthbearer.expected.audience"] = self.oauth.audience
+            if self.oauth.jwks_refresh_ms is not None:
+                props["sasl.oauthbearer.jwks.endpoint.refresh.ms"] = str(self.oauth.jwks_refresh_ms)
         return props
 
     def write_configuration(self) -> None:

@@ -1043,9 +1043,11 @@ impl Checker {
         } else if publish_ahead < Duration::from_millis(defaults::KAFKA_JWKS_REFRESH_MS) {
             self.warn(
                 format!("{at}.publish_ahead_ms"),
-                "shorter than Kafka's default JWKS refresh (1 hour): brokers will meet new \
-                 keys in tokens before their scheduled refresh and fetch the JWKS on that \
-                 unknown kid (works, at the cost of one fetch per broker per rotation)",
+                "shorter than Kafka's default JWKS refresh (1 hour): a broker refuses a token \
+                 with an unknown kid (Apache Kafka 4.4 refetches the JWKS only then), so the \
+                 first upstream login after each rotation fails with \
+                 SASL_AUTHENTICATION_FAILED; keep it above the brokers' \
+                 sasl.oauthbearer.jwks.endpoint.refresh.ms",
             );
         }
         if let Some(dir) = &id.keys_dir {

@@ -9,10 +9,10 @@
 //! - **Publish before use.** A new key is generated `publish_ahead` before it becomes the
 //!   signer, and is in the JWKS from the moment it exists. `publish_ahead` defaults to 65
 //!   minutes, longer than the 1-hour default of Kafka's `sasl.oauthbearer.jwks.endpoint.refresh.ms`,
-//!   so a broker has fetched it before any token names it. Kafka also refetches the JWKS when a
-//!   token names an unknown `kid` (rate-limited by `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms`),
-//!   so a shorter `publish_ahead` still works; it only costs a fetch on the first login after a
-//!   rotation.
+//!   so a broker has fetched it before any token names it. It must stay longer than the
+//!   brokers' refresh: Kafka (measured: 4.4.0) refuses a token whose `kid` it has not fetched,
+//!   and refetches the JWKS only then, so a shorter `publish_ahead` costs a refused login after
+//!   every rotation (the client retries and the next login works).
 //! - **Rotation.** The signer is replaced every `rotate_every` (default 24 hours): the next
 //!   key is due at `signer.active_from + rotate_every`, generated `publish_ahead` earlier. A key
 //!   generated late (the proxy was down) becomes active `publish_ahead` after it was generated,
@@ -23,7 +23,9 @@
 //!   its file deleted).
 //! - **The first key** cannot be published ahead: with no key at all (first start, or an
 //!   empty `keys_dir`) a key is made that signs at once. This is safe because no token of it
-//!   exists yet, and a broker that does not know its `kid` refetches the JWKS. The newest key
+//!   exists yet; a broker that does not know its `kid` refuses the first login and refetches
+//!   the JWKS, and the retry succeeds. (Brokers fetch the JWKS when they start, so a proxy
+//!   started first, or a persistent `keys_dir`, avoids even that.) The newest key
 //!   never retires, so after a long downtime the old signer signs on until its successor has
 //!   been published for `publish_ahead`.
 //!
