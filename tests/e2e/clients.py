@@ -90,13 +90,8 @@ class KafkaPythonDriver:
         return cfg
 
     def cluster(self) -> ClusterView:
-        """Metadata for all topics, through the client's metadata path.
-
-        (kafka-python's KafkaAdminClient.list_topics cannot be used against tansu 0.6.0: tansu
-        fills `authorized_operations` with -1 even when not asked, and kafka-python's admin
-        raises `ValueError: 14 is not a valid ACLOperation` decoding it — with or without the
-        proxy.)
-        """
+        """Metadata for all topics, through the client's metadata path (what a consumer uses;
+        the admin path is covered by the Java client and kafka-topics.sh)."""
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(**self.config(group_id=None, enable_auto_commit=False))

@@ -198,58 +198,6 @@ class LoopServer:
         self.thread.join(5)
 
 
-def broker_tls_context(pki) -> ssl.SSLContext:
-    """A broker's TLS server side: `broker.pem` (dev server CA), a client certificate from that
-    CA required (the proxy's `proxy-upstream-client.pem`)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki / "broker.pem", pki / "broker.key")
-    context.load_verify_locations(pki / "server-ca.pem")
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
-def peer_subject(writer) -> str:
-    """The TLS peer certificate's subject, as `k=v,k=v` (empty without a certificate)."""
-    cert = writer.get_extra_info("peercert") or {}
-    return ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
-
-
-async def pipe_to_backend(reader, writer, backend_port: int):
-    """Pipes every byte both ways between a client connection and 127.0.0.1:`backend_port`."""
-    up_reader, up_writer = await asyncio.open_connection("127.0.0.1", backend_port)
-
-    async def pipe(src, dst):
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            dst.close()
-
-    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-class TlsTerminator(LoopServer):
-    """A TLS server that requires a client certificate and pipes bytes to a TCP backend.
-
-    tansu 0.6.0 cannot serve TLS itself: tests of the proxy's upstream TLS put this in front of
-    it. It serves `broker.pem` (dev server CA) and requires a client certificate from that CA
-    (the proxy's `proxy-upstream-client.pem`); `peer_subjects` lists who connected."""
-
-    name = "TLS terminator"
-
-    def __init__(self, pki, backend_port: int):
-        super().__init__(broker_tls_context(pki))
-        self.backend_port = backend_port
-        self.peer_subjects: list[str] = []
-
-    async def _serve(self, reader, writer):
-        self.peer_subjects.append(peer_subject(writer))
-        await pipe_to_backend(reader, writer, self.backend_port)
-
-
 # --------------------------------------------------------------------------------------------
 # Kafka wire helpers for the fake brokers and shims (just what SASL needs)
 # --------------------------------------------------------------------------------------------
