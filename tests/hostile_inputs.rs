@@ -557,7 +557,7 @@ fn good_response(req: &FakeRequest, own_addr: SocketAddr) -> Option<Result<Vec<u
             } else {
                 // Wider than the proxy allows on purpose: it must narrow these.
                 let body = ApiVersionsResponse::default().with_api_keys(vec![
-                    api_version(0, 0, 13),   // Produce: capped at 9 by the proxy
+                    api_version(0, 0, 13),   // Produce: all the proxy decodes
                     api_version(1, 0, 18),   // Fetch: capped at 15
                     api_version(3, 0, 12),   // Metadata
                     api_version(10, 0, 6),   // FindCoordinator
@@ -1781,7 +1781,11 @@ async fn a_hundred_pipelined_requests_get_their_answers_in_order() {
                     };
                     assert_eq!(range(17), None, "SaslHandshake must be removed");
                     assert_eq!(range(36), None, "SaslAuthenticate must be removed");
-                    assert_eq!(range(0), Some((0, 9)), "Produce capped at v9");
+                    assert_eq!(
+                        range(0),
+                        Some((0, 13)),
+                        "Produce up to v13 (transactions need v12+)"
+                    );
                     assert_eq!(range(1), Some((0, 15)), "Fetch capped at v15");
                     assert_eq!(range(3), Some((0, 12)), "Metadata as the broker says");
                     assert_eq!(range(9999), Some((0, 0)), "unknown apis pass through");
