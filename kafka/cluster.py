@@ -39,6 +39,7 @@ import socket
 import struct
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -363,7 +364,6 @@ class Cluster:
         fetch it exits ("Fatal error during broker startup … Connection refused"): say so first."""
         if not self.oauth:
             return
-        import urllib.request
         try:
             with urllib.request.urlopen(self.oauth.jwks_url, timeout=timeout) as answer:
                 keys = json.load(answer).get("keys")
