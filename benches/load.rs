@@ -10,18 +10,36 @@
 //!   mTLS handshake (the client never resumes), ApiVersions, Metadata (all topics), close —
 //!   sequentially, then with `--workers` concurrent workers.
 //!
-//! Paths, each with its own tansu broker (same settings; restarted empty before every produce
-//! measurement, since tansu keeps every record in memory and slows down as it grows):
+//! Paths, each with its own broker — `--broker kafka` (the default: Apache Kafka, the project's
+//! reference broker, one KRaft node per path, see `load/kafka.rs`) or `--broker tansu` — with
+//! the same settings on every path:
 //!
-//! - `proxy`:   client ─mTLS─▶ kafka-mtls-proxy (release binary) ─▶ tansu
+//! - `proxy`:   client ─mTLS─▶ kafka-mtls-proxy (release binary) ─▶ broker
 //! - `proxy-acl`: the same, with proxy ACLs on (`authorization.enabled: true`): every request
 //!   is checked against the pools' rules (a few that do not match, one deny, the prefixed allow
 //!   the benchmark needs), ApiVersions answers are narrowed, and the Metadata listing of the
 //!   connection test is filtered to the describable topics. `proxy-acl/proxy` is the price of
 //!   ACLs; `proxy` itself runs without them, as before
-//! - `haproxy`: client ─mTLS─▶ HAProxy (`mode tcp`, `ssl … verify required`) ─▶ tansu, which
+//! - `haproxy`: client ─mTLS─▶ HAProxy (`mode tcp`, `ssl … verify required`) ─▶ broker, which
 //!   advertises HAProxy's address so that clients stay on HAProxy
-//! - `direct`:  client ─plaintext─▶ tansu (the ceiling)
+//! - `direct`:  client ─plaintext─▶ broker (the ceiling)
+//!
+//! Every produce measurement starts from the same broker state, an empty topic with one
+//! partition per connection:
+//!
+//! - tansu keeps every record in memory and slows down as it grows, so its broker is restarted
+//!   empty (milliseconds) before every produce measurement and the topic created again;
+//! - Apache Kafka appends to segment files on disk, at a cost that does not depend on how much
+//!   the log already holds, so its broker is **not** restarted (a JVM restart costs ~10–30 s
+//!   here, and would throw away the JIT's warm-up, penalising whichever path ran first after
+//!   it): before every produce measurement the path's previous topic is deleted and a fresh one
+//!   (`load-bench-N`) created through the path. Kafka deletes the old files in the background a
+//!   minute later, so the disk stays bounded and the Metadata listing of the connection test
+//!   always holds that one topic, as with tansu. Before a new topic is produced to, the broker
+//!   is asked (ListOffsets) until every partition takes writes. A JVM also needs a far longer
+//!   warm-up (its throughput climbs for its first ~20–40 s of produce traffic): with Kafka, every
+//!   path first produces for 8 × `--duration-secs` and runs each connection figure for one
+//!   `--duration-secs`, uncounted (tansu: 0.5 s each).
 //!
 //! Client, terminators and broker share this machine's cores, so absolute figures mean little:
 //! paths are interleaved (each figure is measured on every path, in a rotating order, `--rounds`
@@ -32,18 +50,21 @@
 //! connection that fails is replaced, as a client would).
 //!
 //! ```text
-//! cargo bench --bench load                        # ~2–3 minutes
-//! cargo bench --bench load -- --quick             # smoke run, ~20 s
+//! cargo bench --bench load                        # Apache Kafka, ~6 minutes
+//! cargo bench --bench load -- --broker tansu      # tansu, ~3 minutes
+//! cargo bench --bench load -- --quick             # smoke run: ~1.5 minutes (tansu: ~20 s)
 //! cargo bench --bench load -- --duration-secs 6 --rounds 5 --connections 8
 //! cargo bench --bench load -- --paths proxy --figures produce --duration-secs 20 --keep
 //!                                                 # one path, one figure: for `perf record -p`
 //! ```
 //!
-//! `scripts/bench` installs what is missing (tansu, haproxy), builds the proxy and runs this.
-//! Binaries are found through `KAFKA_MTLS_PROXY_BIN`, `TANSU_BIN` and `HAPROXY_BIN`, else next to
-//! this executable (the proxy, rebuilt with `cargo build --release` when run by cargo) and on
-//! `PATH` (or `~/.cargo/bin`, `/usr/sbin`). Without haproxy its path is skipped. All traffic
-//! stays on 127.0.0.1; every child process is killed when the benchmark ends, fails or is
+//! `scripts/bench` installs what is missing (the Kafka jars through `scripts/kafka-fetch`, or
+//! tansu with `--broker tansu`; haproxy), builds the proxy and runs this. Binaries are found
+//! through `KAFKA_MTLS_PROXY_BIN`, `TANSU_BIN` and `HAPROXY_BIN`, else next to this executable
+//! (the proxy, rebuilt with `cargo build --release` when run by cargo) and on `PATH` (or
+//! `~/.cargo/bin`, `/usr/sbin`); Kafka runs from `kafka/bin` with `python3` and
+//! `kafka/cluster.py`. Without haproxy its path is skipped. All traffic stays on 127.0.0.1;
+//! every child process (the Kafka JVMs included) is killed when the benchmark ends, fails or is
 //! interrupted.
 
 use std::collections::{HashMap, VecDeque};
@@ -77,8 +98,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+#[path = "load/broker.rs"]
+mod broker;
+#[path = "load/kafka.rs"]
+mod kafka;
+
+use broker::{Broker, BrokerKind};
+
+/// With Kafka, the uncounted produce warm-up of each path lasts this many `--duration-secs`.
+const KAFKA_PRODUCE_WARM_UP: u32 = 8;
 /// The node id tansu gives its single broker.
-const TANSU_NODE_ID: u16 = 111;
+const TANSU_NODE_ID: i32 = 111;
+/// The topic on tansu (restarted empty before each produce measurement); Kafka gets a fresh
+/// `load-bench-N` instead.
 const TOPIC: &str = "load-bench";
 const CLIENT_ID: &str = "load-bench";
 /// Every single network operation of the client (connect, handshake, one write, one read).
@@ -107,6 +139,7 @@ const TOPIC_ALREADY_EXISTS: i16 = 36;
 
 #[derive(Debug, Clone)]
 struct Args {
+    broker: BrokerKind,
     /// Length of one measurement (one figure on one path in one round).
     duration: Duration,
     rounds: usize,
@@ -125,10 +158,12 @@ struct Args {
 }
 
 const USAGE: &str = "\
-usage: cargo bench --bench load -- [--duration-secs N] [--rounds N] [--connections N]
-                                   [--in-flight N] [--workers N] [--quick] [--keep]
-                                   [--paths proxy,proxy-acl,haproxy,direct]
+usage: cargo bench --bench load -- [--broker kafka|tansu] [--duration-secs N] [--rounds N]
+                                   [--connections N] [--in-flight N] [--workers N] [--quick]
+                                   [--keep] [--paths proxy,proxy-acl,haproxy,direct]
                                    [--figures produce,seq,concurrent]
+  --broker B         each path's broker: kafka (default; a one-node Apache Kafka per path, from
+                     scripts/kafka-fetch) or tansu (needs scripts/install-tansu)
   --duration-secs N  length of each measurement (default 4; --quick: 1)
   --rounds N         times each figure is measured on each path, interleaved (default 3; --quick: 1)
   --connections N    produce connections, one partition each (default 4)
@@ -143,6 +178,7 @@ Criterion-style arguments (--bench, filters, …) are ignored.";
 fn parse_args() -> Result<Option<Args>> {
     let mut quick = false;
     let mut keep = false;
+    let mut broker = BrokerKind::Kafka;
     let mut paths = vec![Kind::Proxy, Kind::ProxyAcl, Kind::Haproxy, Kind::Direct];
     let mut figures = vec![
         Figure::Produce,
@@ -174,6 +210,17 @@ fn parse_args() -> Result<Option<Args>> {
         match name.as_str() {
             "--quick" => quick = true,
             "--keep" => keep = true,
+            "--broker" => {
+                let b = match inline.clone() {
+                    Some(v) => v,
+                    None => it.next().ok_or_else(|| anyhow!("--broker needs a value"))?,
+                };
+                broker = match b.as_str() {
+                    "kafka" => BrokerKind::Kafka,
+                    "tansu" => BrokerKind::Tansu,
+                    other => bail!("--broker: `{other}` is neither kafka nor tansu"),
+                };
+            }
             "--paths" => {
                 let list = match inline.clone() {
                     Some(v) => v,
@@ -225,6 +272,7 @@ fn parse_args() -> Result<Option<Args>> {
         Ok(usize::try_from(n)?)
     };
     Ok(Some(Args {
+        broker,
         duration: Duration::from_secs(duration.unwrap_or(if quick { 1 } else { 4 }).min(600)),
         rounds: small(rounds.unwrap_or(if quick { 1 } else { 3 }), 50, "--rounds")?,
         connections: small(connections, 64, "--connections")?,
@@ -370,12 +418,13 @@ fn find_in_path(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
 
 struct Binaries {
     proxy: PathBuf,
-    tansu: PathBuf,
+    /// With `--broker tansu` only.
+    tansu: Option<PathBuf>,
     haproxy: Option<PathBuf>,
 }
 
 impl Binaries {
-    fn find() -> Result<Self> {
+    fn find(broker: BrokerKind) -> Result<Self> {
         let proxy = match std::env::var_os("KAFKA_MTLS_PROXY_BIN") {
             Some(p) => PathBuf::from(p),
             None => build_proxy()?,
@@ -387,10 +436,13 @@ impl Binaries {
         );
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let cargo_bin: Vec<PathBuf> = home.iter().map(|h| h.join(".cargo/bin")).collect();
-        let tansu = match std::env::var_os("TANSU_BIN") {
-            Some(p) => PathBuf::from(p),
-            None => find_in_path("tansu", &cargo_bin)
-                .ok_or_else(|| anyhow!("tansu not found: run scripts/install-tansu"))?,
+        let tansu = match (broker, std::env::var_os("TANSU_BIN")) {
+            (BrokerKind::Kafka, _) => None,
+            (BrokerKind::Tansu, Some(p)) => Some(PathBuf::from(p)),
+            (BrokerKind::Tansu, None) => Some(
+                find_in_path("tansu", &cargo_bin)
+                    .ok_or_else(|| anyhow!("tansu not found: run scripts/install-tansu"))?,
+            ),
         };
         let haproxy = match std::env::var_os("HAPROXY_BIN") {
             Some(p) => Some(PathBuf::from(p)),
@@ -649,7 +701,13 @@ fn record_batch() -> Result<Bytes> {
                 producer_epoch: NO_PRODUCER_EPOCH,
                 timestamp_type: TimestampType::Creation,
                 offset: i64::try_from(i)?,
-                sequence: NO_SEQUENCE,
+                // The encoder puts records in one batch only while `offset - sequence` stays
+                // the same, and derives the batch's base sequence from the first record: this
+                // gives one batch with base sequence -1 (no idempotence), as the Java producer
+                // writes it. With NO_SEQUENCE on every record each record became a batch of its
+                // own — which Apache Kafka refuses (INVALID_RECORD: Produce v3+ allows exactly one
+                // batch per partition) and tansu accepted.
+                sequence: NO_SEQUENCE + i32::try_from(i)?,
                 timestamp: now,
                 key: Some(Bytes::from(format!("key-{i:04}"))),
                 value: Some(value.clone()),
@@ -666,6 +724,15 @@ fn record_batch() -> Result<Bytes> {
             compression: Compression::None,
         },
     )?;
+    // One batch: base offset (8 bytes), then the batch length, which covers the rest.
+    let length = buf
+        .get(8..12)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(i32::from_be_bytes);
+    ensure!(
+        length.and_then(|l| usize::try_from(l).ok()) == Some(buf.len() - 12),
+        "the records did not encode as one batch"
+    );
     Ok(buf.freeze())
 }
 
@@ -699,6 +766,8 @@ struct Endpoint {
     bootstrap: SocketAddr,
     tls: Option<ClientTls>,
     versions: Versions,
+    /// The topic produced to.
+    topic: String,
     /// Partition index → its leader's address, as advertised (and resolved to loopback).
     leaders: Vec<SocketAddr>,
 }
@@ -706,26 +775,35 @@ struct Endpoint {
 /// A running path: its processes and how to reach it.
 struct Route {
     endpoint: Arc<Endpoint>,
-    /// The TLS terminator (proxy or haproxy), when there is one.
+    /// The TLS terminator (proxy or haproxy), when there is one. Declared before the broker:
+    /// stopped first.
     terminator: Option<Proc>,
-    broker: Proc,
-    broker_spec: TansuSpec,
+    broker: Broker,
     partitions: usize,
     tls_params: String,
 }
 
 impl Route {
-    /// Replace the broker by a fresh one (empty memory storage) on the same port and create the
-    /// topic again through the path. Every produce measurement starts from the same state, and
-    /// the brokers' memory stays bounded (tansu keeps every record in memory, and slows down as
-    /// it grows).
-    async fn fresh_broker(&mut self) -> Result<()> {
-        self.broker.stop();
-        self.broker = self.broker_spec.start().await?;
-        let ep = &self.endpoint;
-        let (endpoint, _) = prepare(ep.kind, ep.bootstrap, ep.tls.clone(), self.partitions)
-            .await
-            .with_context(|| format!("preparing the {} path again", ep.kind.name()))?;
+    /// Bring the broker back to the state every produce measurement starts from — an empty
+    /// topic with one partition per connection — and learn its leaders through the path again.
+    /// tansu is replaced by a fresh one (empty memory storage) on the same port, which also keeps
+    /// its memory bounded (tansu keeps every record in memory, and slows down as it grows);
+    /// Kafka keeps running: the previous topic is deleted and a new one created.
+    async fn fresh_state(&mut self) -> Result<()> {
+        let ep = self.endpoint.clone();
+        let topic = self.broker.reset(&ep.topic).await?;
+        let (endpoint, _) = prepare(
+            ep.kind,
+            ep.bootstrap,
+            ep.tls.clone(),
+            self.partitions,
+            topic,
+        )
+        .await
+        .with_context(|| format!("preparing the {} path again", ep.kind.name()))?;
+        self.broker
+            .wait_writable(&endpoint.topic, self.partitions)
+            .await?;
         self.endpoint = Arc::new(endpoint);
         Ok(())
     }
@@ -745,52 +823,6 @@ impl Route {
             client: cpu_ticks(std::process::id()),
             at: Instant::now(),
         }
-    }
-}
-
-/// How a path's broker is (re)started: the same settings every time, on every path.
-#[derive(Debug, Clone)]
-struct TansuSpec {
-    bin: PathBuf,
-    dir: PathBuf,
-    name: String,
-    port: u16,
-    /// Where clients are told the broker is (HAProxy's port on the haproxy path).
-    advertised_port: u16,
-}
-
-impl TansuSpec {
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// Start it and wait until it listens.
-    async fn start(&self) -> Result<Proc> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("broker")
-            .arg("--listener-url")
-            .arg(format!("tcp://127.0.0.1:{}", self.port))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://localhost:{}", self.advertised_port))
-            .arg("--storage-engine")
-            .arg("memory://tansu/")
-            .current_dir(&self.dir);
-        // Nothing from the caller's environment.
-        for var in [
-            "CLUSTER_ID",
-            "LISTENER_URL",
-            "ADVERTISED_LISTENER_URL",
-            "STORAGE_ENGINE",
-            "SCHEMA_REGISTRY",
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("RUST_LOG", "warn").env("NO_COLOR", "1");
-        let log = self.dir.join(format!("{}.log", self.name));
-        let mut proc = Proc::spawn(&self.name, &mut cmd, log)?;
-        wait_for_port(self.addr(), &mut proc, Duration::from_secs(30)).await?;
-        Ok(proc)
     }
 }
 
@@ -832,7 +864,7 @@ const NO_ACLS: Acls = Acls {
 };
 
 fn proxy_config(name: &str, dir: &Path, pki: &Path, ports: (u16, u16, u16), acls: Acls) -> String {
-    let (bootstrap, first_port, tansu) = ports;
+    let (bootstrap, first_port, broker) = ports;
     let p = |f: &str| pki.join(f).display().to_string();
     format!(
         r#"listener:
@@ -844,7 +876,7 @@ tls:
   certificate_chain: {server_pem}
   private_key: {server_key}
 upstream:
-  bootstrap_servers: [127.0.0.1:{tansu}]
+  bootstrap_servers: [127.0.0.1:{broker}]
 audit:
   path: {audit}
 log:
@@ -875,7 +907,7 @@ certificate_authorities:
     )
 }
 
-fn haproxy_config(pem: &Path, client_ca: &Path, port: u16, tansu: u16) -> String {
+fn haproxy_config(pem: &Path, client_ca: &Path, port: u16, broker: u16) -> String {
     format!(
         r#"# The same mTLS as the proxy (server certificate, client CA, verify required), TCP mode.
 # TLS versions, ciphers and threads are HAProxy's defaults (nbthread = the CPUs available).
@@ -890,10 +922,10 @@ defaults
 
 frontend kafka_mtls
     bind 127.0.0.1:{port} ssl crt {pem} ca-file {ca} verify required
-    default_backend tansu
+    default_backend broker
 
-backend tansu
-    server tansu 127.0.0.1:{tansu}
+backend broker
+    server broker 127.0.0.1:{broker}
 "#,
         pem = pem.display(),
         ca = client_ca.display(),
@@ -939,6 +971,7 @@ async fn prepare(
     bootstrap: SocketAddr,
     tls: Option<ClientTls>,
     partitions: usize,
+    topic: String,
 ) -> Result<(Endpoint, String)> {
     let mut conn = KafkaConn::connect(bootstrap, tls.as_ref()).await?;
     let tls_params = conn
@@ -954,7 +987,7 @@ async fn prepare(
     let request = CreateTopicsRequest::default()
         .with_topics(vec![
             CreatableTopic::default()
-                .with_name(topic_name(TOPIC))
+                .with_name(topic_name(&topic))
                 .with_num_partitions(i32::try_from(partitions)?)
                 .with_replication_factor(1),
         ])
@@ -974,19 +1007,19 @@ async fn prepare(
     // Bounded wait for every partition to have a leader.
     let mut leaders = Vec::new();
     for attempt in 0.. {
-        let md = conn.metadata(versions.metadata, Some(TOPIC)).await?;
+        let md = conn.metadata(versions.metadata, Some(&topic)).await?;
         let brokers: HashMap<i32, (String, i32)> = md
             .brokers
             .iter()
             .map(|b| (b.node_id.0, (b.host.as_str().to_string(), b.port)))
             .collect();
-        let topic = md
+        let listed = md
             .topics
             .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == TOPIC));
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic));
         let mut found = Vec::new();
-        if let Some(topic) = topic.filter(|t| t.error_code == 0) {
-            let mut parts: Vec<_> = topic.partitions.iter().collect();
+        if let Some(listed) = listed.filter(|t| t.error_code == 0) {
+            let mut parts: Vec<_> = listed.partitions.iter().collect();
             parts.sort_by_key(|p| p.partition_index);
             for p in parts {
                 if let Some((host, port)) = brokers.get(&p.leader_id.0) {
@@ -1000,7 +1033,7 @@ async fn prepare(
         }
         ensure!(
             attempt < 100,
-            "{}: topic {TOPIC} has no leader for every partition after 10 s: {md:?}",
+            "{}: topic {topic} has no leader for every partition after 10 s: {md:?}",
             kind.name()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1012,6 +1045,7 @@ async fn prepare(
             bootstrap,
             tls,
             versions,
+            topic,
             leaders,
         },
         tls_params,
@@ -1020,6 +1054,7 @@ async fn prepare(
 
 struct Setup<'a> {
     bins: &'a Binaries,
+    broker: BrokerKind,
     dir: &'a Path,
     pki: &'a Path,
     tls: &'a ClientTls,
@@ -1027,19 +1062,11 @@ struct Setup<'a> {
 }
 
 async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
-    let tansu_port = free_port()?;
-    let mut spec = TansuSpec {
-        bin: s.bins.tansu.clone(),
-        dir: s.dir.to_path_buf(),
-        name: format!("tansu-{}", kind.name()),
-        port: tansu_port,
-        advertised_port: tansu_port,
-    };
-    let tansu_addr = spec.addr();
-    let (terminator, broker, bootstrap, tls) = match kind {
+    let (terminator, mut broker, bootstrap, tls) = match kind {
         Kind::Direct => {
-            let broker = spec.start().await?;
-            (None, broker, tansu_addr, None)
+            let broker = Broker::start(s, kind, None).await?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], broker.port()));
+            (None, broker, addr, None)
         }
         Kind::Haproxy => {
             let haproxy = s
@@ -1048,9 +1075,9 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
                 .as_ref()
                 .ok_or_else(|| anyhow!("haproxy is not installed"))?;
             let port = free_port()?;
-            // tansu advertises HAProxy's address: clients that follow Metadata stay on HAProxy.
-            spec.advertised_port = port;
-            let broker = spec.start().await?;
+            // The broker advertises HAProxy's address: clients that follow Metadata stay on
+            // HAProxy.
+            let broker = Broker::start(s, kind, Some(port)).await?;
             let pem = s.dir.join("haproxy-server.pem");
             let mut both = std::fs::read(s.pki.join("server.pem"))?;
             both.push(b'\n');
@@ -1063,7 +1090,7 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
                     &pem,
                     &s.pki.join("acme-internal-client-ca.pem"),
                     port,
-                    tansu_port,
+                    broker.port(),
                 ),
             )?;
             let check = Command::new(haproxy)
@@ -1086,13 +1113,14 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
             (Some(term), broker, addr, Some(s.tls.clone()))
         }
         Kind::Proxy | Kind::ProxyAcl => {
-            let broker = spec.start().await?;
+            let broker = Broker::start(s, kind, None).await?;
             let bootstrap = free_port()?;
-            // first_port + 111 (tansu's node id) must be free.
+            // first_port + the broker's node id (tansu: 111, Kafka: 1) must be free.
+            let node_id = u16::try_from(broker.node_id())?;
             let first_port = loop {
                 let p = free_port()?;
-                if p > TANSU_NODE_ID + 1024 && p != bootstrap {
-                    break p - TANSU_NODE_ID;
+                if p > node_id + 1024 && p != bootstrap {
+                    break p - node_id;
                 }
             };
             let acls = if kind == Kind::ProxyAcl {
@@ -1107,7 +1135,7 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
                     kind.name(),
                     s.dir,
                     s.pki,
-                    (bootstrap, first_port, tansu_port),
+                    (bootstrap, first_port, broker.port()),
                     acls,
                 ),
             )?;
@@ -1129,14 +1157,15 @@ async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
             (Some(term), broker, addr, Some(s.tls.clone()))
         }
     };
-    let (endpoint, tls_params) = prepare(kind, bootstrap, tls, s.partitions)
+    let topic = broker.first_topic();
+    let (endpoint, tls_params) = prepare(kind, bootstrap, tls, s.partitions, topic)
         .await
         .with_context(|| format!("preparing the {} path", kind.name()))?;
+    broker.wait_writable(&endpoint.topic, s.partitions).await?;
     Ok(Route {
         endpoint: Arc::new(endpoint),
         terminator,
         broker,
-        broker_spec: spec,
         partitions: s.partitions,
         tls_params,
     })
@@ -1259,7 +1288,7 @@ async fn measure_produce(ep: &Arc<Endpoint>, args: &Args, duration: Duration) ->
             .with_timeout_ms(30_000)
             .with_topic_data(vec![
                 TopicProduceData::default()
-                    .with_name(topic_name(TOPIC))
+                    .with_name(topic_name(&ep.topic))
                     .with_partition_data(vec![
                         PartitionProduceData::default()
                             .with_index(i32::try_from(partition)?)
@@ -1403,10 +1432,11 @@ async fn produce_pipeline(
             for p in &topic.partition_responses {
                 ensure!(
                     p.error_code == 0,
-                    "Produce to partition {} failed: error {} {:?}",
+                    "Produce to partition {} failed: error {} {:?} {:?}",
                     p.index,
                     p.error_code,
-                    p.error_message
+                    p.error_message,
+                    p.record_errors
                 );
             }
         }
@@ -1494,7 +1524,7 @@ async fn measure(
     ticks: f64,
 ) -> Result<Sample> {
     if figure == Figure::Produce {
-        path.fresh_broker().await?;
+        path.fresh_state().await?;
     }
     let ep = path.endpoint.clone();
     let before = path.cpu();
@@ -1570,12 +1600,19 @@ fn ratio(results: &Results, a: Kind, b: Kind, figure: Figure) -> String {
     }
 }
 
-fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results, versions: &str) {
+fn report(
+    args: &Args,
+    broker: &str,
+    kinds: &[Kind],
+    tls: &[(Kind, String)],
+    results: &Results,
+    versions: &str,
+) {
     use Figure::{ConnConcurrent, ConnSequential, Produce};
     let mut out = String::new();
     let w = args.workers;
     out.push_str(&format!(
-        "\n== kafka-mtls-proxy load benchmark: {} round(s) × {} s per figure and path, paths interleaved; medians of rounds ==\n",
+        "\n== kafka-mtls-proxy load benchmark, broker {broker} (one per path): {} round(s) × {} s per figure and path, paths interleaved; medians of rounds ==\n",
         args.rounds,
         args.duration.as_secs()
     ));
@@ -1732,7 +1769,26 @@ fn report(args: &Args, kinds: &[Kind], tls: &[(Kind, String)], results: &Results
 // ------------------------------------------------------------------------------------------
 
 async fn run(args: Args) -> Result<()> {
-    let bins = Binaries::find()?;
+    let bins = Binaries::find(args.broker)?;
+    let broker = match args.broker {
+        BrokerKind::Kafka => kafka::prepare_kafka()?,
+        BrokerKind::Tansu => {
+            let bin = bins
+                .tansu
+                .as_ref()
+                .ok_or_else(|| anyhow!("no tansu binary"))?;
+            let out = Command::new(bin).arg("--version").output();
+            let version = out.map_or_else(
+                |_| "tansu".to_string(),
+                |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            );
+            if version.is_empty() {
+                "tansu".to_string()
+            } else {
+                version
+            }
+        }
+    };
     let tmp = tempfile::Builder::new()
         .prefix("kafka-mtls-proxy-load-")
         .tempdir()?;
@@ -1760,6 +1816,7 @@ async fn run(args: Args) -> Result<()> {
     let tls = client_tls(&pki)?;
     let setup = Setup {
         bins: &bins,
+        broker: args.broker,
         dir: &dir,
         pki: &pki,
         tls: &tls,
@@ -1771,11 +1828,20 @@ async fn run(args: Args) -> Result<()> {
         kinds.retain(|&k| k != Kind::Haproxy);
     }
     ensure!(!kinds.is_empty(), "no path to measure");
-    let mut paths = Vec::new();
-    for &k in &kinds {
-        eprintln!("starting the {} path…", k.name());
-        paths.push(start_path(k, &setup).await?);
-    }
+    // All paths start at once (a JVM broker takes ~10–30 s); if one fails, dropping the others
+    // stops what they had started.
+    eprintln!(
+        "starting the paths ({}), each with its own {broker}…",
+        kinds
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let began = Instant::now();
+    let mut paths =
+        futures_util::future::try_join_all(kinds.iter().map(|&k| start_path(k, &setup))).await?;
+    eprintln!("paths up in {:.1} s", began.elapsed().as_secs_f64());
     let tls_params: Vec<(Kind, String)> = paths
         .iter()
         .map(|p| (p.endpoint.kind, p.tls_params.clone()))
@@ -1790,11 +1856,25 @@ async fn run(args: Args) -> Result<()> {
     let ticks = clock_ticks_per_sec();
     let figures = args.figures.clone();
 
-    // Warm-up (not counted): first connections, listeners, caches, allocator.
-    let warm = Duration::from_millis(500).min(args.duration);
+    // Warm-up (not counted): first connections, listeners, caches, allocator — and a JVM's JIT,
+    // which needs far longer: Kafka's produce throughput here climbs steeply for its first ~20 s
+    // of produce traffic (~50 → ~200 MB/s direct), then slowly for another ~20 s.
+    let warm = |f: Figure| match (args.broker, f) {
+        (BrokerKind::Tansu, _) => Duration::from_millis(500).min(args.duration),
+        (BrokerKind::Kafka, Figure::Produce) => args.duration * KAFKA_PRODUCE_WARM_UP,
+        (BrokerKind::Kafka, _) => args.duration,
+    };
+    eprintln!(
+        "warming up (not counted): {}",
+        figures
+            .iter()
+            .map(|&f| format!("{f:?} {:.1} s", warm(f).as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     for p in &mut paths {
         for &f in &figures {
-            measure(p, f, &args, warm, ticks).await?;
+            measure(p, f, &args, warm(f), ticks).await?;
         }
     }
 
@@ -1824,8 +1904,8 @@ async fn run(args: Args) -> Result<()> {
             }
         }
     }
-    report(&args, &kinds, &tls_params, &results, &versions);
-    // tansu's memory storage keeps every record: show what the run cost it.
+    report(&args, &broker, &kinds, &tls_params, &results, &versions);
+    // tansu's memory storage keeps every record (Kafka's heap is fixed): what the run cost it.
     let rss: Vec<String> = paths
         .iter()
         .map(|p| {
