@@ -198,6 +198,28 @@ class LoopServer:
         self.thread.join(5)
 
 
+class LogSince:
+    """A text log (a broker's server.log, a proxy's log) from the moment this was made."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.start = self.path.stat().st_size
+
+    def text(self) -> str:
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            return f.read().decode(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 10.0) -> list[str]:
+        """Lines after the mark matching the regex `pattern` (waits until there is one)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.text().splitlines() if re.search(pattern, line)]
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.1)
+
+
 # --------------------------------------------------------------------------------------------
 # Kafka wire helpers for the fake brokers and shims (just what SASL needs)
 # --------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ import pytest
 from clients import LIBRARIES, driver, unique
 from steady_traffic import keep_busy_confluent, keep_busy_kafka_python
 from conftest import _PROCESSES, PRIORITY_POOLS_YAML, proxy_config, start_cluster, stop_cluster
-from harness import (KAFKA_NODE_ID, SASL_AUTHENTICATE, AuditLog, LoopServer, Process,
+from harness import (KAFKA_NODE_ID, SASL_AUTHENTICATE, AuditLog, LogSince, LoopServer, Process,
                      broker_port_base, framed, free_port, kafka_cluster_module,
                      open_kafka_connection, raw_tls_attempt, read_frame, read_uvarint,
                      reason_of, skip_tagged_fields)
@@ -321,34 +321,7 @@ def oauth(kafka_jars, proxy_bin, pki, client_tls, tmp_path_factory):
                                        zip(codes, procs) if name in crashed})
 
 
-# --------------------------------------------------------------------------------------------
-# Logs
-# --------------------------------------------------------------------------------------------
-
-
-class LogMark:
-    """A text log from a mark on."""
-
-    def __init__(self, path):
-        self.path = path
-        self.start = path.stat().st_size
-
-    def text(self) -> str:
-        with open(self.path, "rb") as f:
-            f.seek(self.start)
-            return f.read().decode(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> list[str]:
-        """Lines after the mark matching the regex `pattern` (waits until there is one)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [line for line in self.text().splitlines() if re.search(pattern, line)]
-            if found or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.1)
-
-
-def _denials(log: LogMark, principal: str, topic: str, timeout: float = 10.0) -> list[str]:
+def _denials(log: LogSince, principal: str, topic: str, timeout: float = 10.0) -> list[str]:
     """StandardAuthorizer's denial lines (kafka.authorizer.logger, INFO) for `principal` on the
     literal topic `topic`."""
     return log.wait_for(rf"Principal = {re.escape(principal)} is Denied operation = \w+ from "
@@ -554,7 +527,7 @@ def _assert_topic_refused(library, bootstrap, tls, topic):
 def test_the_broker_refuses_a_topic_outside_the_pools_acls(library, oauth, client_tls):
     """`hr` is in no pool's ACLs: the broker refuses acme-client (TOPIC_AUTHORIZATION_FAILED),
     and its authorizer names the principal it derived from the token's `sub`."""
-    node_log = LogMark(oauth["kafka"].nodes[0].log_path)
+    node_log = LogSince(oauth["kafka"].nodes[0].log_path)
     _assert_topic_refused(library, oauth["good"]["bootstrap"], client_tls("acme-client"), HR)
     denials = _denials(node_log, "User:pool-payments", HR)
     assert denials, node_log.text()[-3000:]
@@ -572,7 +545,7 @@ def test_another_client_is_its_own_pool_at_the_broker(oauth, client_tls):
     assert [v for _, _, v in analytics.consume(topic, 1)] == [b"as pool-acme-all"]
 
     payments = unique("payments-not-for-analytics")
-    node_log = LogMark(oauth["kafka"].nodes[0].log_path)
+    node_log = LogSince(oauth["kafka"].nodes[0].log_path)
     for library in LIBRARIES:
         _assert_topic_refused(library, oauth["good"]["bootstrap"],
                               client_tls("acme-analytics"), payments)
@@ -591,7 +564,7 @@ def test_a_token_the_broker_refuses_is_an_authentication_error(library, oauth, c
     `\\x01`, SASL_AUTHENTICATION_FAILED with the same text; its log says why."""
     bad = oauth["bad"]
     mark = bad["audit"].mark()
-    node_log = LogMark(oauth["kafka"].nodes[0].log_path)
+    node_log = LogSince(oauth["kafka"].nodes[0].log_path)
     if library == "kafka-python":
         _auth_error_kafka_python(bad["bootstrap"], client_tls("acme-client"))
     else:
@@ -637,7 +610,7 @@ def test_keys_rotate_under_running_clients_each_published_before_it_signs(oauth,
     error, every record consumed, every new kid in the JWKS before the proxy signs with it, no
     login refused, and the broker never meets a kid it does not know."""
     good = oauth["good"]
-    node_log = LogMark(oauth["kafka"].nodes[0].log_path)
+    node_log = LogSince(oauth["kafka"].nodes[0].log_path)
     first_published: dict[str, float] = {}
     stop = threading.Event()
 

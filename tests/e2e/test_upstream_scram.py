@@ -43,6 +43,7 @@ from harness import (
     SASL_AUTHENTICATE,
     SASL_HANDSHAKE,
     AuditLog,
+    LogSince,
     Process,
     api_versions_v0_request,
     broker_port_base,
@@ -222,29 +223,12 @@ def broker(kafka):
                        for principal in ACLS))
 
 
-class BrokerLog:
-    """The broker node's server.log from a mark on (the authorizer logs denials at INFO)."""
-
-    def __init__(self, kafka):
-        self.path = kafka.nodes[0].log_path
-        self.start = self.path.stat().st_size
-
-    def text(self) -> str:
-        with open(self.path, "rb") as f:
-            f.seek(self.start)
-            return f.read().decode(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> list[str]:
-        """Lines after the mark matching the regex `pattern` (waits until there is one)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [line for line in self.text().splitlines() if re.search(pattern, line)]
-            if found or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.1)
+def _broker_log(kafka) -> LogSince:
+    """The broker node's server.log from now on (the authorizer logs denials at INFO)."""
+    return LogSince(kafka.nodes[0].log_path)
 
 
-def _denials(log: BrokerLog, principal: str, operation: str, topic: str) -> list[str]:
+def _denials(log: LogSince, principal: str, operation: str, topic: str) -> list[str]:
     """StandardAuthorizer's denial lines for `principal` doing `operation` on `topic`."""
     return log.wait_for(rf"INFO Principal = {re.escape(principal)} is Denied operation = "
                         rf"{operation} from host = 127\.0\.0\.1 on resource = "
@@ -333,7 +317,7 @@ def _metadata_v4_request(correlation_id: int = 1) -> bytes:
 def test_the_sasl_listener_refuses_a_client_that_does_not_log_in(broker):
     """The SCRAM exchange the proxy makes is required: a Metadata request without it makes the
     broker close the connection (the PLAINTEXT listener answers the same request)."""
-    log = BrokerLog(broker)
+    log = _broker_log(broker)
     node = broker.nodes[0]
     with socket.create_connection(("127.0.0.1", node.ports["PLAINTEXT"]), timeout=5) as sock:
         sock.sendall(_metadata_v4_request())
@@ -487,7 +471,7 @@ def test_the_broker_refuses_the_pool_a_topic_outside_its_acls(library, scram, cl
     creating `hr-…`, producing to and consuming from `hr` (which exists) are refused with
     TOPIC_AUTHORIZATION_FAILED by the broker's authorizer, which logs the denials of
     User:pool-payments; the proxy has no ACLs of its own."""
-    log = BrokerLog(broker)
+    log = _broker_log(broker)
     new = unique("hr")
     REFUSALS[library](scram["good"]["bootstrap"], client_tls("acme-client"), HR, new)
     assert _denials(log, "User:pool-payments", "CREATE", new), log.text()[-3000:]
@@ -512,7 +496,7 @@ def test_one_pools_broker_acls_do_not_extend_to_another_pool(library, scram, cli
     """acme-analytics logs in as pool-acme-all: pool-payments' topics are refused to it."""
     payments = unique("payments-not-analytics")
     driver(library, scram["good"]["bootstrap"], client_tls("acme-client")).create_topic(payments)
-    log = BrokerLog(broker)
+    log = _broker_log(broker)
     new = unique("payments-not-analytics")
     REFUSALS[library](scram["good"]["bootstrap"], client_tls("acme-analytics"), payments, new)
     assert _denials(log, "User:pool-acme-all", "CREATE", new), log.text()[-3000:]
@@ -607,7 +591,7 @@ def test_a_refused_pool_gets_an_authentication_error_and_others_keep_working(
     broker's reason; acme-analytics (pool-acme-all) keeps working on the same proxy."""
     bad = scram["bad"]
     mark = bad["audit"].mark()
-    log = BrokerLog(broker)
+    log = _broker_log(broker)
     if library == "kafka-python":
         _auth_error_kafka_python(bad["bootstrap"], client_tls("acme-client"))
     else:
@@ -684,7 +668,7 @@ def test_the_sasl_ssl_listener_refuses_a_proxy_without_its_client_certificate(
         broker, proxy_bin, pki, client_tls, tmp_path):
     """SASL_SSL requires the proxy's TLS client certificate besides the SCRAM login: a proxy
     configured without it (right passwords) gets no Kafka answer through it."""
-    log = BrokerLog(broker)
+    log = _broker_log(broker)
     with _scram_proxy(proxy_bin, pki, tmp_path, "proxy-scram-tls-no-cert",
                       broker.bootstrap("SASL_SSL"), PAYMENTS_PASSWORD,
                       upstream_tls=_upstream_tls(pki, with_certificate=False)) as proxy:
