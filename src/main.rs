@@ -199,7 +199,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         // Weak: this task lives until the process ends, and a strong reference would keep the
         // audit sink open after shutdown, so the audit writer would wait out its timeout.
-        let ctx = std::sync::Arc::downgrade(server.context());
+        let ctx = std::sync::Arc::downgrade(server.reloader());
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -208,8 +208,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             };
             while hup.recv().await.is_some() {
                 let Some(ctx) = ctx.upgrade() else { return };
-                let _ = tokio::task::spawn_blocking(move || server::reload_and_log(&ctx, "SIGHUP"))
-                    .await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    kafka_mtls_proxy::reload::reload_and_log(&ctx, "SIGHUP")
+                })
+                .await;
             }
         });
     }

@@ -30,7 +30,6 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{UpstreamConfig, UpstreamIdentity, UpstreamTlsConfig};
-use crate::connection::ConnectionIdentity;
 use crate::kafka::sasl::{
     decode_sasl_authenticate_response, decode_sasl_handshake_response, sasl_authenticate_request,
     sasl_handshake_request,
@@ -39,6 +38,7 @@ use crate::kafka::{FrameError, FrameReader, response_correlation_id, write_frame
 use crate::oauth::sasl_message::ERROR_ACKNOWLEDGEMENT;
 use crate::oauth::{IssuedToken, TokenIssuer};
 use crate::scram::{Mechanism, ScramClient, ScramError, new_nonce};
+use crate::session::ConnectionIdentity;
 
 /// SASL responses are a few hundred bytes; anything near this is not a SASL response.
 const MAX_SASL_FRAME: usize = 64 * 1024;

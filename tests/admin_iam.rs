@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use kafka_mtls_proxy::config;
 use kafka_mtls_proxy::pki::{self, PkiArgs};
-use kafka_mtls_proxy::server::{ProxyContext, Server};
+use kafka_mtls_proxy::reload::Reloader;
+use kafka_mtls_proxy::server::Server;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -125,7 +126,7 @@ certificate_authorities:
 struct Proxy {
     dir: tempfile::TempDir,
     admin: SocketAddr,
-    ctx: Arc<ProxyContext>,
+    ctx: Arc<Reloader>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -143,7 +144,7 @@ impl Proxy {
         let config = config::load(&dir.path().join("proxy.yaml")).unwrap();
         let server = Server::bind(config).await.unwrap();
         let admin = server.admin_addr().unwrap();
-        let ctx = server.context().clone();
+        let ctx = server.reloader().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server

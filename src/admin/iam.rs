@@ -40,7 +40,7 @@ use super::auth;
 use crate::config::raw::{RawCertificateAuthority, RawConfig, RawIdentityPool};
 use crate::config::{self, ConfigError};
 use crate::explain::{self, ExplainError};
-use crate::server::ProxyContext;
+use crate::reload::Reloader;
 
 pub use error::{ApiError, ErrorObject};
 pub use resource::{API_VERSION, KIND_CA, KIND_CA_LIST, KIND_POOL, KIND_POOL_LIST, STATE};
@@ -51,7 +51,7 @@ use resource::Urls;
 
 /// The IAM API's handle on the running proxy.
 pub struct IamApi {
-    ctx: Arc<ProxyContext>,
+    ctx: Arc<Reloader>,
     /// One write at a time: each reads the file, changes it and writes it back, so two at
     /// once would each lose the other's change.
     writes: tokio::sync::Mutex<()>,
@@ -67,7 +67,7 @@ impl fmt::Debug for IamApi {
 
 impl IamApi {
     /// The API for the proxy `ctx`: its configuration file is the one it was loaded from.
-    pub fn new(ctx: Arc<ProxyContext>) -> Self {
+    pub fn new(ctx: Arc<Reloader>) -> Self {
         Self {
             ctx,
             writes: tokio::sync::Mutex::new(()),
@@ -380,7 +380,7 @@ impl NewFiles {
 }
 
 /// Read the file, change it, validate, write, reload. Blocking.
-fn apply(ctx: &ProxyContext, change: Change) -> Result<Written, ApiError> {
+fn apply(ctx: &Reloader, change: Change) -> Result<Written, ApiError> {
     let path = ctx.current().config.source.clone();
     let before = store::read(&path).map_err(|e| {
         ApiError::new(
@@ -529,7 +529,7 @@ fn pool_index(ca: &RawCertificateAuthority, id: &str) -> Result<usize, ApiError>
 /// Validate `raw` as a load would, write it, reload. On a refused reload the old text is put
 /// back, so the file always holds a configuration the proxy runs.
 fn validate_and_commit(
-    ctx: &ProxyContext,
+    ctx: &Reloader,
     path: &Path,
     before: &store::Snapshot,
     raw: &RawConfig,
@@ -552,7 +552,7 @@ fn validate_and_commit(
         .map_err(|e| ApiError::internal(format!("{}: cannot write: {e}", path.display())))?;
     match ctx.reload() {
         Ok(report) => {
-            ctx.metrics.reload_succeeded();
+            ctx.metrics().reload_succeeded();
             info!(
                 trigger = "admin API",
                 generation = report.generation,
@@ -562,7 +562,7 @@ fn validate_and_commit(
             Ok(())
         }
         Err(e) => {
-            ctx.metrics.reload_failed();
+            ctx.metrics().reload_failed();
             let restored = store::write_atomic(path, before.text.as_bytes());
             warn!(trigger = "admin API", error = %e, restored = restored.is_ok(), "reload refused the written configuration");
             Err(ApiError::internal(format!(

@@ -9,6 +9,7 @@
 //! Relative paths in the file are resolved against the working directory of the process (the
 //! example configuration is written to be run from the repository root).
 
+mod permissions;
 pub mod raw;
 mod tls_files;
 

@@ -988,7 +988,7 @@ fn a_short_publish_ahead_is_a_warning_about_kafkas_jwks_refresh() {
 
 #[test]
 fn permissions_of_a_connection_whose_pool_is_gone_fail_closed() {
-    use crate::acl::{Permissions, StaleResolution};
+    use crate::acl::StaleResolution;
     use crate::pools::{MatchedPool, Resolution};
     let f = Fixture::new();
     let resolution = |pool: &str| Resolution {
@@ -1006,18 +1006,17 @@ fn permissions_of_a_connection_whose_pool_is_gone_fail_closed() {
             "          - {operations: [write], resource_type: topic, resource_name: '*'}\n",
         ))
         .unwrap();
-    let live = Permissions::for_connection(&enforced, &resolution("pool-payments")).unwrap();
+    let live = enforced
+        .permissions_for(&resolution("pool-payments"))
+        .unwrap();
     assert!(live.is_some());
     assert_eq!(
-        Permissions::for_connection(&enforced, &resolution("pool-renamed")),
+        enforced.permissions_for(&resolution("pool-renamed")),
         Err(StaleResolution::Pool("pool-renamed".into()))
     );
     // Without ACLs anywhere, a renamed pool changes nothing here.
     let off = f
         .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
         .unwrap();
-    assert_eq!(
-        Permissions::for_connection(&off, &resolution("pool-renamed")),
-        Ok(None)
-    );
+    assert_eq!(off.permissions_for(&resolution("pool-renamed")), Ok(None));
 }

@@ -1,0 +1,195 @@
+//! The proxy's listeners: the bootstrap listener, bound at start, and one per broker
+//! (port-per-broker: node N on `first_port + N`, or an explicit port), bound the first time that
+//! broker appears in an answer — *before* the answer reaches the client that will dial it.
+//! Sessions ask for a broker's listener through [`crate::session::BrokerListeners`]; this
+//! module serves those requests and runs the accept loops.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tracing::{error, info, warn};
+
+use crate::config::{BrokerPorts, ListenerConfig};
+use crate::kafka::ProtocolError;
+use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
+use crate::session::{ServeBroker, Session, SessionHandles};
+use crate::upstream::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no proxy port for node id {0}: add it to listener.broker_ports.node_ports")]
+    NoPort(i32),
+    #[error(
+        "not opening a listener for node id {node_id}: limits.max_broker_listeners ({max}) reached"
+    )]
+    TooMany { node_id: i32, max: usize },
+}
+
+/// Broker address → the proxy's address for it (port-per-broker).
+#[derive(Debug, Clone)]
+pub struct ProxyAddressMapper {
+    pub advertised_host: String,
+    pub ports: BrokerPorts,
+}
+
+impl AddressMapper for ProxyAddressMapper {
+    fn client_address(&self, upstream: &BrokerAddress) -> Result<(String, i32), ProtocolError> {
+        match self.ports.port_for(upstream.node_id) {
+            Some(port) => Ok((self.advertised_host.clone(), i32::from(port))),
+            None => Err(ProtocolError::UnmappedBroker {
+                node_id: upstream.node_id,
+                host: upstream.host.clone(),
+                port: upstream.port,
+            }),
+        }
+    }
+}
+
+/// What every accept loop shares.
+pub(crate) struct Acceptor {
+    pub handles: Arc<SessionHandles>,
+    /// Bounds concurrent connections (`limits.max_connections`); a connection holds a permit.
+    pub connections: Arc<Semaphore>,
+    pub max_connections: usize,
+    /// Tells accept loops and sessions to stop.
+    pub shutdown: broadcast::Sender<()>,
+    next_id: AtomicU64,
+}
+
+impl Acceptor {
+    pub fn new(
+        handles: Arc<SessionHandles>,
+        max_connections: usize,
+        shutdown: broadcast::Sender<()>,
+    ) -> Self {
+        Self {
+            handles,
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            shutdown,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A short id for logs and audit records, unique within this process.
+    fn next_connection_id(&self) -> String {
+        format!("conn-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Accept connections on one listener until shutdown; each becomes a [`Session`] task.
+pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, target: Target) {
+    let mut shutdown = acceptor.shutdown.subscribe();
+    loop {
+        let permit = tokio::select! {
+            p = acceptor.connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.recv() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.recv() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if acceptor.connections.available_permits() == 0 {
+            warn!(
+                max = acceptor.max_connections,
+                "connection limit reached; further clients wait in the accept queue"
+            );
+        }
+        let session = Session {
+            handles: acceptor.handles.clone(),
+            connection_id: acceptor.next_connection_id(),
+            peer,
+            target,
+        };
+        let session_shutdown = acceptor.shutdown.subscribe();
+        tokio::spawn(async move {
+            session.run(tcp, session_shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Serve requests to open broker listeners until every sender is gone (or shutdown).
+pub(crate) async fn serve_brokers(
+    acceptor: Arc<Acceptor>,
+    listener: ListenerConfig,
+    max_broker_listeners: usize,
+    mut requests: mpsc::Receiver<ServeBroker>,
+) {
+    let mut bound: HashMap<i32, SocketAddr> = HashMap::new();
+    let mut shutdown = acceptor.shutdown.subscribe();
+    loop {
+        let request = tokio::select! {
+            r = requests.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+            _ = shutdown.recv() => return,
+        };
+        let outcome = match bound.get(&request.node_id) {
+            Some(addr) => Ok(*addr),
+            None => bind_broker(
+                &acceptor,
+                &listener,
+                max_broker_listeners,
+                &mut bound,
+                request.node_id,
+            )
+            .await
+            .map_err(|e| e.to_string()),
+        };
+        // The session may have gone meanwhile.
+        let _ = request.reply.send(outcome);
+    }
+}
+
+async fn bind_broker(
+    acceptor: &Arc<Acceptor>,
+    config: &ListenerConfig,
+    max: usize,
+    bound: &mut HashMap<i32, SocketAddr>,
+    node_id: i32,
+) -> Result<SocketAddr, ListenerError> {
+    if bound.len() >= max {
+        return Err(ListenerError::TooMany { node_id, max });
+    }
+    let port = config
+        .broker_ports
+        .port_for(node_id)
+        .ok_or(ListenerError::NoPort(node_id))?;
+    let addr = SocketAddr::new(config.broker_bind, port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenerError::Bind { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+    info!(node_id, addr = %local, "serving broker");
+    tokio::spawn(accept_loop(
+        acceptor.clone(),
+        listener,
+        Target::Node(node_id),
+    ));
+    bound.insert(node_id, local);
+    Ok(local)
+}

@@ -1,0 +1,263 @@
+//! A running proxy: binds its listeners, wires the parts together, and stops them in order.
+//!
+//! - [`listeners`]: the bootstrap and per-broker listeners and their accept loops.
+//! - [`crate::reload`]: configuration generations, published to sessions.
+//! - [`crate::session`]: one task per accepted connection.
+//!
+//! Shutdown is injected ([`Server::run`] takes a future): listeners stop accepting, every
+//! session stops reading new requests and delivers the answers already in flight, and the
+//! server waits for them up to `limits.drain_timeout_ms` (of the configuration in force then).
+
+pub mod listeners;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tracing::{error, info, warn};
+
+use crate::admin::{self, AdminState, Readiness, UpstreamProbe};
+use crate::audit::{AuditError, AuditSink};
+use crate::config::{Config, UpstreamIdentity};
+use crate::generation::GenerationError;
+use crate::metrics::Metrics;
+use crate::oauth::KeyRing;
+use crate::reload::{Reloader, ReloaderParts};
+use crate::session::{BrokerDirectory, LiveConnections, SessionHandles, broker_listeners};
+use crate::tls::crl::FetchedCrls;
+use crate::upstream::{BrokerBook, Target};
+
+use listeners::{Acceptor, accept_loop, serve_brokers};
+pub use listeners::{ListenerError, ProxyAddressMapper};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Listen(#[from] ListenerError),
+    #[error(transparent)]
+    Generation(#[from] GenerationError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    OAuthKeys(#[from] crate::oauth::KeyRingError),
+}
+
+/// A bound, not yet running, proxy.
+pub struct Server {
+    reloader: Arc<Reloader>,
+    acceptor: Arc<Acceptor>,
+    serve_brokers: tokio::task::JoinHandle<()>,
+    live: Arc<LiveConnections>,
+    readiness: Arc<Readiness>,
+    upstream_probe: Arc<UpstreamProbe>,
+    token_keys: Option<Arc<KeyRing>>,
+    bootstrap: TcpListener,
+    admin: Option<TcpListener>,
+    audit_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Start the audit writer, build the first generation and bind the bootstrap listener.
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        let metrics = Arc::new(Metrics::new());
+        let (audit, audit_task) = AuditSink::start(&config.audit, metrics.clone())?;
+        let crls = Arc::new(FetchedCrls::default());
+        {
+            // Blocking HTTP, bounded by crl_fetch_timeout_ms per URL.
+            let (crls, config, m) = (crls.clone(), config.clone(), metrics.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || crls.refresh(&config, true, Some(&m))).await;
+        }
+        let token_keys = match &config.upstream.identity {
+            UpstreamIdentity::OAuthBearer { keys, .. } => Some(Arc::new(KeyRing::open(
+                keys.clone(),
+                Arc::new(crate::oauth::SystemClock),
+            )?)),
+            _ => None,
+        };
+        let book = Arc::new(BrokerBook::default());
+        let live = Arc::new(LiveConnections::default());
+        let listener_config = config.listener.clone();
+        let (max_connections, max_broker_listeners) = (
+            config.limits.max_connections,
+            config.limits.max_broker_listeners,
+        );
+        let admin_addr = config.admin.as_ref().map(|a| a.listen);
+        let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.upstream));
+        let reloader = Arc::new(Reloader::new(ReloaderParts {
+            config,
+            book: book.clone(),
+            crls,
+            token_keys: token_keys.clone(),
+            live: live.clone(),
+            audit: audit.clone(),
+            metrics: metrics.clone(),
+        })?);
+        let readiness = Arc::new(Readiness::new());
+        readiness.set_config_loaded(true);
+
+        let (listeners, serve_requests) = broker_listeners();
+        let mapper = Arc::new(ProxyAddressMapper {
+            advertised_host: listener_config.advertised_host.clone(),
+            ports: listener_config.broker_ports.clone(),
+        });
+        let handles = Arc::new(SessionHandles::new(
+            reloader.subscribe(),
+            audit,
+            metrics,
+            BrokerDirectory { book, listeners },
+            mapper,
+            live.clone(),
+        ));
+        let (shutdown, _) = broadcast::channel(1);
+        let acceptor = Arc::new(Acceptor::new(handles, max_connections, shutdown));
+        let serve_brokers = tokio::spawn(serve_brokers(
+            acceptor.clone(),
+            listener_config.clone(),
+            max_broker_listeners,
+            serve_requests,
+        ));
+
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ListenerError::Bind { addr, source })
+        };
+        let bootstrap = bind(listener_config.bootstrap).await?;
+        let admin = match admin_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        readiness.set_listeners_bound(true);
+        Ok(Self {
+            reloader,
+            acceptor,
+            serve_brokers,
+            live,
+            readiness,
+            upstream_probe,
+            token_keys,
+            bootstrap,
+            admin,
+            audit_task,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.bootstrap.local_addr().ok()
+    }
+
+    /// Where the admin server listens, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
+    }
+
+    /// Reloads and the configuration in force.
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// The admitted connections.
+    pub fn live(&self) -> &Arc<LiveConnections> {
+        &self.live
+    }
+
+    /// Serve until `shutdown` completes, then drain.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Server {
+            reloader,
+            acceptor,
+            serve_brokers,
+            live: _,
+            readiness,
+            upstream_probe,
+            token_keys,
+            bootstrap,
+            admin,
+            audit_task,
+        } = self;
+        let metrics = acceptor.handles.metrics.clone();
+        let admin_task = admin.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "admin server ready (/healthz, /readyz, /metrics, /iam/v2)");
+            }
+            let state = AdminState {
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+                upstream: upstream_probe.clone(),
+                iam: Some(Arc::new(admin::iam::IamApi::new(reloader.clone()))),
+                jwks: token_keys.clone(),
+            };
+            let mut stop = acceptor.shutdown.subscribe();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.recv().await;
+                };
+                if let Err(e) = admin::serve(listener, state, stopped).await {
+                    error!(error = %e, "admin server failed");
+                }
+            })
+        });
+        if let Ok(addr) = bootstrap.local_addr() {
+            let advertised_host = &reloader.startup().listener.advertised_host;
+            info!(%addr, %advertised_host, "bootstrap listener ready");
+        }
+        let accept = tokio::spawn(accept_loop(acceptor.clone(), bootstrap, Target::Bootstrap));
+        let watch = tokio::spawn(crate::reload::watch_files(reloader.clone()));
+        let crl_refresh = tokio::spawn(crate::reload::refresh_crls(reloader.clone()));
+        let probe_targets = tokio::spawn(follow_upstream(reloader.clone(), upstream_probe));
+        let key_rotation = token_keys.map(|keys| {
+            let mut stop = acceptor.shutdown.subscribe();
+            tokio::spawn(crate::oauth::run_rotation(keys, async move {
+                let _ = stop.recv().await;
+            }))
+        });
+        shutdown.await;
+        watch.abort();
+        crl_refresh.abort();
+        probe_targets.abort();
+        info!("shutting down: no new connections; draining in-flight requests");
+        readiness.set_shutting_down(true);
+        let _ = acceptor.shutdown.send(());
+        let _ = accept.await;
+        let _ = serve_brokers.await;
+        if let Some(task) = key_rotation {
+            // A tick in progress finishes its file writes; the loop then sees the signal.
+            let _ = task.await;
+        }
+        let max = acceptor.max_connections;
+        let all = u32::try_from(max).unwrap_or(u32::MAX);
+        // The configuration in force now: a reload may have changed the drain timeout.
+        let drain = reloader.current().config.limits.drain_timeout;
+        match tokio::time::timeout(drain, acceptor.connections.acquire_many(all)).await {
+            Ok(_) => info!("all connections drained"),
+            Err(_) => warn!(
+                open = max - acceptor.connections.available_permits(),
+                "drain timeout: closing remaining connections"
+            ),
+        }
+        if let Some(task) = admin_task {
+            let _ = tokio::time::timeout(admin::DRAIN_TIMEOUT, task).await;
+        }
+        drop((reloader, acceptor));
+        if let Some(task) = audit_task {
+            // Every connection task has ended or been abandoned; give the writer a moment to
+            // flush what it has.
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        Ok(())
+    }
+}
+
+/// Point `/readyz`'s upstream check at the upstream of each new generation.
+async fn follow_upstream(reloader: Arc<Reloader>, probe: Arc<UpstreamProbe>) {
+    let mut generations = reloader.subscribe();
+    while generations.changed().await.is_ok() {
+        let generation = generations.borrow_and_update().clone();
+        let upstream = &generation.config.upstream;
+        probe.set_targets(upstream.bootstrap_servers.clone(), upstream.connect_timeout);
+    }
+}

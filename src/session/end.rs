@@ -1,0 +1,179 @@
+//! How a session ended, and the one place that turns it into a log line, a metric and an
+//! audit record.
+//!
+//! The variants say who is at fault (as rustls' errors do): the client, the broker, or the
+//! proxy's policy. Their messages are the `reason` of the closing log line.
+
+use crate::audit::{AttemptOutcome, AuthenticationAttempt};
+use crate::kafka::ProtocolError;
+use crate::kafka::frame::FrameError;
+use crate::tls::{RefusalReason, Verdict};
+use crate::upstream::UpstreamError;
+use tracing::{debug, info, warn};
+
+use super::{ConnectionIdentity, SessionHandles};
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionEnd {
+    /// The client left, or the proxy stopped it, with every answer delivered.
+    #[error("closed")]
+    Closed,
+    /// The TLS handshake refused the client (no, untrusted or revoked certificate, no pool).
+    #[error("client refused ({reason}): {detail}")]
+    Refused {
+        reason: RefusalReason,
+        detail: String,
+        verdict: Option<Box<Verdict>>,
+    },
+    /// No upstream connection: the broker is unreachable, or refused the pool's identity (the
+    /// client has been told in the Kafka protocol then).
+    #[error("no upstream connection: {0}")]
+    NoUpstream(UpstreamError),
+    #[error(transparent)]
+    Client(#[from] ClientFault),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamFault),
+    /// A reload no longer admits the connection's certificate or pools.
+    #[error("no longer admitted ({0})")]
+    NoLongerAdmitted(String),
+    /// Proxy ACLs refused a request they cannot authorize.
+    #[error("request refused by proxy ACLs: {0}")]
+    Unauthorizable(String),
+}
+
+/// The client broke the protocol or went quiet.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientFault {
+    #[error("client sent a bad frame: {0}")]
+    Frame(FrameError),
+    #[error("client sent a malformed request: {0}")]
+    Protocol(ProtocolError),
+    #[error("client I/O: {0}")]
+    Io(std::io::Error),
+    #[error("idle for {0} ms")]
+    Idle(u128),
+    #[error("client used SASL on the TLS listener")]
+    SaslRefused,
+}
+
+/// The broker broke the protocol, went away, or refused the proxy.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamFault {
+    #[error("upstream sent a bad frame: {0}")]
+    Frame(FrameError),
+    #[error("upstream sent a malformed response: {0}")]
+    Protocol(ProtocolError),
+    #[error("cannot rewrite the upstream response: {0}")]
+    Rewrite(ProtocolError),
+    #[error("cannot apply proxy ACLs to the upstream response: {0}")]
+    Patch(ProtocolError),
+    #[error("upstream answered correlation id {got}, expected {expected}")]
+    CorrelationMismatch { expected: i32, got: i32 },
+    #[error("upstream sent a response (correlation id {0}) to no request")]
+    Unsolicited(i32),
+    #[error("upstream closed the connection with {0} request(s) unanswered")]
+    Closed(usize),
+    #[error("upstream I/O: {0}")]
+    Io(std::io::Error),
+    #[error("re-authentication to the broker failed: {0}")]
+    Reauthentication(UpstreamError),
+    #[error(
+        "no more requests were coming (the client closed, or the proxy is stopping), and \
+         {unanswered} request(s) were still unanswered by the broker after {waited_ms} ms \
+         (oldest: {oldest})"
+    )]
+    DrainTimeout {
+        unanswered: usize,
+        waited_ms: u128,
+        oldest: String,
+    },
+}
+
+/// Who the session was with, as far as it got.
+pub(crate) enum Party<'a> {
+    /// Before the handshake admitted the client.
+    Unknown {
+        connection_id: &'a str,
+        peer: std::net::SocketAddr,
+    },
+    Admitted(&'a ConnectionIdentity),
+}
+
+impl SessionEnd {
+    /// The log line, metric and audit record of this end: the one place that decides them.
+    pub(crate) fn report(&self, party: Party<'_>, listener: &str, handles: &SessionHandles) {
+        let (connection_id, peer) = match &party {
+            Party::Unknown {
+                connection_id,
+                peer,
+            } => (*connection_id, *peer),
+            Party::Admitted(identity) => (identity.connection_id.as_str(), identity.peer),
+        };
+        let attempt = |outcome| AuthenticationAttempt {
+            connection_id,
+            client_address: peer,
+            listener,
+            outcome,
+        };
+        match (self, &party) {
+            (SessionEnd::Closed, _) => debug!("connection closed"),
+            (
+                SessionEnd::Refused {
+                    reason,
+                    detail,
+                    verdict,
+                },
+                _,
+            ) => {
+                warn!(%reason, %detail, "client refused");
+                handles.metrics.handshake_refused(*reason);
+                handles
+                    .audit
+                    .authentication(&attempt(AttemptOutcome::Refused {
+                        reason: *reason,
+                        detail,
+                        verdict: verdict.as_deref(),
+                    }));
+            }
+            (SessionEnd::NoUpstream(e), Party::Admitted(identity)) => {
+                handles.metrics.upstream_connect_error();
+                match e.refused_pool() {
+                    Some(pool) => {
+                        warn!(%pool, error = %e, "closing: the broker refused the pool's upstream identity");
+                        handles
+                            .audit
+                            .authentication(&attempt(AttemptOutcome::UpstreamRefused {
+                                resolved: &identity.resolved,
+                                verified_by: &identity.verified_by,
+                                pool,
+                                detail: &e.to_string(),
+                            }));
+                    }
+                    None => warn!(error = %e, "closing: no upstream connection"),
+                }
+            }
+            (
+                SessionEnd::Upstream(UpstreamFault::Reauthentication(e)),
+                Party::Admitted(identity),
+            ) => {
+                let pool = identity.primary_pool();
+                warn!(
+                    %pool,
+                    error = %e,
+                    "closing: re-authentication to the broker failed; the client will reconnect"
+                );
+                handles.audit.authentication(&attempt(
+                    AttemptOutcome::UpstreamReauthenticationFailed {
+                        resolved: &identity.resolved,
+                        verified_by: &identity.verified_by,
+                        pool: &pool,
+                        detail: &e.to_string(),
+                    },
+                ));
+                info!(reason = %self, "connection closed");
+            }
+            (end, _) => info!(reason = %end, "connection closed"),
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! One client connection, from the TLS handshake to the close.
+//!
+//! [`Session::run`] goes handshake → identity → upstream → pump, and ends with one
+//! [`end::SessionEnd`], which [`end::SessionEnd::report`] turns into the closing log line, the
+//! metric and the audit record in one place.
+//!
+//! - [`in_flight`]: what the client asked, in order; `acks=0`; the proxy's own requests.
+//! - [`pump`]: the two loops that move frames, through the filter chains ([`crate::filter`]).
+//! - [`reauth`]: KIP-368 re-authentication to the broker on the live connection.
+//! - [`refusal`]: the short conversation with a client whose pool the broker refused.
+//! - [`live`]: the admitted connections, re-evaluated on reload.
+//! - [`brokers`]: the broker directory (upstream addresses, the proxy's listeners).
+
+pub mod brokers;
+pub(crate) mod end;
+pub(crate) mod in_flight;
+pub mod live;
+pub(crate) mod pump;
+pub(crate) mod reauth;
+pub(crate) mod refusal;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, watch};
+use tracing::{Instrument, debug, info};
+
+use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
+use crate::filter::acl::AclFilter;
+use crate::filter::local::LocalAnswers;
+use crate::filter::{RequestChain, ResponseChain};
+use crate::generation::Generation;
+use crate::metrics::Metrics;
+use crate::pools::Resolved;
+use crate::tls::{HandshakeOutcome, Verdict};
+use crate::upstream::Target;
+
+pub use brokers::{BrokerDirectory, BrokerListeners, ServeBroker, broker_listeners};
+pub use live::LiveConnections;
+
+use end::{Party, SessionEnd};
+use pump::{PumpLimits, RequestSide, ResponseSide};
+use reauth::Reauthentication;
+
+/// Who is on the other end of an admitted connection. Built once, after the handshake.
+#[derive(Debug, Clone)]
+pub struct ConnectionIdentity {
+    pub connection_id: String,
+    pub peer: SocketAddr,
+    pub resolved: Arc<Resolved>,
+    /// Certificate authorities that verified the client chain.
+    pub verified_by: Vec<String>,
+}
+
+impl ConnectionIdentity {
+    /// `User:<pool-id>` for every matched pool.
+    pub fn principals(&self) -> &[String] {
+        &self.resolved.evaluation.resolution.principals
+    }
+
+    /// The pool the connection acts as upstream (empty when none matched).
+    pub fn primary_pool(&self) -> String {
+        self.resolved
+            .evaluation
+            .resolution
+            .primary()
+            .map(|p| p.pool_id.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// What every session is handed: the handles it uses, nothing else.
+pub struct SessionHandles {
+    /// The current configuration generation; a session takes it at its start.
+    pub generations: watch::Receiver<Arc<Generation>>,
+    pub audit: AuditSink,
+    pub metrics: Arc<Metrics>,
+    pub brokers: BrokerDirectory,
+    /// The response filters (the same for every session: addresses depend on the listeners).
+    pub(crate) responses: ResponseChain,
+    pub live: Arc<LiveConnections>,
+}
+
+impl SessionHandles {
+    pub fn new(
+        generations: watch::Receiver<Arc<Generation>>,
+        audit: AuditSink,
+        metrics: Arc<Metrics>,
+        brokers: BrokerDirectory,
+        mapper: Arc<dyn crate::kafka::rewrite::AddressMapper + Send + Sync>,
+        live: Arc<LiveConnections>,
+    ) -> Self {
+        Self {
+            generations,
+            audit,
+            metrics,
+            brokers,
+            responses: ResponseChain::new(crate::filter::rewrite::AddressRewrite::new(mapper)),
+            live,
+        }
+    }
+}
+
+/// One accepted client connection.
+pub struct Session {
+    pub handles: Arc<SessionHandles>,
+    pub connection_id: String,
+    pub peer: SocketAddr,
+    /// The listener it came in on.
+    pub target: Target,
+}
+
+impl Session {
+    /// Serve the connection until it closes.
+    pub async fn run(self, tcp: TcpStream, shutdown: broadcast::Receiver<()>) {
+        let listener = crate::metrics::listener_label(self.target);
+        let span = tracing::info_span!(
+            "conn",
+            id = %self.connection_id,
+            peer = %self.peer,
+            listener = %listener,
+            pools = tracing::field::Empty,
+            identifier = tracing::field::Empty,
+        );
+        let _ = tcp.set_nodelay(true);
+        let _open = self.handles.metrics.connection_opened(self.target);
+        self.serve(tcp, &listener, shutdown).instrument(span).await
+    }
+
+    async fn serve(&self, tcp: TcpStream, listener: &str, shutdown: broadcast::Receiver<()>) {
+        let handles = &self.handles;
+        // This connection lives with the configuration it started with, whatever reloads follow.
+        let generation = handles.generations.borrow().clone();
+        let limits = &generation.config.limits;
+        let (tls, verdict) = match generation.tls.accept(tcp, limits.handshake_timeout).await {
+            HandshakeOutcome::Refused {
+                reason,
+                detail,
+                verdict,
+            } => {
+                let end = SessionEnd::Refused {
+                    reason,
+                    detail,
+                    verdict: verdict.map(Box::new),
+                };
+                let party = Party::Unknown {
+                    connection_id: &self.connection_id,
+                    peer: self.peer,
+                };
+                return end.report(party, listener, handles);
+            }
+            HandshakeOutcome::Admitted { stream, verdict } => (stream, verdict),
+        };
+        let Some(identity) = self.admitted(&verdict, listener) else {
+            return;
+        };
+        let chain: Vec<CertificateDer<'static>> = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default();
+        let (_live, closed_by_reload) = handles.live.register(&identity, listener, chain);
+
+        // The broker's session lifetime counts from no later than this (the proxy errs early).
+        let login_started = tokio::time::Instant::now();
+        let upstream = match generation.upstream.connect(self.target, &identity).await {
+            Ok(upstream) => upstream,
+            Err(e) => {
+                if e.refused_pool().is_some()
+                    && let Err(end) = refusal::refuse_upstream_identity(
+                        *tls,
+                        limits.max_frame_bytes,
+                        limits.handshake_timeout,
+                    )
+                    .await
+                {
+                    debug!(reason = %end, "refused client gone");
+                }
+                return SessionEnd::NoUpstream(e).report(
+                    Party::Admitted(&identity),
+                    listener,
+                    handles,
+                );
+            }
+        };
+        debug!(
+            upstream = %upstream.addr,
+            session_lifetime_ms = upstream.session_lifetime.map(|l| l.as_millis() as u64),
+            "upstream connected"
+        );
+        let requests = RequestChain::new(
+            LocalAnswers,
+            Some(AclFilter::new(
+                &identity,
+                listener,
+                &handles.audit,
+                &handles.metrics,
+                handles.generations.clone(),
+            )),
+        );
+        let reauth = Reauthentication::new(
+            &generation.upstream,
+            &identity,
+            &upstream.addr,
+            limits.idle_timeout,
+            &handles.metrics,
+            login_started,
+            upstream.session_lifetime,
+        );
+        let pumped = pump::pump(
+            RequestSide {
+                client: *tls,
+                chain: requests,
+            },
+            ResponseSide {
+                chain: &handles.responses,
+                brokers: &handles.brokers,
+            },
+            upstream.stream,
+            reauth,
+            PumpLimits {
+                max_frame_bytes: limits.max_frame_bytes,
+                idle_timeout: limits.idle_timeout,
+                max_in_flight_requests: limits.max_in_flight_requests,
+                drain_timeout: limits.drain_timeout,
+            },
+            &handles.metrics,
+            shutdown,
+        );
+        let end = tokio::select! {
+            end = pumped => end.err().unwrap_or(SessionEnd::Closed),
+            Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
+        };
+        end.report(Party::Admitted(&identity), listener, handles);
+    }
+
+    /// Audit, count and log an admitted handshake; the connection's identity.
+    fn admitted(&self, verdict: &Verdict, listener: &str) -> Option<ConnectionIdentity> {
+        let handles = &self.handles;
+        handles.audit.authentication(&AuthenticationAttempt {
+            connection_id: &self.connection_id,
+            client_address: self.peer,
+            listener,
+            outcome: AttemptOutcome::Admitted(verdict),
+        });
+        let Verdict::Admitted {
+            resolved,
+            verified_by,
+        } = verdict
+        else {
+            return None;
+        };
+        let identity = ConnectionIdentity {
+            connection_id: self.connection_id.clone(),
+            peer: self.peer,
+            resolved: resolved.clone(),
+            verified_by: verified_by.clone(),
+        };
+        handles.metrics.handshake_admitted();
+        let span = tracing::Span::current();
+        let resolution = &identity.resolved.evaluation.resolution;
+        for pool in resolution.pool_ids() {
+            handles.metrics.pool_matched(pool);
+        }
+        span.record("pools", resolution.pool_ids().join(",").as_str());
+        if let Some(id) = &resolution.identifier {
+            span.record("identifier", format!("{}={}", id.kind, id.value).as_str());
+        }
+        info!(principals = ?identity.principals(), "client authenticated");
+        Some(identity)
+    }
+}

@@ -1,0 +1,410 @@
+//! The two loops of a live session: client requests to the broker, broker answers to the
+//! client. They know nothing of ACLs, SASL or rewriting: the filter chains decide what a frame
+//! becomes, the in-flight manager what is due when.
+//!
+//! ```text
+//!  client ──TLS──▶ requests ──(filters)──▶ broker
+//!                     │ in flight (bounded: back-pressure)
+//!                     ▼
+//!  client ◀──TLS── responses ◀──(filters)── broker
+//! ```
+//!
+//! The two run as concurrent futures of one task, so that a broker busy writing answers never
+//! blocks the proxy writing it requests, and the other way round.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast;
+use tracing::{debug, error};
+
+use super::end::{ClientFault, SessionEnd, UpstreamFault};
+use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
+use super::reauth::{Reauthentication, Renewal};
+use crate::filter::{Decision, RequestChain, Response, ResponseChain};
+use crate::kafka::frame::{FrameError, FrameReader, write_frame};
+use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
+use crate::metrics::{Direction, Metrics};
+use crate::session::BrokerDirectory;
+
+const PRODUCE: i16 = 0;
+
+/// The limits one session applies (from its configuration generation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PumpLimits {
+    pub max_frame_bytes: usize,
+    pub idle_timeout: Duration,
+    pub max_in_flight_requests: usize,
+    pub drain_timeout: Duration,
+}
+
+/// The client side of a pumped session: its requests through `chain`.
+pub(crate) struct RequestSide<'a, C> {
+    pub client: C,
+    pub chain: RequestChain<'a>,
+}
+
+/// The answer side: broker answers through `chain`, and the brokers they name.
+pub(crate) struct ResponseSide<'a> {
+    pub chain: &'a ResponseChain,
+    pub brokers: &'a BrokerDirectory,
+}
+
+/// Move Kafka frames both ways until one side closes or fails.
+pub(crate) async fn pump<C, U>(
+    requests: RequestSide<'_, C>,
+    responses: ResponseSide<'_>,
+    upstream: U,
+    reauth: Reauthentication<'_>,
+    limits: PumpLimits,
+    metrics: &Metrics,
+    shutdown: broadcast::Receiver<()>,
+) -> Result<(), SessionEnd>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client_r, client_w) = tokio::io::split(requests.client);
+    let (upstream_r, upstream_w) = tokio::io::split(upstream);
+    let (tx, rx) = in_flight(limits.max_in_flight_requests);
+    let forward = forward_requests(
+        FrameReader::new(client_r, limits.max_frame_bytes),
+        upstream_w,
+        requests.chain,
+        tx,
+        reauth,
+        limits.idle_timeout,
+        metrics,
+        shutdown,
+    );
+    let mut forward = std::pin::pin!(forward);
+    // Boxed so that it can be dropped before the requests loop is awaited (below).
+    let mut deliver = Box::pin(forward_responses(
+        FrameReader::new(upstream_r, limits.max_frame_bytes),
+        client_w,
+        rx,
+        responses,
+        limits.drain_timeout,
+        metrics,
+    ));
+    // Like `try_join!` (the first error ends both), with one exception: a Kafka broker closes
+    // the connection right after refusing a re-authentication, and the responses loop may see
+    // that close before the requests loop has read the refusal it was handed. The refusal is
+    // the reason worth logging and auditing: dropping the responses loop releases whatever the
+    // requests loop still waits for, so it ends at once with its own verdict.
+    tokio::select! {
+        end = &mut forward => {
+            end?;
+            deliver.await.result
+        }
+        ended = &mut deliver => match ended {
+            Delivered { result: Ok(()), .. } => forward.await,
+            Delivered { result: Err(end), during_own_exchange: true } => {
+                drop(deliver);
+                match forward.await {
+                    Err(refused @ SessionEnd::Upstream(UpstreamFault::Reauthentication(_))) => {
+                        Err(refused)
+                    }
+                    _ => Err(end),
+                }
+            }
+            Delivered { result: Err(end), .. } => Err(end),
+        },
+    }
+}
+
+/// Whether the broker will answer this request: not a Produce with `acks=0`.
+fn expects_answer(
+    header: &crate::kafka::header::RequestHeader,
+    frame: &[u8],
+) -> Result<bool, SessionEnd> {
+    Ok(header.api_key != PRODUCE
+        || produce_acks(frame, header).map_err(ClientFault::Protocol)? != 0)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one loop, passed once"
+)]
+async fn forward_requests<R, W>(
+    mut client: FrameReader<R>,
+    mut upstream: W,
+    mut chain: RequestChain<'_>,
+    in_flight: InFlightTx,
+    mut reauth: Reauthentication<'_>,
+    idle: Duration,
+    metrics: &Metrics,
+    mut shutdown: broadcast::Receiver<()>,
+) -> Result<(), SessionEnd>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        let frame = tokio::select! {
+            // Disabled (never polled) when the session has no lifetime.
+            () = reauth.due(), if reauth.is_scheduled() => {
+                match reauth.run(&in_flight, &mut upstream).await? {
+                    Renewal::Renewed => continue,
+                    // The responses loop has ended; its reason is the session's.
+                    Renewal::SessionGone => return Ok(()),
+                }
+            },
+            read = tokio::time::timeout(idle, client.read_frame()) => match read {
+                Err(_) => return Err(ClientFault::Idle(idle.as_millis()).into()),
+                // Kafka clients close without a TLS close_notify, or reset: they left.
+                Ok(Err(FrameError::Io(e))) if client_went_away(&e) => return Ok(()),
+                Ok(Err(e)) => return Err(ClientFault::Frame(e).into()),
+                // Clean EOF: let the responses loop drain what is in flight.
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Ok(Some(frame))) => frame,
+            },
+            // Stop taking requests; answers to those in flight are still delivered.
+            _ = shutdown.recv() => return Ok(()),
+        };
+        let header = parse_request_header(&frame).map_err(ClientFault::Protocol)?;
+        tracing::trace!(
+            api_key = header.api_key,
+            api_version = header.api_version,
+            correlation_id = header.correlation_id,
+            "request"
+        );
+        let expects_answer = expects_answer(&header, &frame)?;
+        // `Err(Gone)` from the queue: the responses loop has ended, and its reason is the
+        // session's.
+        let frame = match chain.on_request(&header, frame)? {
+            Decision::Forward { frame, patch } => {
+                let queued = if expects_answer {
+                    in_flight
+                        .asked(Asked {
+                            api_key: header.api_key,
+                            api_version: header.api_version,
+                            correlation_id: header.correlation_id,
+                            sent: Instant::now(),
+                            patch,
+                        })
+                        .await
+                } else {
+                    in_flight.no_answer(header.correlation_id).await
+                };
+                // Queued before the request leaves, so the answer can never arrive first.
+                if queued.is_err() {
+                    return Ok(());
+                }
+                frame
+            }
+            Decision::Answer(answer) => {
+                if in_flight.answer(answer).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            Decision::Swallow => {
+                if in_flight.no_answer(header.correlation_id).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            Decision::AnswerAndClose(answer, end) => {
+                // The responses loop ends the session once the answer is written.
+                let _ = in_flight.answer_and_close(answer, end).await;
+                return Ok(());
+            }
+            Decision::Refuse(reason) => {
+                // Earlier answers still reach the client; nothing more is read.
+                let _ = in_flight.refuse(reason).await;
+                return Ok(());
+            }
+        };
+        write_frame(&mut upstream, &frame)
+            .await
+            .map_err(UpstreamFault::Io)?;
+        upstream.flush().await.map_err(UpstreamFault::Io)?;
+        metrics.bytes(Direction::ClientToUpstream, frame_bytes(&frame));
+    }
+}
+
+/// How the responses loop ended.
+struct Delivered {
+    result: Result<(), SessionEnd>,
+    /// The proxy's own exchange (re-authentication) was under way.
+    during_own_exchange: bool,
+}
+
+async fn forward_responses<R, W>(
+    upstream: FrameReader<R>,
+    client: W,
+    mut in_flight: InFlightRx,
+    side: ResponseSide<'_>,
+    drain: Duration,
+    metrics: &Metrics,
+) -> Delivered
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let result = deliver(upstream, client, &mut in_flight, side, drain, metrics).await;
+    Delivered {
+        result,
+        during_own_exchange: in_flight.quiesced(),
+    }
+}
+
+async fn deliver<R, W>(
+    mut upstream: FrameReader<R>,
+    mut client: W,
+    in_flight: &mut InFlightRx,
+    side: ResponseSide<'_>,
+    drain: Duration,
+    metrics: &Metrics,
+) -> Result<(), SessionEnd>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // Once the client stops sending (it closed, or the proxy is shutting down), the answers
+    // still due get `drain` to arrive: a broker that never answers must not hold the session,
+    // and its upstream connection, forever.
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut due = Vec::new();
+    loop {
+        while let Some(item) = in_flight.due() {
+            send_due(&mut client, item).await?;
+        }
+        if in_flight.finished() {
+            return Ok(());
+        }
+        if in_flight.requests_done() && drain_until.is_none() {
+            drain_until = Some(tokio::time::Instant::now() + drain);
+            if let Some(oldest) = in_flight.oldest() {
+                debug!(
+                    unanswered = in_flight.len(),
+                    %oldest,
+                    "no more requests from this client; waiting for the broker's answers in flight"
+                );
+            }
+        }
+        // Keep reading the broker even when no answer is due, so a broker that does answer
+        // acks=0 produce requests can never fill the socket and stall the client.
+        tokio::select! {
+            biased;
+            () = in_flight.take(), if in_flight.has_room() => {},
+            () = sleep_until_some(drain_until), if drain_until.is_some() => {
+                return Err(UpstreamFault::DrainTimeout {
+                    unanswered: in_flight.len(),
+                    waited_ms: drain.as_millis(),
+                    oldest: in_flight.oldest().unwrap_or_else(|| "none".to_string()),
+                }
+                .into());
+            },
+            read = upstream.read_frame() => {
+                let frame = match read {
+                    Ok(Some(frame)) => frame,
+                    // Even with nothing due: the client must reconnect, not talk into a void.
+                    Ok(None) => return Err(UpstreamFault::Closed(in_flight.len()).into()),
+                    Err(e) => return Err(UpstreamFault::Frame(e).into()),
+                };
+                let got = response_correlation_id(&frame).map_err(UpstreamFault::Protocol)?;
+                let answer = in_flight.answer(got, frame, &mut due)?;
+                for item in due.drain(..) {
+                    send_due(&mut client, item).await?;
+                }
+                match answer {
+                    Answer::Client(asked, frame) => {
+                        let elapsed = asked.sent.elapsed();
+                        metrics.request(asked.api_key, elapsed);
+                        debug!(
+                            api_key = asked.api_key,
+                            api_version = asked.api_version,
+                            correlation_id = got,
+                            bytes = frame.len(),
+                            micros = elapsed.as_micros() as u64,
+                            "request"
+                        );
+                        let out = filter_answer(&side, asked, frame).await?;
+                        send(&mut client, &out).await?;
+                        metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
+                    }
+                    Answer::Own => {}
+                    Answer::Dropped => {
+                        debug!(correlation_id = got, "dropped the broker's answer to an acks=0 produce");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Run a client's answer through the response filters (decoding it only when one wants it),
+/// then make sure every broker it names is served before it leaves.
+async fn filter_answer(
+    side: &ResponseSide<'_>,
+    asked: Asked,
+    frame: Bytes,
+) -> Result<Bytes, SessionEnd> {
+    if !side
+        .chain
+        .wants(asked.api_key, asked.api_version, asked.patch.is_some())
+    {
+        return Ok(frame);
+    }
+    let mut response = Response::new(asked.api_key, asked.api_version, frame);
+    side.chain.on_response(&mut response, asked.patch)?;
+    for broker in &response.brokers_named {
+        side.brokers
+            .book
+            .learn(broker.node_id, &broker.host, broker.port);
+        // The client will dial the broker's proxy port as soon as it reads this answer: the
+        // listener must be bound before the answer leaves.
+        if let Err(e) = side.brokers.listeners.ensure(broker.node_id).await {
+            // Clients will dial that port regardless: make this loud.
+            error!(node_id = broker.node_id, error = %e, "cannot serve broker");
+        }
+    }
+    Ok(response.into_frame())
+}
+
+async fn send_due<W: AsyncWrite + Unpin>(client: &mut W, due: Due) -> Result<(), SessionEnd> {
+    match due {
+        Due::Send(frame) => send(client, &frame).await,
+        Due::SendAndClose(frame, end) => {
+            send(client, &frame).await?;
+            let _ = client.shutdown().await;
+            Err(end)
+        }
+        Due::Refuse(reason) => {
+            let _ = client.shutdown().await;
+            Err(SessionEnd::Unauthorizable(reason))
+        }
+    }
+}
+
+pub(crate) async fn send<W: AsyncWrite + Unpin>(
+    client: &mut W,
+    frame: &[u8],
+) -> Result<(), SessionEnd> {
+    write_frame(client, frame).await.map_err(ClientFault::Io)?;
+    client.flush().await.map_err(ClientFault::Io)?;
+    Ok(())
+}
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A frame's size on the wire (with its 4-byte size prefix).
+fn frame_bytes(frame: &[u8]) -> u64 {
+    frame.len() as u64 + 4
+}
+
+pub(crate) fn client_went_away(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
+}
