@@ -18,6 +18,8 @@ pub mod live;
 pub(crate) mod pump;
 pub(crate) mod reauth;
 pub(crate) mod refusal;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -44,8 +44,13 @@ use crate::upstream::{
     SaslTransport, SaslTransportError, UpstreamConnector, UpstreamError, stamp_correlation_id,
 };
 
-/// The re-authentication schedule of one session.
+/// The re-authentication schedule of one session: none when its upstream session never
+/// expires (`mode: none`, or a broker that grants sessions without a lifetime).
 pub(crate) struct Reauthentication<'a> {
+    scheduled: Option<Schedule<'a>>,
+}
+
+struct Schedule<'a> {
     connector: &'a UpstreamConnector,
     identity: &'a ConnectionIdentity,
     /// The broker's address, for log lines and errors.
@@ -53,8 +58,8 @@ pub(crate) struct Reauthentication<'a> {
     /// Bounds the wait for earlier answers (a parked Fetch, a rebalance's JoinGroup).
     idle: Duration,
     metrics: &'a Metrics,
-    /// When the next re-authentication is due; `None` when the session never expires.
-    next: Option<Pin<Box<Sleep>>>,
+    /// When the next re-authentication is due.
+    next: Pin<Box<Sleep>>,
 }
 
 /// How a re-authentication ended, when it did not fail.
@@ -78,23 +83,30 @@ impl<'a> Reauthentication<'a> {
         lifetime: Option<Duration>,
     ) -> Self {
         Self {
-            connector,
-            identity,
-            addr,
-            idle,
-            metrics,
-            next: lifetime.map(|lifetime| timer(login_started, lifetime)),
+            scheduled: lifetime.map(|lifetime| Schedule {
+                connector,
+                identity,
+                addr,
+                idle,
+                metrics,
+                next: timer(login_started, lifetime),
+            }),
         }
     }
 
+    /// A session that never expires.
+    pub fn none() -> Self {
+        Self { scheduled: None }
+    }
+
     pub fn is_scheduled(&self) -> bool {
-        self.next.is_some()
+        self.scheduled.is_some()
     }
 
     /// Completes when the timer fires; never when there is none.
     pub async fn due(&mut self) {
-        match &mut self.next {
-            Some(timer) => timer.as_mut().await,
+        match &mut self.scheduled {
+            Some(schedule) => schedule.next.as_mut().await,
             None => std::future::pending().await,
         }
     }
@@ -105,26 +117,35 @@ impl<'a> Reauthentication<'a> {
         in_flight: &InFlightTx,
         upstream: &mut W,
     ) -> Result<Renewal, SessionEnd> {
+        let Some(schedule) = &mut self.scheduled else {
+            return Ok(Renewal::Renewed);
+        };
         let started = tokio::time::Instant::now();
-        match self.renew(in_flight, upstream).await {
+        match schedule.renew(in_flight, upstream).await {
             Ok(Some(next)) => {
-                self.next = next;
-                self.metrics.upstream_reauthentication(true);
+                schedule.metrics.upstream_reauthentication(true);
                 info!(
-                    upstream = %self.addr,
+                    upstream = %schedule.addr,
                     millis = started.elapsed().as_millis() as u64,
                     "re-authenticated to the broker"
                 );
+                match next {
+                    Some(next) => schedule.next = next,
+                    // The new session never expires: no more re-authentications.
+                    None => self.scheduled = None,
+                }
                 Ok(Renewal::Renewed)
             }
             Ok(None) => Ok(Renewal::SessionGone),
             Err(e) => {
-                self.metrics.upstream_reauthentication(false);
+                schedule.metrics.upstream_reauthentication(false);
                 Err(UpstreamFault::Reauthentication(e).into())
             }
         }
     }
+}
 
+impl Schedule<'_> {
     /// `Ok(None)`: the session ended meanwhile; `Ok(Some(next))`: renewed, with the next timer.
     #[allow(
         clippy::type_complexity,
