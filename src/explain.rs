@@ -71,7 +71,7 @@ pub fn explain_pem(config: &Config, pem: &[u8], name: &str) -> Result<Explanatio
     let attrs = Attributes::new(&identity);
     // What the running proxy would use: the CRL files, and the CRL URLs fetched now.
     let fetched = FetchedCrls::default();
-    fetched.refresh(config, true, None);
+    fetched.refresh(config, true);
     let trust = TrustStore::new(
         &config.authorities,
         &fetched,

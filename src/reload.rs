@@ -18,7 +18,7 @@ use crate::generation::{Generation, GenerationError};
 use crate::metrics::Metrics;
 use crate::oauth::KeyRing;
 use crate::session::LiveConnections;
-use crate::tls::crl::FetchedCrls;
+use crate::tls::crl::{FetchedCrls, Refreshed};
 use crate::upstream::BrokerBook;
 
 /// Why a reload was refused. The running configuration is untouched.
@@ -128,7 +128,7 @@ impl Reloader {
         }
         let needs_restart = restart_only_changes(&self.startup, &config);
         // A CRL URL this configuration names for the first time is fetched before it applies.
-        self.crls.refresh(&config, true, Some(&self.metrics));
+        record_crl_fetches(&self.crls.refresh(&config, true), &self.metrics);
         let closed = self.install(config)?;
         Ok(ReloadReport {
             generation: self.current().number,
@@ -142,7 +142,9 @@ impl Reloader {
     pub fn refresh_crls(&self) -> Result<usize, GenerationError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let config = self.current().config.clone();
-        if !self.crls.refresh(&config, false, Some(&self.metrics)) {
+        let refreshed = self.crls.refresh(&config, false);
+        record_crl_fetches(&refreshed, &self.metrics);
+        if !refreshed.changed {
             return Ok(0);
         }
         self.install((*config).clone())
@@ -165,6 +167,13 @@ impl Reloader {
             ExistingConnections::Reevaluate => self.live.reevaluate(&next, &self.audit),
             ExistingConnections::Keep => 0,
         })
+    }
+}
+
+/// The CRL age metric of each CA whose CRL was just fetched.
+pub fn record_crl_fetches(refreshed: &Refreshed, metrics: &Metrics) {
+    for (ca_id, unix_seconds) in &refreshed.fetched {
+        metrics.crl_fetched(ca_id, *unix_seconds);
     }
 }
 

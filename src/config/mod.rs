@@ -65,13 +65,10 @@ pub mod defaults {
     /// The admin server's address when `admin:` is present without `listen`: loopback,
     /// because its endpoints have no authentication.
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9644";
-    /// oauthbearer: short, so a leaked token is worth little; brokers re-authenticate
-    /// (KIP-368) within it when `connections.max.reauth.ms` is set.
-    pub const OAUTH_TOKEN_LIFETIME_MS: u64 = 15 * 60 * 1_000;
-    pub const OAUTH_ROTATE_EVERY_MS: u64 = 24 * 60 * 60 * 1_000;
-    /// Longer than Kafka's default JWKS refresh (`sasl.oauthbearer.jwks.endpoint.refresh.ms`,
-    /// 1 hour), so every broker has the next key before a token names it.
-    pub const OAUTH_PUBLISH_AHEAD_MS: u64 = 65 * 60 * 1_000;
+    /// oauthbearer key ring and token defaults: the oauth module's (see there why).
+    pub use crate::oauth::keyring::defaults::{
+        OAUTH_PUBLISH_AHEAD_MS, OAUTH_ROTATE_EVERY_MS, OAUTH_TOKEN_LIFETIME_MS,
+    };
     /// Kafka's default `sasl.oauthbearer.jwks.endpoint.refresh.ms`.
     pub const KAFKA_JWKS_REFRESH_MS: u64 = 60 * 60 * 1_000;
 }

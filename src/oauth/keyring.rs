@@ -89,10 +89,20 @@ pub struct KeySettings {
     pub keys_dir: Option<PathBuf>,
 }
 
+/// The defaults of `upstream.identity.*_ms` in `mode: oauthbearer`.
+pub mod defaults {
+    /// oauthbearer: short, so a leaked token is worth little; brokers re-authenticate
+    /// (KIP-368) within it when `connections.max.reauth.ms` is set.
+    pub const OAUTH_TOKEN_LIFETIME_MS: u64 = 15 * 60 * 1_000;
+    pub const OAUTH_ROTATE_EVERY_MS: u64 = 24 * 60 * 60 * 1_000;
+    /// Longer than Kafka's default JWKS refresh (`sasl.oauthbearer.jwks.endpoint.refresh.ms`,
+    /// 1 hour), so every broker has the next key before a token names it.
+    pub const OAUTH_PUBLISH_AHEAD_MS: u64 = 65 * 60 * 1_000;
+}
+
 impl Default for KeySettings {
     /// The configuration's defaults (`upstream.identity.*_ms`), with keys in memory only.
     fn default() -> Self {
-        use crate::config::defaults;
         Self {
             rotate_every: Duration::from_millis(defaults::OAUTH_ROTATE_EVERY_MS),
             publish_ahead: Duration::from_millis(defaults::OAUTH_PUBLISH_AHEAD_MS),

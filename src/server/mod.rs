@@ -68,8 +68,10 @@ impl Server {
         {
             // Blocking HTTP, bounded by crl_fetch_timeout_ms per URL.
             let (crls, config, m) = (crls.clone(), config.clone(), metrics.clone());
-            let _ =
-                tokio::task::spawn_blocking(move || crls.refresh(&config, true, Some(&m))).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::reload::record_crl_fetches(&crls.refresh(&config, true), &m);
+            })
+            .await;
         }
         let token_keys = match &config.upstream.identity {
             UpstreamIdentity::OAuthBearer { keys, .. } => Some(Arc::new(KeyRing::open(

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::CertificateRevocationListDer;
 
 use crate::config::{Config, defaults::CRL_MAX_BYTES, load_crls_bytes};
-use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrlError {
@@ -83,10 +82,10 @@ impl FetchedCrls {
         SystemTime::now().duration_since(m.get(url)?.at).ok()
     }
 
-    /// Fetch every `crl_url` of `config` (all of them, or only those never fetched); returns
-    /// whether any CRL changed. Failures are logged; the last good CRL stays.
-    pub fn refresh(&self, config: &Config, only_missing: bool, metrics: Option<&Metrics>) -> bool {
-        let mut changed = false;
+    /// Fetch every `crl_url` of `config` (all of them, or only those never fetched).
+    /// Failures are logged; the last good CRL stays.
+    pub fn refresh(&self, config: &Config, only_missing: bool) -> Refreshed {
+        let mut refreshed = Refreshed::default();
         for ca in &config.authorities {
             let Some(url) = &ca.crl_url else { continue };
             let known = self.by_url.read().is_ok_and(|m| m.contains_key(url));
@@ -99,13 +98,10 @@ impl FetchedCrls {
                         continue;
                     };
                     let same = m.get(url).is_some_and(|old| old.crls == crls);
-                    changed |= !same;
+                    refreshed.changed |= !same;
                     tracing::info!(ca = %ca.id, %url, crls = crls.len(), changed = !same, "CRL fetched");
-                    if let (Some(m), Ok(since)) = (
-                        metrics,
-                        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH),
-                    ) {
-                        m.crl_fetched(&ca.id, since.as_secs());
+                    if let Ok(since) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+                        refreshed.fetched.push((ca.id.clone(), since.as_secs()));
                     }
                     m.insert(
                         url.clone(),
@@ -123,6 +119,15 @@ impl FetchedCrls {
                 ),
             }
         }
-        changed
+        refreshed
     }
+}
+
+/// What one [`FetchedCrls::refresh`] did.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// Whether any CRL changed.
+    pub changed: bool,
+    /// Each certificate authority whose CRL was fetched, with the Unix time it was (metrics).
+    pub fetched: Vec<(String, u64)>,
 }
