@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,7 +26,9 @@ use std::sync::RwLock;
 
 use crate::admin::{self, AdminState, Readiness, UpstreamProbe};
 use crate::audit::{AttemptOutcome, AuditError, AuditSink, AuthenticationAttempt};
-use crate::config::{BrokerPorts, Config, ExistingConnections, UpstreamIdentity};
+use crate::config::{
+    BrokerPorts, Config, ExistingConnections, ReloadableConfig, StartupConfig, UpstreamIdentity,
+};
 use crate::connection;
 use crate::kafka::header::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
@@ -131,12 +133,14 @@ impl ListenerRegistry {
     }
 }
 
-/// What a configuration load produces and a reload replaces as a whole: the configuration,
-/// the TLS acceptor (server key and trusted CAs with their pools) and the upstream connector.
-/// A connection takes the current generation when it starts and keeps it to the end.
+/// What a configuration load produces and a reload replaces as a whole: the reloadable
+/// configuration, the TLS acceptor (server key and trusted CAs with their pools) and the
+/// upstream connector. A connection takes the current generation when it starts and keeps it
+/// to the end.
 pub struct Generation {
     pub number: u64,
-    pub config: Arc<Config>,
+    /// Only what a reload may change: startup settings are on [`ProxyContext::startup`].
+    pub config: Arc<ReloadableConfig>,
     pub tls: TlsAcceptorFactory,
     pub upstream: UpstreamConnector,
 }
@@ -144,7 +148,7 @@ pub struct Generation {
 impl Generation {
     fn build(
         number: u64,
-        config: Config,
+        config: ReloadableConfig,
         book: Arc<BrokerBook>,
         crls: &FetchedCrls,
         token_keys: Option<&Arc<crate::oauth::KeyRing>>,
@@ -162,7 +166,7 @@ impl Generation {
             config.server_tls.tls13_only,
         );
         let mut upstream = UpstreamConnector::new(&config.upstream, book, provider)?;
-        if let UpstreamIdentity::OAuthBearer { token, .. } = &config.upstream.identity {
+        if let UpstreamIdentity::OAuthBearer { token } = &config.upstream.identity {
             let keys = token_keys.ok_or(ServerError::OAuthNeedsRestart)?;
             upstream = upstream.with_token_issuer(TokenIssuer::new(token.clone(), keys.clone()));
         }
@@ -178,8 +182,10 @@ impl Generation {
 /// Everything connections share. One per running proxy.
 pub struct ProxyContext {
     /// The configuration the proxy started with: listener addresses, broker ports,
-    /// `max_connections` and the audit destination are fixed for the life of the process.
-    pub startup: Arc<Config>,
+    /// `max_connections`, audit, log and the admin server are fixed for the life of the process.
+    pub startup: StartupConfig,
+    /// The configuration file: every reload reads it again.
+    config_path: PathBuf,
     /// The current generation; replaced whole by [`ProxyContext::reload`].
     generation: RwLock<Arc<Generation>>,
     pub mapper: ProxyAddressMapper,
@@ -239,24 +245,32 @@ impl ProxyContext {
         metrics: Arc<Metrics>,
         crls: Arc<FetchedCrls>,
     ) -> Result<Arc<Self>, ServerError> {
+        let Config {
+            source: config_path,
+            startup,
+            reloadable,
+            warnings: _,
+        } = config;
         let book = Arc::new(BrokerBook::default());
-        let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.upstream));
+        let upstream_probe = Arc::new(UpstreamProbe::from_config(&reloadable.upstream));
         let mapper = ProxyAddressMapper {
-            advertised_host: config.listener.advertised_host.clone(),
-            ports: config.listener.broker_ports.clone(),
+            advertised_host: startup.listener.advertised_host.clone(),
+            ports: startup.listener.broker_ports.clone(),
         };
-        let startup = Arc::new(config.clone());
-        let token_keys = match &config.upstream.identity {
-            UpstreamIdentity::OAuthBearer { keys, .. } => Some(Arc::new(
-                crate::oauth::KeyRing::open(keys.clone(), Arc::new(crate::oauth::SystemClock))?,
-            )),
-            _ => None,
+        let token_keys = match &startup.oauth_keys {
+            Some(keys) => Some(Arc::new(crate::oauth::KeyRing::open(
+                keys.clone(),
+                Arc::new(crate::oauth::SystemClock),
+            )?)),
+            None => None,
         };
-        let generation = Generation::build(1, config, book.clone(), &crls, token_keys.as_ref())?;
+        let generation =
+            Generation::build(1, reloadable, book.clone(), &crls, token_keys.as_ref())?;
         let (shutdown, _) = broadcast::channel(1);
         Ok(Arc::new(Self {
             connections: Arc::new(Semaphore::new(startup.limits.max_connections)),
             startup,
+            config_path,
             generation: RwLock::new(Arc::new(generation)),
             mapper,
             audit,
@@ -283,6 +297,11 @@ impl ProxyContext {
         }
     }
 
+    /// The configuration file the proxy was started with (and reloads).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// The number of the current generation (a lock-free read).
     pub fn generation_number(&self) -> u64 {
         self.generation_number.load(Ordering::Acquire)
@@ -297,15 +316,16 @@ impl ProxyContext {
     /// On any error the running configuration stays as it is.
     pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        let path = self.current().config.source.clone();
-        let config = crate::config::load(&path)?;
+        let path = &self.config_path;
+        let config = crate::config::load(path)?;
         for w in &config.warnings {
             warn!(file = %path.display(), "{w}");
         }
-        let needs_restart = restart_only_changes(&self.startup, &config);
+        let needs_restart = self.startup.restart_only_changes(&config.startup);
         // A CRL URL this configuration names for the first time is fetched before it applies.
-        self.crls.refresh(&config, true, Some(&self.metrics));
-        let closed = self.install(config)?;
+        self.crls
+            .refresh(&config.reloadable, true, Some(&self.metrics));
+        let closed = self.install(config.reloadable)?;
         Ok(ReloadReport {
             generation: self.current().number,
             closed,
@@ -326,7 +346,7 @@ impl ProxyContext {
 
     /// Build a generation from `config`, make it current, and re-evaluate live connections
     /// (when configured); returns how many were closed.
-    fn install(&self, config: Config) -> Result<usize, ServerError> {
+    fn install(&self, config: ReloadableConfig) -> Result<usize, ServerError> {
         let mode = config.reload.existing_connections;
         let next = {
             let number = self.current().number + 1;
@@ -352,55 +372,6 @@ impl ProxyContext {
             ExistingConnections::Keep => 0,
         })
     }
-}
-
-/// Settings that a running proxy cannot change (they are bound sockets or process-wide).
-fn restart_only_changes(startup: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if startup.listener.bootstrap != new.listener.bootstrap {
-        changed.push("listener.bootstrap");
-    }
-    if startup.listener.advertised_host != new.listener.advertised_host {
-        changed.push("listener.advertised_host");
-    }
-    if startup.listener.broker_bind != new.listener.broker_bind {
-        changed.push("listener.broker_bind_address");
-    }
-    if startup.listener.broker_ports.first_port != new.listener.broker_ports.first_port
-        || startup.listener.broker_ports.node_ports != new.listener.broker_ports.node_ports
-    {
-        changed.push("listener.broker_ports");
-    }
-    if startup.limits.max_connections != new.limits.max_connections {
-        changed.push("limits.max_connections");
-    }
-    if startup.limits.max_broker_listeners != new.limits.max_broker_listeners {
-        changed.push("limits.max_broker_listeners");
-    }
-    if startup.limits.drain_timeout != new.limits.drain_timeout {
-        changed.push("limits.drain_timeout_ms");
-    }
-    if startup.audit.destination != new.audit.destination
-        || startup.audit.source != new.audit.source
-    {
-        changed.push("audit");
-    }
-    if startup.log.format != new.log.format || startup.log.level != new.log.level {
-        changed.push("log");
-    }
-    let oauth_keys = |c: &Config| match &c.upstream.identity {
-        UpstreamIdentity::OAuthBearer { keys, .. } => Some(keys.clone()),
-        _ => None,
-    };
-    if let (Some(before), Some(after)) = (oauth_keys(startup), oauth_keys(new))
-        && before != after
-    {
-        // The retirement of keys in use depends on them.
-        changed.push(
-            "upstream.identity (token_lifetime_ms, rotate_every_ms, publish_ahead_ms, keys_dir)",
-        );
-    }
-    changed
 }
 
 /// One admitted connection, as re-evaluation needs it.
@@ -546,13 +517,13 @@ impl Server {
     /// Start the audit writer and bind the bootstrap listener.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let metrics = Arc::new(Metrics::new());
-        let (audit, audit_task) = AuditSink::start(&config.audit, metrics.clone())?;
-        let addr = config.listener.bootstrap;
-        let admin_addr = config.admin.as_ref().map(|a| a.listen);
+        let (audit, audit_task) = AuditSink::start(&config.startup.audit, metrics.clone())?;
+        let addr = config.startup.listener.bootstrap;
+        let admin_addr = config.startup.admin.as_ref().map(|a| a.listen);
         let crls = Arc::new(FetchedCrls::default());
         {
             // Blocking HTTP, bounded by crl_fetch_timeout_ms per URL.
-            let (crls, config, m) = (crls.clone(), config.clone(), metrics.clone());
+            let (crls, config, m) = (crls.clone(), config.reloadable.clone(), metrics.clone());
             let _ =
                 tokio::task::spawn_blocking(move || crls.refresh(&config, true, Some(&m))).await;
         }
@@ -645,7 +616,8 @@ impl Server {
         }
         let max = ctx.startup.limits.max_connections;
         let all = u32::try_from(max).unwrap_or(u32::MAX);
-        let drain = ctx.startup.limits.drain_timeout;
+        // The current generation's: a reload may have changed it since start.
+        let drain = ctx.current().config.limits.drain_timeout;
         match tokio::time::timeout(drain, ctx.connections.acquire_many(all)).await {
             Ok(_) => info!("all connections drained"),
             Err(_) => warn!(
@@ -723,13 +695,14 @@ fn stamps(files: Vec<PathBuf>) -> FileStamps {
 /// to load, is refused, and the next change is picked up: the old configuration serves
 /// meanwhile.
 async fn watch_files(ctx: Arc<ProxyContext>) {
-    let mut seen = stamps(ctx.current().config.watched_files());
+    let watched = || ctx.current().config.watched_files(ctx.config_path());
+    let mut seen = stamps(watched());
     loop {
         let Some(interval) = ctx.current().config.reload.watch_interval else {
             return;
         };
         tokio::time::sleep(interval).await;
-        let now = stamps(ctx.current().config.watched_files());
+        let now = stamps(watched());
         if now != seen {
             let ctx2 = ctx.clone();
             // Loading reads and parses files: keep it off the runtime's workers.
@@ -739,11 +712,7 @@ async fn watch_files(ctx: Arc<ProxyContext>) {
                     .unwrap_or(false);
             // After a refusal remember what was seen, so the same broken change is not retried
             // until the files change again; after a reload, watch the new file list.
-            seen = if reloaded {
-                stamps(ctx.current().config.watched_files())
-            } else {
-                now
-            };
+            seen = if reloaded { stamps(watched()) } else { now };
         }
     }
 }

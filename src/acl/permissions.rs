@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::rules::{AclRule, Operation, Pattern, Permission, ResourceType};
-use crate::config::Config;
+use crate::config::ReloadableConfig;
 use crate::pools::Resolution;
 
 /// A connection resolved to a certificate authority or pool that the configuration no longer
@@ -84,7 +84,7 @@ impl Permissions {
     /// connection is checked: enforcing is the safe side. `Err` when ACLs are enforced somewhere
     /// and one of the connection's CAs or pools is gone (after a reload).
     pub fn for_connection(
-        config: &Config,
+        config: &ReloadableConfig,
         resolution: &Resolution,
     ) -> Result<Option<Permissions>, StaleResolution> {
         let global = &config.authorization;

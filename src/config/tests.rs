@@ -4,7 +4,11 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use super::*;
+use crate::pools::ExternalIdentifier;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -116,15 +120,15 @@ fn the_issue_example_block_loads_as_written() {
     let cfg = f
         .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
         .unwrap();
-    assert_eq!(cfg.authorities.len(), 1);
-    let ca = &cfg.authorities[0];
+    assert_eq!(cfg.reloadable.authorities.len(), 1);
+    let ca = &cfg.reloadable.authorities[0];
     assert_eq!(ca.id, "ca-acme");
     assert_eq!(ca.pools.pools.len(), 2);
     assert_eq!(
         ca.pools.pools[1].external_identifier,
         ExternalIdentifier::Sha1
     );
-    assert_eq!(cfg.limits.max_frame_bytes, 100 * 1024 * 1024);
+    assert_eq!(cfg.reloadable.limits.max_frame_bytes, 100 * 1024 * 1024);
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
 }
 
@@ -383,7 +387,8 @@ fn without_an_admin_section_there_is_no_admin_server() {
     let cfg = f
         .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
         .unwrap();
-    assert_eq!(cfg.admin, None);
+    assert_eq!(cfg.startup.admin, None);
+    assert_eq!(cfg.reloadable.admin_token, None);
 }
 
 #[test]
@@ -391,19 +396,19 @@ fn an_admin_listen_address_loads() {
     let f = Fixture::new();
     let cfg = f.load(&with_admin(&f, "\n  listen: 0.0.0.0:9645")).unwrap();
     assert_eq!(
-        cfg.admin,
+        cfg.startup.admin,
         Some(AdminConfig {
             listen: "0.0.0.0:9645".parse().unwrap(),
-            token: None,
         })
     );
+    assert_eq!(cfg.reloadable.admin_token, None);
 }
 
 #[test]
 fn an_empty_admin_section_listens_on_loopback() {
     let f = Fixture::new();
     let cfg = f.load(&with_admin(&f, " {}")).unwrap();
-    let listen = cfg.admin.unwrap().listen;
+    let listen = cfg.startup.admin.unwrap().listen;
     assert_eq!(listen, defaults::ADMIN_LISTEN.parse().unwrap());
     assert!(listen.ip().is_loopback());
 }
@@ -462,17 +467,23 @@ fn reload_settings_default_to_reevaluate_and_reject_unknown_modes() {
     let base = f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS));
     let cfg = f.load(&base).unwrap();
     assert_eq!(
-        cfg.reload.existing_connections,
+        cfg.reloadable.reload.existing_connections,
         ExistingConnections::Reevaluate
     );
-    assert_eq!(cfg.reload.watch_interval, Some(Duration::from_millis(2000)));
+    assert_eq!(
+        cfg.reloadable.reload.watch_interval,
+        Some(Duration::from_millis(2000))
+    );
     let off = f
         .load(&format!(
             "{base}reload:\n  watch_interval_ms: 0\n  existing_connections: keep\n"
         ))
         .unwrap();
-    assert_eq!(off.reload.watch_interval, None);
-    assert_eq!(off.reload.existing_connections, ExistingConnections::Keep);
+    assert_eq!(off.reloadable.reload.watch_interval, None);
+    assert_eq!(
+        off.reloadable.reload.existing_connections,
+        ExistingConnections::Keep
+    );
     let issues = f.issues(&format!("{base}reload:\n  existing_connections: drop\n"));
     assert!(
         has(&issues, "reload.existing_connections", "`drop`"),
@@ -505,7 +516,8 @@ fn an_admin_token_file_loads_and_is_read_trimmed() {
             &format!("\n  token_file: {}", file.display()),
         ))
         .unwrap();
-    let token = cfg.admin.unwrap().token.unwrap();
+    assert!(cfg.startup.admin.is_some());
+    let token = cfg.reloadable.admin_token.unwrap();
     assert_eq!(token, AdminTokenSource::File(file));
     assert_eq!(token.read().unwrap(), "0123456789abcdef0123");
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
@@ -593,9 +605,9 @@ fn scram_identity_loads_with_env_and_file_secrets() {
     let UpstreamIdentity::Scram {
         mechanism,
         credentials,
-    } = &cfg.upstream.identity
+    } = &cfg.reloadable.upstream.identity
     else {
-        panic!("expected scram, got {:?}", cfg.upstream.identity);
+        panic!("expected scram, got {:?}", cfg.reloadable.upstream.identity);
     };
     assert_eq!(*mechanism, crate::scram::Mechanism::Sha512);
     assert_eq!(credentials["pool-acme-all"].username, "acme-all");
@@ -618,9 +630,15 @@ fn no_identity_means_mode_none() {
     let cfg = f
         .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
         .unwrap();
-    assert!(matches!(cfg.upstream.identity, UpstreamIdentity::None));
+    assert!(matches!(
+        cfg.reloadable.upstream.identity,
+        UpstreamIdentity::None
+    ));
     let cfg = f.load(&f.with_identity("    mode: none\n")).unwrap();
-    assert!(matches!(cfg.upstream.identity, UpstreamIdentity::None));
+    assert!(matches!(
+        cfg.reloadable.upstream.identity,
+        UpstreamIdentity::None
+    ));
 }
 
 #[test]
@@ -714,8 +732,8 @@ fn pool_priority_is_read() {
     let cfg = f
         .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), &pools)))
         .unwrap();
-    assert_eq!(cfg.authorities[0].pools.pools[0].priority, 10);
-    assert_eq!(cfg.authorities[0].pools.pools[1].priority, 0);
+    assert_eq!(cfg.reloadable.authorities[0].pools.pools[0].priority, 10);
+    assert_eq!(cfg.reloadable.authorities[0].pools.pools[1].priority, 0);
 }
 
 /// Pools with ACL rules, and authorization enabled globally.
@@ -741,16 +759,16 @@ fn acl_rules_load_into_pools_and_the_global_section() {
             "          - {operations: [write, describe], resource_type: topic, pattern_type: prefixed, resource_name: payments-}\n          - {permission: deny, operations: [all], resource_type: topic, resource_name: payments-secret}\n",
         ))
         .unwrap();
-    assert!(cfg.authorization.enabled);
-    assert_eq!(cfg.authorization.rules.len(), 1);
-    let acls = &cfg.authorities[0].pools.pools[0].acls;
+    assert!(cfg.reloadable.authorization.enabled);
+    assert_eq!(cfg.reloadable.authorization.rules.len(), 1);
+    let acls = &cfg.reloadable.authorities[0].pools.pools[0].acls;
     assert_eq!(acls.len(), 2);
     assert_eq!(
         acls[0].pattern,
         crate::acl::Pattern::Prefixed("payments-".into())
     );
     assert_eq!(acls[1].permission, crate::acl::Permission::Deny);
-    assert_eq!(cfg.authorities[0].authorization.enabled, None);
+    assert_eq!(cfg.reloadable.authorities[0].authorization.enabled, None);
 }
 
 #[test]
@@ -831,9 +849,12 @@ fn a_certificate_authority_can_enable_acls_for_its_pools_alone() {
         1,
     );
     let cfg = f.load(&f.yaml(&block)).unwrap();
-    assert!(!cfg.authorization.enabled);
-    assert_eq!(cfg.authorities[0].authorization.enabled, Some(true));
-    assert_eq!(cfg.authorities[0].authorization.rules.len(), 1);
+    assert!(!cfg.reloadable.authorization.enabled);
+    assert_eq!(
+        cfg.reloadable.authorities[0].authorization.enabled,
+        Some(true)
+    );
+    assert_eq!(cfg.reloadable.authorities[0].authorization.rules.len(), 1);
 }
 
 // ---- upstream.identity.mode: oauthbearer ----------------------------------------------------
@@ -865,9 +886,13 @@ fn oauthbearer_identity_loads_with_defaults() {
             Some("0.0.0.0:9204"),
         ))
         .unwrap();
-    let UpstreamIdentity::OAuthBearer { token, keys: k } = &cfg.upstream.identity else {
-        panic!("expected oauthbearer, got {:?}", cfg.upstream.identity);
+    let UpstreamIdentity::OAuthBearer { token } = &cfg.reloadable.upstream.identity else {
+        panic!(
+            "expected oauthbearer, got {:?}",
+            cfg.reloadable.upstream.identity
+        );
     };
+    let k = cfg.startup.oauth_keys.as_ref().unwrap();
     assert_eq!(token.issuer, "https://proxy.example");
     assert_eq!(token.audience, "kafka");
     assert_eq!(token.scope, None);
@@ -1006,10 +1031,11 @@ fn permissions_of_a_connection_whose_pool_is_gone_fail_closed() {
             "          - {operations: [write], resource_type: topic, resource_name: '*'}\n",
         ))
         .unwrap();
-    let live = Permissions::for_connection(&enforced, &resolution("pool-payments")).unwrap();
+    let live =
+        Permissions::for_connection(&enforced.reloadable, &resolution("pool-payments")).unwrap();
     assert!(live.is_some());
     assert_eq!(
-        Permissions::for_connection(&enforced, &resolution("pool-renamed")),
+        Permissions::for_connection(&enforced.reloadable, &resolution("pool-renamed")),
         Err(StaleResolution::Pool("pool-renamed".into()))
     );
     // Without ACLs anywhere, a renamed pool changes nothing here.
@@ -1017,7 +1043,7 @@ fn permissions_of_a_connection_whose_pool_is_gone_fail_closed() {
         .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
         .unwrap();
     assert_eq!(
-        Permissions::for_connection(&off, &resolution("pool-renamed")),
+        Permissions::for_connection(&off.reloadable, &resolution("pool-renamed")),
         Ok(None)
     );
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::CertificateRevocationListDer;
 
-use crate::config::{Config, defaults::CRL_MAX_BYTES, load_crls_bytes};
+use crate::config::{ReloadableConfig, defaults::CRL_MAX_BYTES, load_crls_bytes};
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,12 @@ impl FetchedCrls {
 
     /// Fetch every `crl_url` of `config` (all of them, or only those never fetched); returns
     /// whether any CRL changed. Failures are logged; the last good CRL stays.
-    pub fn refresh(&self, config: &Config, only_missing: bool, metrics: Option<&Metrics>) -> bool {
+    pub fn refresh(
+        &self,
+        config: &ReloadableConfig,
+        only_missing: bool,
+        metrics: Option<&Metrics>,
+    ) -> bool {
         let mut changed = false;
         for ca in &config.authorities {
             let Some(url) = &ca.crl_url else { continue };
