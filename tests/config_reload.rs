@@ -2,6 +2,12 @@
 //! `limits.drain_timeout_ms` was once reported as restart-only while connections already used
 //! their generation's value; now shutdown also waits for the current generation's.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+
 use std::path::Path;
 use std::time::Duration;
 
