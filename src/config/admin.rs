@@ -12,7 +12,8 @@ use super::{Issues, defaults};
 /// Shorter admin tokens load, with a warning.
 const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
-/// The admin HTTP server (health, readiness, metrics, the IAM API).
+/// The admin HTTP server (health, readiness, metrics, the IAM API). Its write token's source
+/// is [`super::ReloadableConfig::admin_token`]: a reload may change it, not the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
