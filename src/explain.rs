@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::config::ReloadableConfig;
 use crate::identity::CertIdentity;
 use crate::pools::{self, Attributes};
 use crate::tls::crl::FetchedCrls;
@@ -41,7 +41,10 @@ pub struct Explanation {
 }
 
 /// Explain the decision for the PEM file at `cert_path` (leaf first, then any intermediates).
-pub fn explain_file(config: &Config, cert_path: &Path) -> Result<Explanation, ExplainError> {
+pub fn explain_file(
+    config: &ReloadableConfig,
+    cert_path: &Path,
+) -> Result<Explanation, ExplainError> {
     let path = cert_path.display().to_string();
     let bytes = std::fs::read(cert_path).map_err(|source| ExplainError::Read {
         path: path.clone(),
@@ -51,7 +54,11 @@ pub fn explain_file(config: &Config, cert_path: &Path) -> Result<Explanation, Ex
 }
 
 /// Explain the decision for PEM text (`name` appears in errors).
-pub fn explain_pem(config: &Config, pem: &[u8], name: &str) -> Result<Explanation, ExplainError> {
+pub fn explain_pem(
+    config: &ReloadableConfig,
+    pem: &[u8],
+    name: &str,
+) -> Result<Explanation, ExplainError> {
     let chain = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ExplainError::NoCertificate {

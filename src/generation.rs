@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{Config, UpstreamIdentity};
+use crate::config::{ReloadableConfig, UpstreamIdentity};
 use crate::oauth::{KeyRing, TokenIssuer};
 use crate::tls::crl::FetchedCrls;
 use crate::tls::{TlsAcceptorFactory, TrustStore};
@@ -29,7 +29,8 @@ pub enum GenerationError {
 /// See the module documentation.
 pub struct Generation {
     pub number: u64,
-    pub config: Arc<Config>,
+    /// Only what a reload may change: startup settings are the [`crate::reload::Reloader`]'s.
+    pub config: Arc<ReloadableConfig>,
     pub tls: TlsAcceptorFactory,
     pub upstream: UpstreamConnector,
 }
@@ -39,7 +40,7 @@ impl Generation {
     /// `token_keys` exist when the proxy started in oauthbearer mode.
     pub fn build(
         number: u64,
-        config: Config,
+        config: ReloadableConfig,
         book: Arc<BrokerBook>,
         crls: &FetchedCrls,
         token_keys: Option<&Arc<KeyRing>>,
@@ -57,7 +58,7 @@ impl Generation {
             config.server_tls.tls13_only,
         );
         let mut upstream = UpstreamConnector::new(&config.upstream, book, provider)?;
-        if let UpstreamIdentity::OAuthBearer { token, .. } = &config.upstream.identity {
+        if let UpstreamIdentity::OAuthBearer { token } = &config.upstream.identity {
             let keys = token_keys.ok_or(GenerationError::OAuthNeedsRestart)?;
             upstream = upstream.with_token_issuer(TokenIssuer::new(token.clone(), keys.clone()));
         }

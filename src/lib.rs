@@ -2,7 +2,9 @@
 //!
 //! The modules follow the path of one client connection:
 //!
-//! - [`config`]: the typed YAML configuration, loaded and validated once.
+//! - [`config`]: the typed YAML configuration, loaded and validated once, one module per
+//!   section; its startup part (bound or process-wide) and its reloadable part (what a
+//!   configuration generation carries) are two types.
 //! - [`server`]: the bootstrap and per-broker listeners, accept loop, limits, shutdown.
 //! - [`tls`]: the rustls server side, client-certificate verification against the configured
 //!   certificate authorities, and the per-connection verdict.

@@ -92,7 +92,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {}: {w}", path.display());
     }
-    for (host, port) in &config.upstream.bootstrap_servers {
+    for (host, port) in &config.reloadable.upstream.bootstrap_servers {
         if !config::resolves(host, *port) {
             eprintln!(
                 "warning: {}: upstream.bootstrap_servers: `{host}:{port}` does not resolve from here",
@@ -100,20 +100,26 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             );
         }
     }
-    let pools: usize = config.authorities.iter().map(|a| a.pools.pools.len()).sum();
+    let pools: usize = config
+        .reloadable
+        .authorities
+        .iter()
+        .map(|a| a.pools.pools.len())
+        .sum();
     println!(
         "{}: OK — {} certificate authorit{}, {} identity pool{}, bootstrap {} → {}",
         path.display(),
-        config.authorities.len(),
-        if config.authorities.len() == 1 {
+        config.reloadable.authorities.len(),
+        if config.reloadable.authorities.len() == 1 {
             "y"
         } else {
             "ies"
         },
         pools,
         if pools == 1 { "" } else { "s" },
-        config.listener.bootstrap,
+        config.startup.listener.bootstrap,
         config
+            .reloadable
             .upstream
             .bootstrap_servers
             .iter()
@@ -129,7 +135,7 @@ fn explain_cmd(config_path: &std::path::Path, cert: &std::path::Path) -> ExitCod
         Ok(c) => c,
         Err(code) => return code,
     };
-    match explain::explain_file(&config, cert) {
+    match explain::explain_file(&config.reloadable, cert) {
         Ok(x) => {
             match serde_json::to_string_pretty(&x.json) {
                 Ok(text) => println!("{text}"),
@@ -153,13 +159,13 @@ fn explain_cmd(config_path: &std::path::Path, cert: &std::path::Path) -> ExitCod
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(config.log.level.clone()));
+        .unwrap_or_else(|_| EnvFilter::new(config.startup.log.level.clone()));
     // Logs go to stderr (stdout is for command output); colours only on a terminal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match config.log.format {
+    match config.startup.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Plain => builder.init(),
     }

@@ -5,7 +5,7 @@
 //! so an older configuration never lands last. Sessions see the new generation through a
 //! `watch` channel: new sessions take it, open ones keep theirs (only their proxy ACLs follow).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::audit::AuditSink;
-use crate::config::{Config, ExistingConnections, UpstreamIdentity};
+use crate::config::{Config, ExistingConnections, ReloadableConfig, StartupConfig};
 use crate::generation::{Generation, GenerationError};
 use crate::metrics::Metrics;
 use crate::oauth::KeyRing;
@@ -42,8 +42,10 @@ pub struct ReloadReport {
 
 /// Builds and publishes configuration generations. One per running proxy.
 pub struct Reloader {
-    /// The configuration the proxy started with: what a reload cannot change is compared with it.
-    startup: Arc<Config>,
+    /// The settings the proxy started with: what a reload cannot change is compared with them.
+    startup: StartupConfig,
+    /// The configuration file, read again at every reload.
+    config_path: PathBuf,
     /// The current generation; sessions hold receivers.
     generation: watch::Sender<Arc<Generation>>,
     /// Node id → upstream address, learned from responses; survives reloads.
@@ -76,10 +78,15 @@ pub struct ReloaderParts {
 impl Reloader {
     /// Build generation 1 from the configuration the proxy starts with.
     pub fn new(parts: ReloaderParts) -> Result<Self, GenerationError> {
-        let startup = Arc::new(parts.config.clone());
+        let Config {
+            source: config_path,
+            startup,
+            reloadable,
+            ..
+        } = parts.config;
         let first = Generation::build(
             1,
-            parts.config,
+            reloadable,
             parts.book.clone(),
             &parts.crls,
             parts.token_keys.as_ref(),
@@ -87,6 +94,7 @@ impl Reloader {
         let (generation, _) = watch::channel(Arc::new(first));
         Ok(Self {
             startup,
+            config_path,
             generation,
             book: parts.book,
             crls: parts.crls,
@@ -108,9 +116,14 @@ impl Reloader {
         self.generation.subscribe()
     }
 
-    /// The configuration the proxy started with.
-    pub fn startup(&self) -> &Arc<Config> {
+    /// The settings the proxy started with.
+    pub fn startup(&self) -> &StartupConfig {
         &self.startup
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -121,15 +134,15 @@ impl Reloader {
     /// On any error the running configuration stays as it is.
     pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        let path = self.current().config.source.clone();
-        let config = crate::config::load(&path)?;
+        let path = &self.config_path;
+        let config = crate::config::load(path)?;
         for w in &config.warnings {
             warn!(file = %path.display(), "{w}");
         }
-        let needs_restart = restart_only_changes(&self.startup, &config);
+        let needs_restart = self.startup.restart_only_changes(&config.startup);
         // A CRL URL this configuration names for the first time is fetched before it applies.
-        record_crl_fetches(&self.crls.refresh(&config, true), &self.metrics);
-        let closed = self.install(config)?;
+        record_crl_fetches(&self.crls.refresh(&config.reloadable, true), &self.metrics);
+        let closed = self.install(config.reloadable)?;
         Ok(ReloadReport {
             generation: self.current().number,
             closed,
@@ -152,7 +165,7 @@ impl Reloader {
 
     /// Build a generation from `config`, make it current, and re-evaluate live connections
     /// (when configured); returns how many were closed.
-    fn install(&self, config: Config) -> Result<usize, GenerationError> {
+    fn install(&self, config: ReloadableConfig) -> Result<usize, GenerationError> {
         let mode = config.reload.existing_connections;
         let number = self.current().number + 1;
         let next = Arc::new(Generation::build(
@@ -175,55 +188,6 @@ pub fn record_crl_fetches(refreshed: &Refreshed, metrics: &Metrics) {
     for (ca_id, unix_seconds) in &refreshed.fetched {
         metrics.crl_fetched(ca_id, *unix_seconds);
     }
-}
-
-/// Settings that a running proxy cannot change (they are bound sockets or process-wide).
-fn restart_only_changes(startup: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if startup.listener.bootstrap != new.listener.bootstrap {
-        changed.push("listener.bootstrap");
-    }
-    if startup.listener.advertised_host != new.listener.advertised_host {
-        changed.push("listener.advertised_host");
-    }
-    if startup.listener.broker_bind != new.listener.broker_bind {
-        changed.push("listener.broker_bind_address");
-    }
-    if startup.listener.broker_ports.first_port != new.listener.broker_ports.first_port
-        || startup.listener.broker_ports.node_ports != new.listener.broker_ports.node_ports
-    {
-        changed.push("listener.broker_ports");
-    }
-    if startup.limits.max_connections != new.limits.max_connections {
-        changed.push("limits.max_connections");
-    }
-    if startup.limits.max_broker_listeners != new.limits.max_broker_listeners {
-        changed.push("limits.max_broker_listeners");
-    }
-    if startup.limits.drain_timeout != new.limits.drain_timeout {
-        changed.push("limits.drain_timeout_ms");
-    }
-    if startup.audit.destination != new.audit.destination
-        || startup.audit.source != new.audit.source
-    {
-        changed.push("audit");
-    }
-    if startup.log.format != new.log.format || startup.log.level != new.log.level {
-        changed.push("log");
-    }
-    let oauth_keys = |c: &Config| match &c.upstream.identity {
-        UpstreamIdentity::OAuthBearer { keys, .. } => Some(keys.clone()),
-        _ => None,
-    };
-    if let (Some(before), Some(after)) = (oauth_keys(startup), oauth_keys(new))
-        && before != after
-    {
-        // The retirement of keys in use depends on them.
-        changed.push(
-            "upstream.identity (token_lifetime_ms, rotate_every_ms, publish_ahead_ms, keys_dir)",
-        );
-    }
-    changed
 }
 
 /// Reload and log the outcome (used by SIGHUP and the file watch); true when it took effect.
@@ -283,13 +247,14 @@ fn stamps(files: Vec<PathBuf>) -> FileStamps {
 /// to load, is refused, and the next change is picked up: the old configuration serves
 /// meanwhile.
 pub async fn watch_files(ctx: Arc<Reloader>) {
-    let mut seen = stamps(ctx.current().config.watched_files());
+    let watched = || ctx.current().config.watched_files(ctx.config_path());
+    let mut seen = stamps(watched());
     loop {
         let Some(interval) = ctx.current().config.reload.watch_interval else {
             return;
         };
         tokio::time::sleep(interval).await;
-        let now = stamps(ctx.current().config.watched_files());
+        let now = stamps(watched());
         if now != seen {
             let ctx2 = ctx.clone();
             // Loading reads and parses files: keep it off the runtime's workers.
@@ -299,11 +264,7 @@ pub async fn watch_files(ctx: Arc<Reloader>) {
                     .unwrap_or(false);
             // After a refusal remember what was seen, so the same broken change is not retried
             // until the files change again; after a reload, watch the new file list.
-            seen = if reloaded {
-                stamps(ctx.current().config.watched_files())
-            } else {
-                now
-            };
+            seen = if reloaded { stamps(watched()) } else { now };
         }
     }
 }

@@ -356,7 +356,12 @@ async fn certificate_authorities_round_trip_with_generated_ids_and_computed_fiel
 
     // The file holds it, and loads.
     let loaded = config::load(&proxy.config_path()).unwrap();
-    let entry = loaded.authorities.iter().find(|a| a.id == id).unwrap();
+    let entry = loaded
+        .reloadable
+        .authorities
+        .iter()
+        .find(|a| a.id == id)
+        .unwrap();
     assert_eq!(entry.description, "patched");
     assert_eq!(entry.certificates.len(), 2);
     let text = String::from_utf8(proxy.config_bytes()).unwrap();
@@ -369,7 +374,7 @@ async fn certificate_authorities_round_trip_with_generated_ids_and_computed_fiel
     assert_eq!(ids(&proxy.get(CAS).await.expect(200).json()), ["ca-acme"]);
     assert!(proxy.cas_files().is_empty(), "{:?}", proxy.cas_files());
     let loaded = config::load(&proxy.config_path()).unwrap();
-    assert_eq!(loaded.authorities.len(), 1);
+    assert_eq!(loaded.reloadable.authorities.len(), 1);
     proxy.stop().await;
 }
 
@@ -452,7 +457,7 @@ async fn identity_pools_round_trip_with_generated_ids_and_principals() {
     assert_eq!(patched["filter"], updated["filter"]);
 
     let loaded = config::load(&proxy.config_path()).unwrap();
-    let pool = loaded.authorities[0]
+    let pool = loaded.reloadable.authorities[0]
         .pools
         .pools
         .iter()
@@ -945,7 +950,7 @@ async fn concurrent_writes_are_all_kept() {
         assert_eq!(t.await.unwrap(), 201);
     }
     let loaded = config::load(&proxy.config_path()).unwrap();
-    let got: Vec<&str> = loaded.authorities[0]
+    let got: Vec<&str> = loaded.reloadable.authorities[0]
         .pools
         .pools
         .iter()

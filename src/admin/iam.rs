@@ -75,16 +75,12 @@ impl IamApi {
     }
 
     fn config_path(&self) -> PathBuf {
-        self.ctx.current().config.source.clone()
+        self.ctx.config_path().to_path_buf()
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let generation = self.ctx.current();
-        let token = generation
-            .config
-            .admin
-            .as_ref()
-            .and_then(|a| a.token.as_ref());
+        let token = generation.config.admin_token.as_ref();
         auth::authorize_write(headers, token).map_err(|d| ApiError::new(d.status(), d.detail()))
     }
 
@@ -381,7 +377,7 @@ impl NewFiles {
 
 /// Read the file, change it, validate, write, reload. Blocking.
 fn apply(ctx: &Reloader, change: Change) -> Result<Written, ApiError> {
-    let path = ctx.current().config.source.clone();
+    let path = ctx.config_path().to_path_buf();
     let before = store::read(&path).map_err(|e| {
         ApiError::new(
             409,

@@ -3,9 +3,9 @@
 use crate::acl::{AclRule, Permissions, StaleResolution};
 use crate::pools::Resolution;
 
-use super::Config;
+use super::ReloadableConfig;
 
-impl Config {
+impl ReloadableConfig {
     /// The permissions of a connection that resolved to `resolution` under this configuration, or `None`
     /// when no certificate authority of its matched pools enforces ACLs (every request passes).
     ///

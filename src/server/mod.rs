@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState, Readiness, UpstreamProbe};
 use crate::audit::{AuditError, AuditSink};
-use crate::config::{Config, UpstreamIdentity};
+use crate::config::Config;
 use crate::generation::GenerationError;
 use crate::metrics::Metrics;
 use crate::oauth::KeyRing;
@@ -63,32 +63,33 @@ impl Server {
     /// Start the audit writer, build the first generation and bind the bootstrap listener.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let metrics = Arc::new(Metrics::new());
-        let (audit, audit_task) = AuditSink::start(&config.audit, metrics.clone())?;
+        let startup = &config.startup;
+        let (audit, audit_task) = AuditSink::start(&startup.audit, metrics.clone())?;
         let crls = Arc::new(FetchedCrls::default());
         {
             // Blocking HTTP, bounded by crl_fetch_timeout_ms per URL.
-            let (crls, config, m) = (crls.clone(), config.clone(), metrics.clone());
+            let (crls, config, m) = (crls.clone(), config.reloadable.clone(), metrics.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 crate::reload::record_crl_fetches(&crls.refresh(&config, true), &m);
             })
             .await;
         }
-        let token_keys = match &config.upstream.identity {
-            UpstreamIdentity::OAuthBearer { keys, .. } => Some(Arc::new(KeyRing::open(
+        let token_keys = match &config.startup.oauth_keys {
+            Some(keys) => Some(Arc::new(KeyRing::open(
                 keys.clone(),
                 Arc::new(crate::oauth::SystemClock),
             )?)),
-            _ => None,
+            None => None,
         };
         let book = Arc::new(BrokerBook::default());
         let live = Arc::new(LiveConnections::default());
-        let listener_config = config.listener.clone();
+        let listener_config = config.startup.listener.clone();
         let (max_connections, max_broker_listeners) = (
-            config.limits.max_connections,
-            config.limits.max_broker_listeners,
+            config.startup.limits.max_connections,
+            config.startup.limits.max_broker_listeners,
         );
-        let admin_addr = config.admin.as_ref().map(|a| a.listen);
-        let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.upstream));
+        let admin_addr = config.startup.admin.as_ref().map(|a| a.listen);
+        let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.reloadable.upstream));
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config,
             book: book.clone(),

@@ -82,8 +82,11 @@ impl<'a> Reauthentication<'a> {
         login_started: tokio::time::Instant,
         lifetime: Option<Duration>,
     ) -> Self {
+        let Some(lifetime) = lifetime else {
+            return Self::none();
+        };
         Self {
-            scheduled: lifetime.map(|lifetime| Schedule {
+            scheduled: Some(Schedule {
                 connector,
                 identity,
                 addr,

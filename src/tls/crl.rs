@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::CertificateRevocationListDer;
 
-use crate::config::{Config, defaults::CRL_MAX_BYTES, load_crls_bytes};
+use crate::config::{ReloadableConfig, defaults::CRL_MAX_BYTES, load_crls_bytes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrlError {
@@ -84,7 +84,7 @@ impl FetchedCrls {
 
     /// Fetch every `crl_url` of `config` (all of them, or only those never fetched).
     /// Failures are logged; the last good CRL stays.
-    pub fn refresh(&self, config: &Config, only_missing: bool) -> Refreshed {
+    pub fn refresh(&self, config: &ReloadableConfig, only_missing: bool) -> Refreshed {
         let mut refreshed = Refreshed::default();
         for ca in &config.authorities {
             let Some(url) = &ca.crl_url else { continue };

@@ -1,4 +1,9 @@
-//! Reading certificates and keys from PEM files, with errors that name the file and the reason.
+//! Certificates, keys and CRLs from PEM (or DER) bytes, with errors that name the file and the
+//! reason.
+//!
+//! The parsers take what reading the file gave ([`FileRead`]): the configuration checks work on
+//! bytes read beforehand ([`super::sources`]), and the `load_*` functions read the file first,
+//! for callers outside a configuration load (the admin API, the CRL download).
 
 use std::path::Path;
 
@@ -8,10 +13,29 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use super::defaults::MAX_CA_CHAIN;
 
+/// A file's path and what reading it gave: its bytes, or why it could not be read.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRead<'a> {
+    pub path: &'a Path,
+    pub bytes: Result<&'a [u8], &'a std::io::Error>,
+}
+
 /// Every `CERTIFICATE` block of a PEM file (other blocks are skipped). At least one is required.
 pub fn load_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let bytes = std::fs::read(path);
+    pem_certificates(FileRead {
+        path,
+        bytes: bytes.as_deref(),
+    })
+}
+
+/// [`load_pem_certificates`] on the file as read.
+pub fn pem_certificates(file: FileRead<'_>) -> Result<Vec<CertificateDer<'static>>, String> {
+    let path = file.path;
+    let bytes = file
+        .bytes
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: not a valid PEM file: {e}", path.display()))?;
     if certs.is_empty() {
@@ -25,14 +49,15 @@ pub fn load_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>
 
 /// A certificate authority's chain as Confluent accepts it: a `.pem` file with 1 to 4
 /// certificates, every one of them a CA (basicConstraints CA:TRUE).
-pub fn load_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn ca_bundle(file: FileRead<'_>) -> Result<Vec<CertificateDer<'static>>, String> {
+    let path = file.path;
     if path.extension().and_then(|e| e.to_str()) != Some("pem") {
         return Err(format!(
             "{}: a certificate chain must be a .pem file",
             path.display()
         ));
     }
-    let certs = load_pem_certificates(path)?;
+    let certs = pem_certificates(file)?;
     if certs.len() > MAX_CA_CHAIN {
         return Err(format!(
             "{}: holds {} certificates; a certificate authority chain has 1 to {MAX_CA_CHAIN}",
@@ -70,17 +95,21 @@ pub fn load_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, Strin
 
 /// A certificate chain and its private key, checked to belong together. The error names the
 /// field (`certificate_chain` or `private_key`) and the reason.
-pub fn load_certified_key(
-    chain: &Path,
-    key: &Path,
+pub fn certified_key(
+    chain: FileRead<'_>,
+    key: FileRead<'_>,
 ) -> Result<CertifiedKey, (&'static str, String)> {
-    let certs = load_pem_certificates(chain).map_err(|e| ("certificate_chain", e))?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+    let certs = pem_certificates(chain).map_err(|e| ("certificate_chain", e))?;
+    let (chain, key_read, key) = (chain.path, key.bytes, key.path);
+    let no_key = |reason: String| {
         (
             "private_key",
-            format!("{}: no usable private key: {e}", key.display()),
+            format!("{}: no usable private key: {reason}", key.display()),
         )
-    })?;
+    };
+    // Worded as rustls-pki-types words a read error (the key used to be read by it).
+    let key_bytes = key_read.map_err(|e| no_key(format!("I/O error: {e}")))?;
+    let key_der = PrivateKeyDer::from_pem_slice(key_bytes).map_err(|e| no_key(e.to_string()))?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let certified = CertifiedKey::from_der(certs, key_der, &provider).map_err(|e| {
         (
@@ -109,8 +138,20 @@ pub fn certificate_names_host(leaf: &CertificateDer<'_>, host: &str) -> bool {
 /// Certificate revocation lists from a file: PEM (`X509 CRL` blocks) or a single DER CRL.
 /// Each one must parse; whether it belongs to the CA is checked when it is used (its signature).
 pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    load_crls_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    let bytes = std::fs::read(path);
+    crls(FileRead {
+        path,
+        bytes: bytes.as_deref(),
+    })
+}
+
+/// [`load_crls`] on the file as read.
+pub fn crls(file: FileRead<'_>) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let path = file.path;
+    let bytes = file
+        .bytes
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    load_crls_bytes(bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// CRLs from bytes: PEM (`X509 CRL` blocks) or a single DER CRL, each checked to parse.

@@ -1,0 +1,42 @@
+//! Default values of the optional settings. Each limit is the value a Kafka broker uses where one
+//! exists.
+
+use crate::kafka::frame::DEFAULT_MAX_FRAME_BYTES;
+
+/// Kafka's `socket.request.max.bytes`.
+pub const MAX_FRAME_BYTES: usize = DEFAULT_MAX_FRAME_BYTES;
+pub const MAX_CONNECTIONS: usize = 10_000;
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Kafka's `connections.max.idle.ms`.
+pub const IDLE_TIMEOUT_MS: u64 = 600_000;
+/// Requests a client may have in flight on one connection before the proxy stops reading
+/// from it (back-pressure, not an error).
+pub const MAX_IN_FLIGHT_REQUESTS: usize = 1_000;
+pub const POOL_CACHE_ENTRIES: usize = 10_000;
+/// Confluent Cloud's `identity_pools_per_certificate_authority` quota.
+pub const POOLS_PER_CA: usize = 100;
+/// Per-broker listeners the proxy opens at most: a broker (or an attacker in its place)
+/// listing thousands of node ids must not exhaust the proxy's file descriptors.
+pub const MAX_BROKER_LISTENERS: usize = 1_000;
+/// How long shutdown waits for connections to deliver the answers already in flight.
+pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
+pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 10_000;
+pub const AUDIT_QUEUE_CAPACITY: usize = 10_000;
+pub const AUDIT_PATH: &str = "audit.log";
+pub const AUDIT_SOURCE: &str = "kafka-mtls-proxy";
+pub const RELOAD_WATCH_INTERVAL_MS: u64 = 2_000;
+pub const CRL_REFRESH_INTERVAL_MS: u64 = 24 * 60 * 60 * 1_000;
+pub const CRL_FETCH_TIMEOUT_MS: u64 = 10_000;
+/// A CRL download larger than this is refused (a CA's CRL is kilobytes to a few MB).
+pub const CRL_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// Confluent allows 1 to 4 certificates in a CA chain.
+pub const MAX_CA_CHAIN: usize = 4;
+/// The admin server's address when `admin:` is present without `listen`: loopback,
+/// because its endpoints have no authentication.
+pub const ADMIN_LISTEN: &str = "127.0.0.1:9644";
+/// oauthbearer key ring and token defaults: the oauth module's (see there why).
+pub use crate::oauth::keyring::defaults::{
+    OAUTH_PUBLISH_AHEAD_MS, OAUTH_ROTATE_EVERY_MS, OAUTH_TOKEN_LIFETIME_MS,
+};
+/// Kafka's default `sasl.oauthbearer.jwks.endpoint.refresh.ms`.
+pub const KAFKA_JWKS_REFRESH_MS: u64 = 60 * 60 * 1_000;
