@@ -5,7 +5,8 @@
 //! - [`config`]: the typed YAML configuration, loaded and validated once.
 //! - [`server`]: the bootstrap and per-broker listeners, accept loop, limits, shutdown.
 //! - [`tls`]: the rustls server side, client-certificate verification against the configured
-//!   certificate authorities, and the per-connection verdict.
+//!   certificate authorities, and the per-connection verdict (spelled out for operators by
+//!   `tls::explain`, behind the `explain` command and `POST /iam/v2/explain`).
 //! - [`identity`]: a client certificate's attributes (CN, RFC 4514 DN, SANs, serial, digests).
 //! - [`pools`]: identity pools, their CEL filters, and resolution to principals.
 //! - [`kafka`]: Kafka framing, request headers, API versions and broker-address rewriting.
@@ -21,7 +22,7 @@
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
 //! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
 //!   iam/v2 API that manages certificate authorities and identity pools live.
-//! - [`explain`], [`pki`]: operator commands (debug a certificate; write a development PKI).
+//! - [`pki`]: operator command (write a development PKI).
 //! - [`cli`]: the `pools` and `cas` commands, clients of the iam/v2 API.
 
 pub mod acl;
@@ -30,7 +31,6 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod connection;
-pub mod explain;
 pub mod identity;
 pub mod kafka;
 pub mod metrics;
