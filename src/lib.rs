@@ -22,20 +22,19 @@
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
 //! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
 //!   iam/v2 API that manages certificate authorities and identity pools live.
-//! - [`pki`]: operator command (write a development PKI).
-//! - [`cli`]: the `pools` and `cas` commands, clients of the iam/v2 API.
+//!
+//! The operator tools (`explain`'s file and printing, `pki`, the `pools` and `cas` commands) are
+//! part of the binary (`src/tools/`), not of this library.
 
 pub mod acl;
 pub mod admin;
 pub mod audit;
-pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod identity;
 pub mod kafka;
 pub mod metrics;
 pub mod oauth;
-pub mod pki;
 pub mod pools;
 pub mod scram;
 pub mod server;

@@ -11,10 +11,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kafka_mtls_proxy::config::{self, Config, LogFormat};
-use kafka_mtls_proxy::{cli, pki, server};
+use kafka_mtls_proxy::server;
 use tracing_subscriber::EnvFilter;
 
-use tools::explain;
+use tools::{explain, iam, pki};
 
 const DEFAULT_CONFIG: &str = "config/proxy.yaml";
 
@@ -51,10 +51,10 @@ enum Command {
     /// Write a development PKI (CAs, server and client certificates, keystores).
     Pki(pki::PkiArgs),
     /// Manage the identity pools of a running proxy (as `confluent iam certificate-pool`).
-    Pools(cli::PoolsArgs),
+    Pools(iam::PoolsArgs),
     /// Manage the certificate authorities of a running proxy (as `confluent iam
     /// certificate-authority`).
-    Cas(cli::CasArgs),
+    Cas(iam::CasArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,8 +73,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Pools(args) => cli::run_pools(&args),
-        Command::Cas(args) => cli::run_cas(&args),
+        Command::Pools(args) => iam::run_pools(&args),
+        Command::Cas(args) => iam::run_cas(&args),
     }
 }
 

@@ -1566,7 +1566,7 @@ mod tests {
     }
 
     /// Writes a PKI for inspection by hand:
-    /// `PKI_OUT=/tmp/pki cargo test --lib pki::tests::write_for_inspection -- --ignored --nocapture`
+    /// `PKI_OUT=/tmp/pki cargo test --bin kafka-mtls-proxy tools::pki::tests::write_for_inspection -- --ignored --nocapture`
     #[test]
     #[ignore = "writes into $PKI_OUT for manual keytool/openssl checks"]
     fn write_for_inspection() {

@@ -273,7 +273,7 @@ mod tests {
             return;
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let report = crate::pki::run(&crate::pki::PkiArgs {
+        let report = crate::tools::pki::run(&crate::tools::pki::PkiArgs {
             out: dir.path().to_owned(),
             force: false,
             validity_days: 30,
@@ -319,7 +319,7 @@ mod tests {
         );
         assert!(properties.contains("acme-client.jks"), "{properties}");
         // Written again with --force: fresh stores, not merged ones.
-        let again = crate::pki::run(&crate::pki::PkiArgs {
+        let again = crate::tools::pki::run(&crate::tools::pki::PkiArgs {
             out: dir.path().to_owned(),
             force: true,
             validity_days: 30,
