@@ -13,7 +13,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{CLIENTS, ClientSpec, PkiError, WrittenFile, client_properties, write_file};
+use super::clients::{CLIENTS, ClientSpec};
+use super::files::write_file;
+use super::properties::client_properties;
+use super::{PkiError, WrittenFile};
 
 /// What happened to the JKS files.
 #[derive(Debug, Clone, PartialEq, Eq)]
