@@ -71,7 +71,7 @@ fn args(out: &Path) -> PkiArgs {
         out: out.to_owned(),
         password: Some(PASSWORD.to_owned()),
         hosts: vec!["kafka.example.test".to_owned(), "10.1.2.3".to_owned()],
-        no_jks: true, // keytool costs a JVM start per keystore; src/pki/jks.rs tests it
+        no_jks: true, // keytool costs a JVM start per keystore; jks.rs tests it
         ..PkiArgs::default()
     }
 }
