@@ -7,7 +7,8 @@
 //!   configuration generation carries) are two types.
 //! - [`server`]: the bootstrap and per-broker listeners, accept loop, limits, shutdown.
 //! - [`tls`]: the rustls server side, client-certificate verification against the configured
-//!   certificate authorities, and the per-connection verdict.
+//!   certificate authorities, and the per-connection verdict (spelled out for operators by
+//!   `tls::explain`, behind the `explain` command and `POST /iam/v2/explain`).
 //! - [`identity`]: a client certificate's attributes (CN, RFC 4514 DN, SANs, serial, digests).
 //! - [`pools`]: identity pools, their CEL filters, and resolution to principals.
 //! - [`kafka`]: Kafka framing, request headers, API versions and broker-address rewriting.
@@ -23,22 +24,20 @@
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
 //! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
 //!   iam/v2 API that manages certificate authorities and identity pools live.
-//! - [`explain`], [`pki`]: operator commands (debug a certificate; write a development PKI).
-//! - [`cli`]: the `pools` and `cas` commands, clients of the iam/v2 API.
+//!
+//! The operator tools (`explain`'s file and printing, `pki`, the `pools` and `cas` commands) are
+//! part of the binary (`src/tools/`), not of this library.
 
 pub mod acl;
 pub mod admin;
 pub mod audit;
-pub mod cli;
 pub mod config;
-pub mod explain;
 pub mod filter;
 pub mod generation;
 pub mod identity;
 pub mod kafka;
 pub mod metrics;
 pub mod oauth;
-pub mod pki;
 pub mod pools;
 pub mod reload;
 pub mod scram;

@@ -1,4 +1,9 @@
 //! The `kafka-mtls-proxy` command line: run, check-config, explain, pki, pools, cas.
+//!
+//! This file runs the proxy (the library) and dispatches the other commands; the operator
+//! tools live in [`tools`], a part of the binary rather than of the library.
+
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,8 +11,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kafka_mtls_proxy::config::{self, Config, LogFormat};
-use kafka_mtls_proxy::{cli, explain, pki, server};
+use kafka_mtls_proxy::server;
 use tracing_subscriber::EnvFilter;
+
+use tools::{explain, iam, pki};
 
 const DEFAULT_CONFIG: &str = "config/proxy.yaml";
 
@@ -44,10 +51,10 @@ enum Command {
     /// Write a development PKI (CAs, server and client certificates, keystores).
     Pki(pki::PkiArgs),
     /// Manage the identity pools of a running proxy (as `confluent iam certificate-pool`).
-    Pools(cli::PoolsArgs),
+    Pools(iam::PoolsArgs),
     /// Manage the certificate authorities of a running proxy (as `confluent iam
     /// certificate-authority`).
-    Cas(cli::CasArgs),
+    Cas(iam::CasArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,8 +73,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Pools(args) => cli::run_pools(&args),
-        Command::Cas(args) => cli::run_cas(&args),
+        Command::Pools(args) => iam::run_pools(&args),
+        Command::Cas(args) => iam::run_cas(&args),
     }
 }
 
@@ -131,29 +138,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 fn explain_cmd(config_path: &std::path::Path, cert: &std::path::Path) -> ExitCode {
-    let config = match load_or_report(config_path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    match explain::explain_file(&config.reloadable, cert) {
-        Ok(x) => {
-            match serde_json::to_string_pretty(&x.json) {
-                Ok(text) => println!("{text}"),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-            if x.admitted {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+    match load_or_report(config_path) {
+        Ok(config) => explain::run(&config, cert),
+        Err(code) => code,
     }
 }
 

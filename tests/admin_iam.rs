@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kafka_mtls_proxy::config;
-use kafka_mtls_proxy::pki::{self, PkiArgs};
 use kafka_mtls_proxy::reload::Reloader;
 use kafka_mtls_proxy::server::Server;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -35,19 +34,23 @@ const PATIENCE: Duration = Duration::from_secs(30);
 const CAS: &str = "/iam/v2/certificate-authorities";
 
 /// One development PKI for the whole test binary (writing keystores is the slow part), in
-/// Cargo's scratch directory for integration tests.
+/// Cargo's scratch directory for integration tests, written by the users' `pki` command.
 fn pki_dir() -> &'static Path {
     static PKI: OnceLock<PathBuf> = OnceLock::new();
     PKI.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin_iam_pki");
-        pki::run(&PkiArgs {
-            out: dir.clone(),
-            force: true,
-            password: Some("test-password".into()),
-            no_jks: true,
-            ..PkiArgs::default()
-        })
-        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-mtls-proxy"))
+            .arg("pki")
+            .arg("--out")
+            .arg(&dir)
+            .args(["--force", "--password", "test-password", "--no-jks"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kafka-mtls-proxy pki failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }

@@ -39,8 +39,8 @@ use super::AdminState;
 use super::auth;
 use crate::config::raw::{RawCertificateAuthority, RawConfig, RawIdentityPool};
 use crate::config::{self, ConfigError};
-use crate::explain::{self, ExplainError};
 use crate::reload::Reloader;
+use crate::tls::explain::{self, ExplainError};
 
 pub use error::{ApiError, ErrorObject};
 pub use resource::{API_VERSION, KIND_CA, KIND_CA_LIST, KIND_POOL, KIND_POOL_LIST, STATE};

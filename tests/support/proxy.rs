@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use kafka_mtls_proxy::{config, pki, server};
+use kafka_mtls_proxy::{config, server};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use rustls::pki_types::pem::PemObject;
@@ -62,7 +62,7 @@ pub fn captured_logs() -> String {
 // PKI.
 // ---------------------------------------------------------------------------------------------
 
-/// A development PKI (`pki::run`) in a temporary directory.
+/// A development PKI (`kafka-mtls-proxy pki`, the users' command) in a temporary directory.
 pub struct Pki {
     dir: tempfile::TempDir,
 }
@@ -71,15 +71,19 @@ impl Pki {
     /// `password`: the keystore password of the generated `.properties` files.
     pub fn generate(password: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        pki::run(&pki::PkiArgs {
-            out: dir.path().to_path_buf(),
-            force: true,
-            validity_days: 30,
-            password: Some(password.into()),
-            hosts: Vec::new(),
-            no_jks: true,
-        })
-        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-mtls-proxy"))
+            .arg("pki")
+            .arg("--out")
+            .arg(dir.path())
+            .args(["--force", "--validity-days", "30", "--password", password])
+            .arg("--no-jks")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kafka-mtls-proxy pki failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Self { dir }
     }
 

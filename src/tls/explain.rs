@@ -1,13 +1,15 @@
 //! `explain`: what the proxy would decide for a certificate, and why.
 //!
-//! Operators run it before deploying a filter change:
-//! `kafka-mtls-proxy explain --config config/proxy.yaml --cert client.pem`.
+//! Operators run it before deploying a filter change, as the `explain` command
+//! (`kafka-mtls-proxy explain --config config/proxy.yaml --cert client.pem`) or through the
+//! admin API (`POST /iam/v2/explain`, against the running configuration).
 //! The output is JSON: the certificate's attributes exactly as CEL sees them, which CA verified
 //! the chain (or each CA's reason for not verifying it), every pool's filter and result, and
 //! the outcome (`admitted`, `matched_pools`, `principals`, `identifier`). Pools of a CA that
 //! did not verify the chain are shown with `"counted": false`: they cannot admit it.
-
-use std::path::Path;
+//!
+//! It lives next to [`trust`](super::trust) because it is the handshake's verdict, spelled out:
+//! the same [`TrustStore`] checks, with each CA's and each pool's result kept.
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -21,11 +23,6 @@ use crate::tls::{TrustStore, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("{path}: no PEM certificate found ({reason})")]
     NoCertificate { path: String, reason: String },
     #[error("{path}: the first certificate does not parse: {reason}")]
@@ -40,20 +37,8 @@ pub struct Explanation {
     pub admitted: bool,
 }
 
-/// Explain the decision for the PEM file at `cert_path` (leaf first, then any intermediates).
-pub fn explain_file(
-    config: &ReloadableConfig,
-    cert_path: &Path,
-) -> Result<Explanation, ExplainError> {
-    let path = cert_path.display().to_string();
-    let bytes = std::fs::read(cert_path).map_err(|source| ExplainError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    explain_pem(config, &bytes, &path)
-}
-
-/// Explain the decision for PEM text (`name` appears in errors).
+/// Explain the decision for PEM text: the leaf first, then any intermediates (`name` appears
+/// in errors).
 pub fn explain_pem(
     config: &ReloadableConfig,
     pem: &[u8],

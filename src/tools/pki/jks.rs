@@ -13,7 +13,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{CLIENTS, ClientSpec, PkiError, WrittenFile, client_properties, write_file};
+use super::clients::{CLIENTS, ClientSpec};
+use super::files::write_file;
+use super::properties::client_properties;
+use super::{PkiError, WrittenFile};
 
 /// What happened to the JKS files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,7 +276,7 @@ mod tests {
             return;
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let report = crate::pki::run(&crate::pki::PkiArgs {
+        let report = crate::tools::pki::run(&crate::tools::pki::PkiArgs {
             out: dir.path().to_owned(),
             force: false,
             validity_days: 30,
@@ -319,7 +322,7 @@ mod tests {
         );
         assert!(properties.contains("acme-client.jks"), "{properties}");
         // Written again with --force: fresh stores, not merged ones.
-        let again = crate::pki::run(&crate::pki::PkiArgs {
+        let again = crate::tools::pki::run(&crate::tools::pki::PkiArgs {
             out: dir.path().to_owned(),
             force: true,
             validity_days: 30,

@@ -1,0 +1,216 @@
+//! The whole development PKI, generated in memory as the files to write.
+
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateRevocationListParams, ExtendedKeyUsagePurpose, KeyIdMethod,
+    SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+use super::PkiError;
+use super::clients::{ACME_INTERMEDIATE_SUBJECT, ACME_ORG, Attr, CLIENTS, ClientIssuer};
+use super::files::OutFile;
+use super::issue::{
+    Ca, DEFAULT_SERVER_HOSTS, Leaf, Window, host_sans, ia5, issued_ca, leaf, revoked_entry,
+    self_signed_ca,
+};
+use super::keystore::{client_keystore, truststore};
+use super::properties::client_properties;
+
+/// Generates every certificate, key, keystore and properties file, in memory.
+pub(super) fn generate(
+    out_dir: &Path,
+    server_sans: &[SanType],
+    valid: Window,
+    now: OffsetDateTime,
+    password: &str,
+) -> Result<Vec<OutFile>, PkiError> {
+    let mut files = Vec::new();
+
+    // Server side.
+    let server_ca = self_signed_ca(
+        "server-ca",
+        &[(Attr::Cn, "kafka-mtls-proxy Dev Server CA")],
+        BasicConstraints::Unconstrained,
+        valid,
+    )?;
+    push_ca(&mut files, "server-ca", &server_ca);
+
+    let server = leaf(
+        "server",
+        &[(Attr::Cn, "localhost")],
+        server_sans.to_vec(),
+        ExtendedKeyUsagePurpose::ServerAuth,
+        valid,
+        &server_ca,
+    )?;
+    push_leaf(&mut files, "server", &server, &server_ca);
+
+    let broker = leaf(
+        "broker",
+        &[(Attr::Cn, "localhost")],
+        host_sans(DEFAULT_SERVER_HOSTS)?,
+        ExtendedKeyUsagePurpose::ServerAuth,
+        valid,
+        &server_ca,
+    )?;
+    push_leaf(&mut files, "broker", &broker, &server_ca);
+
+    let upstream_client = leaf(
+        "proxy-upstream-client",
+        &[(Attr::Cn, "kafka-mtls-proxy")],
+        Vec::new(),
+        ExtendedKeyUsagePurpose::ClientAuth,
+        valid,
+        &server_ca,
+    )?;
+    push_leaf(
+        &mut files,
+        "proxy-upstream-client",
+        &upstream_client,
+        &server_ca,
+    );
+
+    // Client side: the real hierarchy.
+    let acme_root = self_signed_ca(
+        "acme-root-ca",
+        &[(Attr::O, ACME_ORG), (Attr::Cn, "Acme Root CA")],
+        BasicConstraints::Unconstrained,
+        valid,
+    )?;
+    push_ca(&mut files, "acme-root-ca", &acme_root);
+
+    // pathlen 0: the intermediate issues leaves only, so a stolen client key cannot be used to
+    // mint further identities even if someone marks a leaf as a CA.
+    let acme_intermediate = issued_ca(
+        "acme-intermediate-ca",
+        ACME_INTERMEDIATE_SUBJECT,
+        BasicConstraints::Constrained(0),
+        valid,
+        &acme_root,
+    )?;
+    push_ca(&mut files, "acme-intermediate-ca", &acme_intermediate);
+
+    // The bundle the proxy's config points at: intermediate first, then root, the order in
+    // which a verifier walks up from a leaf.
+    files.push(OutFile::public(
+        "acme-internal-client-ca.pem",
+        format!("{}{}", acme_intermediate.pem(), acme_root.pem()),
+    ));
+
+    // The impostor: self-signed, so nothing links it to the Acme root except its name.
+    let rogue_ca = self_signed_ca(
+        "rogue-ca",
+        ACME_INTERMEDIATE_SUBJECT,
+        BasicConstraints::Constrained(0),
+        valid,
+    )?;
+    push_ca(&mut files, "rogue-ca", &rogue_ca);
+
+    // The truststore comes before the clients because their .properties files point at it.
+    let truststore_name = "truststore.p12";
+    files.push(OutFile::public(
+        truststore_name,
+        truststore(&server_ca, password)?,
+    ));
+    let truststore_path = out_dir.join(truststore_name);
+
+    let expired = Window {
+        not_before: now - Duration::days(30),
+        not_after: now - Duration::days(1),
+    };
+    let mut revoked = Vec::new();
+    for spec in &CLIENTS {
+        let issuer = match spec.issuer {
+            ClientIssuer::AcmeIntermediate => &acme_intermediate,
+            ClientIssuer::Rogue => &rogue_ca,
+        };
+        let mut sans = Vec::new();
+        for uri in spec.uri_sans {
+            sans.push(SanType::URI(ia5(spec.name, uri)?));
+        }
+        for dns in spec.dns_sans {
+            sans.push(SanType::DnsName(ia5(spec.name, dns)?));
+        }
+        let window = if spec.expired { expired } else { valid };
+        let client = leaf(
+            spec.name,
+            spec.subject,
+            sans,
+            ExtendedKeyUsagePurpose::ClientAuth,
+            window,
+            issuer,
+        )?;
+        push_leaf(&mut files, spec.name, &client, issuer);
+        if spec.revoked {
+            revoked.push(revoked_entry(spec.name, &client, now)?);
+        }
+
+        let p12_name = format!("{}.p12", spec.name);
+        files.push(OutFile::secret(
+            p12_name.clone(),
+            client_keystore(spec.name, &client, issuer, password)?,
+        ));
+        let properties = client_properties(
+            spec,
+            &out_dir.join(&p12_name),
+            &truststore_path,
+            password,
+            "PKCS12",
+        );
+        files.push(OutFile::secret(
+            format!("{}.properties", spec.name),
+            properties.clone(),
+        ));
+        if spec.name == "acme-client" {
+            // The quickstart's name for "a client that works".
+            files.push(OutFile::secret("client.properties", properties));
+        }
+    }
+
+    // The intermediate's CRL, listing the `revoked` client; valid for the PKI's lifetime.
+    let crl = CertificateRevocationListParams {
+        this_update: now - Duration::hours(1),
+        next_update: valid.not_after,
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&acme_intermediate)
+    .map_err(|source| PkiError::Generate {
+        what: "the intermediate's CRL".into(),
+        source,
+    })?;
+    files.push(OutFile::public(
+        "acme-intermediate-ca.crl.pem",
+        crl.pem().map_err(|source| PkiError::Generate {
+            what: "the intermediate's CRL (PEM)".into(),
+            source,
+        })?,
+    ));
+
+    Ok(files)
+}
+
+fn push_ca(files: &mut Vec<OutFile>, name: &str, ca: &Ca) {
+    files.push(OutFile::public(format!("{name}.pem"), ca.pem()));
+    files.push(OutFile::secret(
+        format!("{name}.key"),
+        ca.key().serialize_pem(),
+    ));
+}
+
+/// Writes `<name>.pem` as leaf then issuer — the chain a TLS peer must send, since the other
+/// side trusts only the root — and `<name>.key`.
+fn push_leaf(files: &mut Vec<OutFile>, name: &str, leaf: &Leaf, issuer: &Ca) {
+    files.push(OutFile::public(
+        format!("{name}.pem"),
+        format!("{}{}", leaf.cert.pem(), issuer.pem()),
+    ));
+    files.push(OutFile::secret(
+        format!("{name}.key"),
+        leaf.key.serialize_pem(),
+    ));
+}
