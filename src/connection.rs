@@ -290,7 +290,11 @@ async fn serve_inner(
 
     // The broker's session lifetime counts from no later than this (the proxy errs early).
     let login_started = tokio::time::Instant::now();
-    let upstream = match generation.upstream.connect(target, &identity).await {
+    let upstream = match generation
+        .upstream
+        .connect(target, &identity.resolved.evaluation.resolution)
+        .await
+    {
         Ok(u) => u,
         Err(e) => {
             ctx.metrics.upstream_connect_error();
@@ -1180,7 +1184,11 @@ async fn reauthenticate_now<W: AsyncWrite + Unpin>(
     };
     let lifetime = generation
         .upstream
-        .reauthenticate(&mut transport, reauth.addr, reauth.identity)
+        .reauthenticate(
+            &mut transport,
+            reauth.addr,
+            &reauth.identity.resolved.evaluation.resolution,
+        )
         .await;
     if transport.ended {
         return Ok(Renewal::SessionGone);
