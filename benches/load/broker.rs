@@ -9,7 +9,15 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
-use super::{Kind, Proc, Setup, TANSU_NODE_ID, TOPIC, free_port, kafka, wait_for_port};
+use crate::kafka;
+use crate::path::{Kind, Setup};
+use crate::process::{Proc, free_port, wait_for_port};
+
+/// The node id tansu gives its single broker.
+const TANSU_NODE_ID: i32 = 111;
+/// The topic on tansu (restarted empty before each produce measurement); Kafka gets a fresh
+/// `load-bench-N` instead.
+const TOPIC: &str = "load-bench";
 
 /// Which broker stands behind every path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

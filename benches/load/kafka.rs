@@ -29,7 +29,8 @@ use kafka_protocol::messages::{
     ListOffsetsResponse,
 };
 
-use super::{KafkaConn, negotiate, tail, topic_name};
+use crate::client::{KafkaConn, negotiate, topic_name};
+use crate::process::tail;
 
 /// DeleteTopics v5: the last version that names topics in `topic_names` (v6 has `topics`).
 const MAX_DELETE_TOPICS_VERSION: i16 = 5;

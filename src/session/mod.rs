@@ -168,7 +168,11 @@ impl Session {
 
         // The broker's session lifetime counts from no later than this (the proxy errs early).
         let login_started = tokio::time::Instant::now();
-        let upstream = match generation.upstream.connect(self.target, &identity).await {
+        let upstream = match generation
+            .upstream
+            .connect(self.target, &identity.resolved.evaluation.resolution)
+            .await
+        {
             Ok(upstream) => upstream,
             Err(e) => {
                 if e.refused_pool().is_some()

@@ -187,7 +187,11 @@ impl Schedule<'_> {
         };
         let lifetime = self
             .connector
-            .reauthenticate(&mut transport, self.addr, self.identity)
+            .reauthenticate(
+                &mut transport,
+                self.addr,
+                &self.identity.resolved.evaluation.resolution,
+            )
             .await;
         if transport.ended {
             return Ok(None);

@@ -1,0 +1,84 @@
+//! The `haproxy` path's terminator: HAProxy in TCP mode with the same mTLS as the proxy.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, ensure};
+
+use crate::broker::Broker;
+use crate::path::{Kind, Setup};
+use crate::process::{Proc, free_port, wait_for_port};
+
+pub fn haproxy_config(pem: &Path, client_ca: &Path, port: u16, broker: u16) -> String {
+    format!(
+        r#"# The same mTLS as the proxy (server certificate, client CA, verify required), TCP mode.
+# TLS versions, ciphers and threads are HAProxy's defaults (nbthread = the CPUs available).
+global
+    maxconn 8000
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+
+frontend kafka_mtls
+    bind 127.0.0.1:{port} ssl crt {pem} ca-file {ca} verify required
+    default_backend broker
+
+backend broker
+    server broker 127.0.0.1:{broker}
+"#,
+        pem = pem.display(),
+        ca = client_ca.display(),
+    )
+}
+
+/// Start the path's broker (advertising HAProxy's address), then HAProxy in front of it;
+/// returns HAProxy's process, the broker and HAProxy's address.
+pub async fn start(s: &Setup<'_>, kind: Kind) -> Result<(Proc, Broker, SocketAddr)> {
+    let haproxy = s
+        .bins
+        .haproxy
+        .as_ref()
+        .ok_or_else(|| anyhow!("haproxy is not installed"))?;
+    let port = free_port()?;
+    // The broker advertises HAProxy's address: clients that follow Metadata stay on
+    // HAProxy.
+    let broker = Broker::start(s, kind, Some(port)).await?;
+    let pem = s.dir.join("haproxy-server.pem");
+    let mut both = std::fs::read(s.pki.join("server.pem"))?;
+    both.push(b'\n');
+    both.extend(std::fs::read(s.pki.join("server.key"))?);
+    std::fs::write(&pem, both)?;
+    let cfg = s.dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        haproxy_config(
+            &pem,
+            &s.pki.join("acme-internal-client-ca.pem"),
+            port,
+            broker.port(),
+        ),
+    )?;
+    let check = Command::new(haproxy)
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg)
+        .output()?;
+    ensure!(
+        check.status.success(),
+        "haproxy rejects {}: {}{}",
+        cfg.display(),
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut cmd = Command::new(haproxy);
+    cmd.arg("-db").arg("-f").arg(&cfg).current_dir(s.dir);
+    let mut term = Proc::spawn("haproxy", &mut cmd, s.dir.join("haproxy.log"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for_port(addr, &mut term, Duration::from_secs(30)).await?;
+    Ok((term, broker, addr))
+}

@@ -1,0 +1,78 @@
+//! The label sets of the metrics, and the typed inputs that fill them: a caller cannot invent
+//! a label value.
+
+use std::borrow::Cow;
+
+use prometheus_client::encoding::EncodeLabelSet;
+
+use crate::upstream::Target;
+
+/// Which way bytes went through the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Requests: from the client, forwarded to the broker.
+    ClientToUpstream,
+    /// Responses: from the broker (or the proxy itself), delivered to the client.
+    UpstreamToClient,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToUpstream => "client_to_upstream",
+            Direction::UpstreamToClient => "upstream_to_client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ListenerLabels {
+    pub(super) listener: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct DenialLabels {
+    pub(super) api: Cow<'static, str>,
+    pub(super) resource_type: &'static str,
+    pub(super) operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct HandshakeLabels {
+    pub(super) result: &'static str,
+    /// Empty for a success (Prometheus treats an empty label as absent).
+    pub(super) reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct PoolLabels {
+    pub(super) pool: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct CaLabels {
+    pub(super) ca: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ApiLabels {
+    pub(super) api_key: Cow<'static, str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct DirectionLabels {
+    pub(super) direction: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ResultLabels {
+    pub(super) result: &'static str,
+}
+
+/// The `listener` label: the same names the connection logs use.
+pub fn listener_label(target: Target) -> String {
+    match target {
+        Target::Bootstrap => "bootstrap".to_string(),
+        Target::Node(id) => format!("broker-{id}"),
+    }
+}

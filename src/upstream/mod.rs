@@ -1,0 +1,275 @@
+//! Connections to the real Kafka brokers.
+//!
+//! - [`BrokerBook`]: what the proxy has learned from the cluster's responses — node id →
+//!   the broker's own `host:port` — so a client dialling the proxy port of node N reaches N.
+//! - [`UpstreamConnector`]: opens one upstream connection for one client connection
+//!   (plaintext or TLS, optionally with the proxy's own client certificate). It is handed the
+//!   client's pool resolution: with `upstream.identity.mode: scram` it authenticates to the
+//!   broker as the connection's primary pool (SaslHandshake v1, then SCRAM in
+//!   SaslAuthenticate v2) before the client's first frame is forwarded. With
+//!   `mode: oauthbearer` it presents a JWT the proxy signed for this connection
+//!   ([`crate::oauth`]) in one OAUTHBEARER SaslAuthenticate.
+//!
+//! The primary pool is [`Resolution::primary`]: highest `priority`, then smallest pool id. The
+//! pool's password is read from its secret reference at every connect (so a rotated secret
+//! needs no reload) and is never logged.
+//!
+//! Upstream knows nothing of the client connection beyond its [`Resolution`]; the connection
+//! depends on upstream, not the other way round (it implements `SaslTransport` to
+//! re-authenticate over a live session).
+//!
+//! The parts, in the order a connection meets them:
+//!
+//! - `book`: node id → broker address.
+//! - `connect`: TCP and TLS to one broker ([`UpstreamStream`]).
+//! - `login`: which credentials the connection signs in with.
+//! - `refusals`: a SCRAM password the broker just refused is refused from memory.
+//! - `sasl`: the SCRAM and OAUTHBEARER exchanges.
+//! - `transport`: what carries a SASL request (`SaslTransport`).
+
+mod book;
+mod connect;
+mod login;
+mod refusals;
+mod sasl;
+mod transport;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use book::BrokerBook;
+pub use connect::UpstreamStream;
+pub use transport::SaslTransportError;
+pub(crate) use transport::{SaslTransport, stamp_correlation_id};
+
+use crate::config::{UpstreamConfig, UpstreamIdentity};
+use crate::oauth::TokenIssuer;
+use crate::pools::Resolution;
+use connect::Dialer;
+use login::Login;
+use refusals::RefusalMemory;
+use transport::StreamTransport;
+
+/// Which broker a client connection is meant for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Any of the configured bootstrap servers.
+    Bootstrap,
+    /// The broker with this node id, as learned from the cluster.
+    Node(i32),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("no broker address is known for node {0} yet (the client must fetch metadata first)")]
+    UnknownNode(i32),
+    #[error("cannot connect to upstream broker {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("timed out after {ms} ms connecting to upstream broker {addr}")]
+    Timeout { addr: String, ms: u128 },
+    #[error("TLS handshake with upstream broker {addr} failed: {source}")]
+    Tls { addr: String, source: io::Error },
+    #[error("upstream TLS configuration: {0}")]
+    TlsConfig(String),
+    #[error("every bootstrap server failed: {0}")]
+    AllBootstrapFailed(String),
+    /// The broker refused the pool's credentials (or could not prove it knows them).
+    #[error(
+        "broker {addr} refused the upstream identity of pool `{pool}` (user `{user}`, \
+         {mechanism}): {reason}"
+    )]
+    SaslRefused {
+        addr: String,
+        pool: String,
+        user: String,
+        mechanism: &'static str,
+        reason: String,
+    },
+    /// The SASL exchange failed for a reason other than the credentials (I/O, protocol).
+    #[error("SASL with broker {addr} for pool `{pool}` failed: {reason}")]
+    Sasl {
+        addr: String,
+        pool: String,
+        reason: String,
+    },
+    #[error("pool `{0}` has no upstream credentials (upstream.identity.credentials)")]
+    NoCredentials(String),
+    #[error("cannot read the upstream password of pool `{pool}`: {reason}")]
+    Secret { pool: String, reason: String },
+    #[error("the connection matched no pool, so it has no upstream identity")]
+    NoPool,
+    /// No token could be made for the pool (oauthbearer mode).
+    #[error("cannot issue an upstream token for pool `{pool}`: {reason}")]
+    Token { pool: String, reason: String },
+}
+
+impl UpstreamError {
+    /// The pool whose upstream identity could not be established, when that is the failure:
+    /// the client gets an authentication error instead of a network error it would retry.
+    pub fn refused_pool(&self) -> Option<&str> {
+        match self {
+            UpstreamError::SaslRefused { pool, .. }
+            | UpstreamError::NoCredentials(pool)
+            | UpstreamError::Secret { pool, .. }
+            | UpstreamError::Token { pool, .. } => Some(pool),
+            _ => None,
+        }
+    }
+}
+
+/// Opens upstream connections. One per proxy configuration; shared by all connections.
+pub struct UpstreamConnector {
+    bootstrap: Vec<(String, u16)>,
+    dialer: Dialer,
+    /// The configured connect timeout, which also bounds each sign-in exchange.
+    connect_timeout: Duration,
+    book: Arc<BrokerBook>,
+    identity: UpstreamIdentity,
+    /// The broker's recent refusals of SCRAM passwords (see [`refusals::REFUSAL_MEMORY`]).
+    refusals: RefusalMemory,
+    /// Signs the token of each connection in oauthbearer mode ([`Self::with_token_issuer`]).
+    token_issuer: Option<TokenIssuer>,
+}
+
+impl UpstreamConnector {
+    pub fn new(
+        config: &UpstreamConfig,
+        book: Arc<BrokerBook>,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, UpstreamError> {
+        Ok(Self {
+            bootstrap: config.bootstrap_servers.clone(),
+            dialer: Dialer::new(config, provider)?,
+            connect_timeout: config.connect_timeout,
+            book,
+            identity: config.identity.clone(),
+            refusals: RefusalMemory::default(),
+            token_issuer: None,
+        })
+    }
+
+    /// Sign in with tokens from `issuer` (oauthbearer mode) instead of `identity`'s SCRAM.
+    pub fn with_token_issuer(mut self, issuer: TokenIssuer) -> Self {
+        self.token_issuer = Some(issuer);
+        self
+    }
+
+    pub fn book(&self) -> &Arc<BrokerBook> {
+        &self.book
+    }
+
+    /// Connect to `target` for a client whose pools resolved to `resolution`; in scram (or
+    /// oauthbearer) mode, authenticate as its primary pool before returning the stream.
+    pub async fn connect(
+        &self,
+        target: Target,
+        resolution: &Resolution,
+    ) -> Result<UpstreamConnection, UpstreamError> {
+        let login = self.login_for(resolution)?;
+        match target {
+            Target::Node(id) => {
+                let (host, port) = self.book.lookup(id).ok_or(UpstreamError::UnknownNode(id))?;
+                let addr = format!("{host}:{port}");
+                let mut stream = self.dialer.dial(&host, port).await?;
+                let session_lifetime = match &login {
+                    Some(login) => {
+                        let mut transport = StreamTransport::new(&mut stream);
+                        self.sign_in(&mut transport, &addr, login).await?
+                    }
+                    None => None,
+                };
+                Ok(UpstreamConnection {
+                    stream,
+                    addr,
+                    session_lifetime,
+                })
+            }
+            Target::Bootstrap => {
+                let mut errors = Vec::new();
+                for (host, port) in &self.bootstrap {
+                    let addr = format!("{host}:{port}");
+                    let mut stream = match self.dialer.dial(host, *port).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            continue;
+                        }
+                    };
+                    let Some(login) = &login else {
+                        return Ok(UpstreamConnection {
+                            stream,
+                            addr,
+                            session_lifetime: None,
+                        });
+                    };
+                    let mut transport = StreamTransport::new(&mut stream);
+                    match self.sign_in(&mut transport, &addr, login).await {
+                        Ok(session_lifetime) => {
+                            return Ok(UpstreamConnection {
+                                stream,
+                                addr,
+                                session_lifetime,
+                            });
+                        }
+                        // The credentials are the same on every broker: do not try the next.
+                        Err(e @ UpstreamError::SaslRefused { .. }) => return Err(e),
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                Err(UpstreamError::AllBootstrapFailed(errors.join("; ")))
+            }
+        }
+    }
+
+    /// Log in again as `resolution`'s primary pool over a live connection (KIP-368), reading
+    /// the pool's secret now so a rotated password takes effect. Returns the new session
+    /// lifetime. In `mode: none` there is nothing to renew.
+    ///
+    /// The refusal memory is neither consulted nor fed: it exists to spare the broker a storm of
+    /// reconnects, and a re-authentication happens once per lifetime per connection. A refusal
+    /// that is specific to re-authentication (tansu 0.6 answers any second SaslHandshake with
+    /// UNSUPPORTED_SASL_MECHANISM) must not refuse fresh logins that would succeed.
+    pub(crate) async fn reauthenticate<T: SaslTransport>(
+        &self,
+        transport: &mut T,
+        addr: &str,
+        resolution: &Resolution,
+    ) -> Result<Option<Duration>, UpstreamError> {
+        match self.login_for(resolution)? {
+            Some(login) => sasl::sign_in_now(transport, addr, &login, self.connect_timeout).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The primary pool's credentials with the password read now (a token signed now in
+    /// oauthbearer mode), or `None` in `mode: none`.
+    fn login_for(&self, resolution: &Resolution) -> Result<Option<Login>, UpstreamError> {
+        Login::for_primary_pool(&self.identity, self.token_issuer.as_ref(), resolution)
+    }
+
+    /// Sign in with `login` over `transport` (the first login of a connection): SCRAM goes
+    /// through the refusal memory, a token does not. Returns the session lifetime granted.
+    async fn sign_in<T: SaslTransport>(
+        &self,
+        transport: &mut T,
+        addr: &str,
+        login: &Login,
+    ) -> Result<Option<Duration>, UpstreamError> {
+        let exchange = sasl::sign_in_now(transport, addr, login, self.connect_timeout);
+        match login {
+            Login::Scram(scram) => self.refusals.remembering(scram, exchange).await,
+            Login::OAuthBearer(_) => exchange.await,
+        }
+    }
+}
+
+/// An upstream connection ready for the client's frames.
+pub struct UpstreamConnection {
+    pub stream: UpstreamStream,
+    /// The broker's `host:port`.
+    pub addr: String,
+    /// How long the broker's SASL session lasts (KIP-368): the proxy must re-authenticate on
+    /// this connection before it ends. `None`: no login, or a session that never expires.
+    pub session_lifetime: Option<Duration>,
+}
