@@ -1,7 +1,7 @@
 //! A configuration generation: what a configuration load produces and a reload replaces as a
 //! whole — the configuration, the TLS acceptor (server key and trusted CAs with their pools) and
 //! the upstream connector. A session takes the current generation when it starts and keeps it
-//! to the end; only its ACL filter follows reloads (see [`crate::filter::acl`]).
+//! to the end; only its ACL filter follows reloads.
 
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub enum GenerationError {
 /// See the module documentation.
 pub struct Generation {
     pub number: u64,
-    /// Only what a reload may change: startup settings are the [`crate::reload::Reloader`]'s.
+    /// Only what a reload may change: startup settings stay with the reloader.
     pub config: Arc<ReloadableConfig>,
     pub tls: TlsAcceptorFactory,
     pub upstream: UpstreamConnector,

@@ -32,7 +32,6 @@ pub mod acl;
 pub mod admin;
 pub mod audit;
 pub mod config;
-pub mod filter;
 pub mod generation;
 pub mod identity;
 pub mod kafka;

@@ -5,7 +5,7 @@
 //! metric and the audit record in one place.
 //!
 //! - [`in_flight`]: what the client asked, in order; `acks=0`; the proxy's own requests.
-//! - [`pump`]: the two loops that move frames, through the filter chains ([`crate::filter`]).
+//! - [`pump`]: the two loops that move frames, through the filter chains ([`crate::session::filter`]).
 //! - [`reauth`]: KIP-368 re-authentication to the broker on the live connection.
 //! - [`refusal`]: the short conversation with a client whose pool the broker refused.
 //! - [`live`]: the admitted connections, re-evaluated on reload.
@@ -13,6 +13,7 @@
 
 pub mod brokers;
 pub(crate) mod end;
+pub(crate) mod filter;
 pub(crate) mod in_flight;
 pub mod live;
 pub(crate) mod pump;
@@ -30,12 +31,12 @@ use tokio::sync::{broadcast, watch};
 use tracing::{Instrument, debug, info};
 
 use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
-use crate::filter::acl::AclFilter;
-use crate::filter::local::LocalAnswers;
-use crate::filter::{RequestChain, ResponseChain};
 use crate::generation::Generation;
 use crate::metrics::Metrics;
 use crate::pools::Resolved;
+use crate::session::filter::acl::AclFilter;
+use crate::session::filter::local::LocalAnswers;
+use crate::session::filter::{RequestChain, ResponseChain};
 use crate::tls::{HandshakeOutcome, Verdict};
 use crate::upstream::Target;
 
@@ -99,7 +100,9 @@ impl SessionHandles {
             audit,
             metrics,
             brokers,
-            responses: ResponseChain::new(crate::filter::rewrite::AddressRewrite::new(mapper)),
+            responses: ResponseChain::new(crate::session::filter::rewrite::AddressRewrite::new(
+                mapper,
+            )),
             live,
         }
     }

@@ -22,11 +22,11 @@ use tracing::{debug, error};
 use super::end::{ClientFault, SessionEnd, UpstreamFault};
 use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
 use super::reauth::{Reauthentication, Renewal};
-use crate::filter::{Decision, RequestChain, Response, ResponseChain};
 use crate::kafka::frame::{FrameError, FrameReader, write_frame};
 use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
 use crate::metrics::{Direction, Metrics};
 use crate::session::BrokerDirectory;
+use crate::session::filter::{Decision, RequestChain, Response, ResponseChain};
 
 const PRODUCE: i16 = 0;
 

@@ -16,12 +16,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::end::{ClientFault, SessionEnd};
 use super::pump::{client_went_away, send};
-use crate::filter::local::api_versions_too_new;
 use crate::kafka::frame::{FrameError, FrameReader};
 use crate::kafka::header::parse_request_header;
 use crate::kafka::versions::{
     sasl_refusal_response, unsupported_api_versions_response, upstream_auth_failed_response,
 };
+use crate::session::filter::local::api_versions_too_new;
 
 const SASL_HANDSHAKE: i16 = 17;
 const API_VERSIONS: i16 = 18;

@@ -19,13 +19,13 @@ use super::brokers::{BrokerDirectory, broker_listeners};
 use super::end::{ClientFault, SessionEnd, UpstreamFault};
 use super::pump::{PumpLimits, RequestSide, ResponseSide, pump};
 use super::reauth::Reauthentication;
-use crate::filter::local::LocalAnswers;
-use crate::filter::rewrite::AddressRewrite;
-use crate::filter::{RequestChain, ResponseChain};
 use crate::kafka::codec::{encode_request, encode_response};
 use crate::kafka::frame::{FrameReader, write_frame};
 use crate::kafka::rewrite::testing::TestMapper;
 use crate::metrics::Metrics;
+use crate::session::filter::local::LocalAnswers;
+use crate::session::filter::rewrite::AddressRewrite;
+use crate::session::filter::{RequestChain, ResponseChain};
 use crate::upstream::BrokerBook;
 
 const LIMITS: PumpLimits = PumpLimits {
