@@ -61,9 +61,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Sleep;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::acl::{Action, Permissions, ResponsePatch, check_request};
+use crate::acl::{Action, Permissions, ResponsePatch, apply_patch, check_request};
 use crate::audit::{AttemptOutcome, AuthenticationAttempt, AuthorizationDenial};
-use crate::kafka::ProtocolError;
 use crate::kafka::frame::{FrameError, FrameReader, write_frame};
 use crate::kafka::header::{
     RequestHeader, parse_request_header, produce_acks, response_correlation_id,
@@ -73,6 +72,7 @@ use crate::kafka::versions::{
     proxy_version_range, sasl_refusal_response, unsupported_api_versions_response,
     upstream_auth_failed_response,
 };
+use crate::kafka::{ApiKey, ProtocolError};
 use crate::metrics::{Direction, Metrics};
 use crate::pools::Resolved;
 use crate::server::{Generation, ProxyContext};
@@ -81,13 +81,6 @@ use crate::upstream::Target;
 use crate::upstream::{
     SaslTransport, SaslTransportError, UpstreamConnection, UpstreamError, stamp_correlation_id,
 };
-
-mod api {
-    pub const PRODUCE: i16 = 0;
-    pub const SASL_HANDSHAKE: i16 = 17;
-    pub const API_VERSIONS: i16 = 18;
-    pub const SASL_AUTHENTICATE: i16 = 36;
-}
 
 /// Who is on the other end of an admitted connection. Built once, after the handshake.
 #[derive(Debug, Clone)]
@@ -110,7 +103,7 @@ impl ConnectionIdentity {
 enum Pending {
     /// The broker will answer this request.
     Upstream {
-        api_key: i16,
+        api_key: ApiKey,
         api_version: i16,
         correlation_id: i32,
         /// When the request left for the broker (request latency metric).
@@ -390,16 +383,16 @@ where
         };
         let header = parse_request_header(&frame).map_err(SessionEnd::ClientProtocol)?;
         let answer = match header.api_key {
-            api::API_VERSIONS
-                if proxy_version_range(api::API_VERSIONS)
+            ApiKey::API_VERSIONS
+                if proxy_version_range(ApiKey::API_VERSIONS)
                     .is_some_and(|(_, max)| header.api_version > max) =>
             {
                 unsupported_api_versions_response(header.correlation_id)
             }
-            api::API_VERSIONS => {
+            ApiKey::API_VERSIONS => {
                 upstream_auth_failed_response(&header).map_err(SessionEnd::ClientProtocol)?
             }
-            api::SASL_HANDSHAKE | api::SASL_AUTHENTICATE => {
+            ApiKey::SASL_HANDSHAKE | ApiKey::SASL_AUTHENTICATE => {
                 sasl_refusal_response(&header).map_err(SessionEnd::ClientProtocol)?
             }
             _ => return Ok(()),
@@ -534,14 +527,14 @@ where
         };
         let header = parse_request_header(&frame).map_err(SessionEnd::ClientProtocol)?;
         tracing::trace!(
-            api_key = header.api_key,
+            api_key = header.api_key.0,
             api_version = header.api_version,
             correlation_id = header.correlation_id,
             "request"
         );
         let local = match header.api_key {
-            api::API_VERSIONS
-                if proxy_version_range(api::API_VERSIONS)
+            ApiKey::API_VERSIONS
+                if proxy_version_range(ApiKey::API_VERSIONS)
                     .is_some_and(|(_, max)| header.api_version > max) =>
             {
                 Some((
@@ -549,9 +542,9 @@ where
                     false,
                 ))
             }
-            api::SASL_HANDSHAKE | api::SASL_AUTHENTICATE => {
+            ApiKey::SASL_HANDSHAKE | ApiKey::SASL_AUTHENTICATE => {
                 warn!(
-                    api_key = header.api_key,
+                    api_key = header.api_key.0,
                     "client sent SASL on the mTLS listener; it must use security.protocol=SSL \
                      and authenticate with its certificate"
                 );
@@ -567,7 +560,7 @@ where
             }
             continue;
         }
-        let expects_response = header.api_key != api::PRODUCE
+        let expects_response = header.api_key != ApiKey::PRODUCE
             || produce_acks(&frame, &header).map_err(SessionEnd::ClientProtocol)? != 0;
         let (frame, patch) = match authorizer.check(&header, frame)? {
             Authorized::Forward { frame, patch } => (frame, patch),
@@ -718,7 +711,7 @@ where
                         let elapsed = sent.elapsed();
                         ctx.metrics.request(api_key, elapsed);
                         debug!(
-                            api_key,
+                            api_key = api_key.0,
                             api_version,
                             correlation_id = got,
                             bytes = frame.len(),
@@ -727,7 +720,8 @@ where
                         );
                         let mut out = rewrite(ctx, generation, api_key, api_version, frame).await?;
                         if let Some(patch) = patch {
-                            out = patch(out).map_err(SessionEnd::Patch)?;
+                            out = apply_patch(patch, api_key, api_version, out)
+                                .map_err(SessionEnd::Patch)?;
                         }
                         send(&mut client, &out).await?;
                         ctx.metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
@@ -763,7 +757,7 @@ fn oldest_unanswered(queue: &VecDeque<Pending>) -> Option<String> {
             ..
         } => Some(format!(
             "{} v{api_version}, correlation id {correlation_id}, sent {} ms ago",
-            crate::kafka::api_name(*api_key),
+            api_key.label(),
             sent.elapsed().as_millis()
         )),
         _ => None,
@@ -866,7 +860,7 @@ impl UnansweredProduce {
 async fn rewrite(
     ctx: &Arc<ProxyContext>,
     generation: &Generation,
-    api_key: i16,
+    api_key: ApiKey,
     api_version: i16,
     frame: Bytes,
 ) -> Result<Bytes, SessionEnd> {
@@ -976,7 +970,7 @@ impl<'a> RequestAuthorizer<'a> {
             // number of them. Names come from the client: `?` quotes and escapes them.
             if i < MAX_REPORTED_DENIALS {
                 info!(
-                    api = %crate::kafka::api_name(denial.api_key),
+                    api = %denial.api_key.label(),
                     resource_type = %denial.resource_type,
                     resource = ?denial.resource,
                     operation = %denial.operation,
@@ -989,7 +983,7 @@ impl<'a> RequestAuthorizer<'a> {
             && more > 0
         {
             info!(
-                api = %crate::kafka::api_name(header.api_key),
+                api = %header.api_key.label(),
                 more, "denied by proxy ACLs: further resources of this request not reported"
             );
         }
@@ -1003,11 +997,11 @@ impl<'a> RequestAuthorizer<'a> {
             }),
             Action::Answer(answer) => Ok(Authorized::Answer(answer)),
             Action::Refuse(reason) => {
-                let key = kafka_protocol::messages::ApiKey::try_from(header.api_key).ok();
+                let key = header.api_key.known();
                 // The resource names the request itself: which API, at which version.
                 let request = match key {
                     Some(key) => format!("{key:?} v{}", header.api_version),
-                    None => format!("api key {} v{}", header.api_key, header.api_version),
+                    None => format!("api key {} v{}", header.api_key.0, header.api_version),
                 };
                 warn!(%request, %reason, "closing: request refused by proxy ACLs");
                 let denial = crate::acl::Denial {

@@ -40,6 +40,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::kafka::ApiKey;
 use crate::tls::RefusalReason;
 use crate::upstream::Target;
 
@@ -327,7 +328,7 @@ impl Metrics {
     }
 
     /// A request with `api_key` was answered, `elapsed` after it was forwarded.
-    pub fn request(&self, api_key: i16, elapsed: Duration) {
+    pub fn request(&self, api_key: ApiKey, elapsed: Duration) {
         let handles = self.request_handles_for(api_key);
         handles.count.inc();
         handles.duration.observe(elapsed.as_secs_f64());
@@ -377,13 +378,13 @@ impl Metrics {
     /// `api_key`.
     pub fn authorization_denied(
         &self,
-        api_key: i16,
+        api_key: ApiKey,
         resource_type: &'static str,
         operation: &'static str,
     ) {
         self.authorization_denials
             .get_or_create(&DenialLabels {
-                api: crate::kafka::api_name(api_key),
+                api: api_key.label(),
                 resource_type,
                 operation,
             })
@@ -410,8 +411,8 @@ impl Metrics {
         out
     }
 
-    fn request_handles_for(&self, api_key: i16) -> &RequestHandles {
-        let slot = usize::try_from(api_key)
+    fn request_handles_for(&self, api_key: ApiKey) -> &RequestHandles {
+        let slot = usize::try_from(api_key.0)
             .ok()
             .filter(|k| *k < API_KEY_SLOTS)
             .unwrap_or(API_KEY_SLOTS);
@@ -419,7 +420,7 @@ impl Metrics {
             let api_key = if slot == API_KEY_SLOTS {
                 Cow::Borrowed("invalid")
             } else {
-                crate::kafka::api_name(api_key)
+                api_key.label()
             };
             let labels = ApiLabels { api_key };
             RequestHandles {
@@ -550,9 +551,9 @@ mod tests {
     #[test]
     fn requests_are_labelled_by_api_name_and_observed_in_every_bucket() {
         let m = Metrics::new();
-        m.request(0, Duration::from_millis(3));
-        m.request(0, Duration::from_secs(60));
-        m.request(1, Duration::from_millis(600));
+        m.request(ApiKey(0), Duration::from_millis(3));
+        m.request(ApiKey(0), Duration::from_secs(60));
+        m.request(ApiKey(1), Duration::from_millis(600));
         let text = m.encode();
         assert_eq!(
             sample(
@@ -618,10 +619,10 @@ mod tests {
     fn client_controlled_api_keys_cannot_grow_the_series_without_bound() {
         let m = Metrics::new();
         // Unassigned but plausible: a key a newer Kafka may use keeps its number.
-        m.request(120, Duration::from_millis(1));
+        m.request(ApiKey(120), Duration::from_millis(1));
         // Garbage shares one series, whatever the value.
         for key in [-1, 128, 5_000, i16::MAX, i16::MIN] {
-            m.request(key, Duration::from_millis(1));
+            m.request(ApiKey(key), Duration::from_millis(1));
         }
         let text = m.encode();
         assert_eq!(

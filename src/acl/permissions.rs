@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::rules::{AclRule, Operation, Pattern, Permission, ResourceType};
 use crate::config::Config;
+use crate::kafka::ApiKey;
 use crate::pools::Resolution;
 
 /// A connection resolved to a certificate authority or pool that the configuration no longer
@@ -62,15 +63,15 @@ impl Permissions {
             }
         }
         p.unchecked_apis = (0..128u8)
-            .filter(|&key| super::needs::unconditionally_allowed(&p, i16::from(key)))
+            .filter(|&key| super::needs::unconditionally_allowed(&p, ApiKey(i16::from(key))))
             .fold(0, |bits, key| bits | 1u128 << key);
         p
     }
 
     /// Whether requests of `api_key` need no check: the connection may do what they need on
     /// every resource ([`super::needs`]). Answered from a bit set made with the rules.
-    pub fn needs_no_check(&self, api_key: i16) -> bool {
-        u8::try_from(api_key)
+    pub fn needs_no_check(&self, api_key: ApiKey) -> bool {
+        u8::try_from(api_key.0)
             .ok()
             .and_then(|key| 1u128.checked_shl(u32::from(key)))
             .is_some_and(|bit| self.unchecked_apis & bit != 0)

@@ -14,22 +14,24 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use super::error_code::{
-    CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED,
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-};
 use super::{Action, Checked, check_request};
 use crate::acl::apis::{
     ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION, AUTHORIZED_APIS, FETCH_MAX_WITH_ACLS,
 };
+use crate::acl::patch::apply_patch;
 use crate::acl::permissions::Permissions;
 use crate::acl::rules::{AclRule, Operation, Pattern, Permission, ResourceType};
 use crate::kafka::codec::{decode_request_body, decode_response, encode_response};
-use crate::kafka::{ProtocolError, parse_request_header};
+use crate::kafka::{ErrorCode, ProtocolError, parse_request_header};
 use crate::test_support::{Prng, api_versions_response};
 
 const CORRELATION_ID: i32 = 4242;
-const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const OPERATION_NOT_ATTEMPTED: i16 = ErrorCode::OPERATION_NOT_ATTEMPTED.0;
+const TOPIC_AUTHORIZATION_FAILED: i16 = ErrorCode::TOPIC_AUTHORIZATION_FAILED.0;
+const GROUP_AUTHORIZATION_FAILED: i16 = ErrorCode::GROUP_AUTHORIZATION_FAILED.0;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.0;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 =
+    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.0;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -167,7 +169,13 @@ fn split<Req: Decodable, Resp: Decodable + Encodable>(
     assert_eq!(header.correlation_id, CORRELATION_ID);
     assert_eq!(header.client_id.as_deref(), Some("acl-test"));
     let req = decode_request_body::<Req>(&narrowed, header.header_len, version).unwrap();
-    let patched = patch(encode_answer(key, version, broker)).unwrap();
+    let patched = apply_patch(
+        patch,
+        key.into(),
+        version,
+        encode_answer(key, version, broker),
+    )
+    .unwrap();
     (req, decode_answer(key, version, &patched))
 }
 
@@ -192,7 +200,13 @@ fn patched<Resp: Decodable + Encodable>(
     decode_answer(
         key,
         version,
-        &patch(encode_answer(key, version, broker)).unwrap(),
+        &apply_patch(
+            patch,
+            key.into(),
+            version,
+            encode_answer(key, version, broker),
+        )
+        .unwrap(),
     )
 }
 
@@ -446,7 +460,13 @@ fn an_incremental_fetch_cannot_read_a_topic_left_in_its_session() {
     let out: FetchResponse = decode_answer(
         ApiKey::Fetch,
         v,
-        &patch(encode_answer(ApiKey::Fetch, v, &answer)).unwrap(),
+        &apply_patch(
+            patch,
+            ApiKey::Fetch.into(),
+            v,
+            encode_answer(ApiKey::Fetch, v, &answer),
+        )
+        .unwrap(),
     );
     let withheld = &out.responses[1].partitions[0];
     assert_eq!(withheld.error_code, TOPIC_AUTHORIZATION_FAILED);
@@ -462,7 +482,10 @@ fn an_incremental_fetch_cannot_read_a_topic_left_in_its_session() {
         panic!("expected a checked answer");
     };
     let clean = encode_answer(ApiKey::Fetch, v, &fetch_answer(&["ok-a"]));
-    assert_eq!(patch(clean.clone()).unwrap(), clean);
+    assert_eq!(
+        apply_patch(patch, ApiKey::Fetch.into(), v, clean.clone()).unwrap(),
+        clean
+    );
     // A full fetch names everything it gets: no answer check.
     assert_untouched(&run(&ok_prefix(), ApiKey::Fetch, v, &fetch(&["ok-a"])));
 }
@@ -1262,7 +1285,7 @@ fn api_versions_is_narrowed_to_the_authorized_apis() {
     else {
         panic!("{c:?}");
     };
-    let out = patch(broker).unwrap();
+    let out = apply_patch(patch, ApiKey::ApiVersions.into(), 3, broker).unwrap();
     let (_, resp) = decode_response::<ApiVersionsResponse>(&out, 0, 3).unwrap();
     let got: Vec<_> = resp
         .api_keys
@@ -1299,7 +1322,7 @@ fn an_api_without_an_authorizer_is_refused() {
     );
     assert!(matches!(c.action, Action::Refuse(_)), "{c:?}");
     let header = crate::kafka::RequestHeader {
-        api_key: 999,
+        api_key: crate::kafka::ApiKey(999),
         api_version: 0,
         correlation_id: 1,
         client_id: None,
@@ -2372,7 +2395,7 @@ fn hostile_bodies_never_panic_the_check() {
                         patch: Some(patch), ..
                     } = checked.action
                         && let Err(ProtocolError::Decode { reason, .. }) =
-                            patch(Bytes::copy_from_slice(answer))
+                            apply_patch(patch, key.into(), version, Bytes::copy_from_slice(answer))
                     {
                         assert!(
                             !reason.starts_with("decoder panicked"),
@@ -2382,7 +2405,8 @@ fn hostile_bodies_never_panic_the_check() {
                 }
             }
         };
-    for &key in AUTHORIZED_APIS {
+    for key in AUTHORIZED_APIS {
+        let key = key.known().unwrap();
         let range = key.valid_versions();
         for version in range.min..=range.max {
             let seed = seed_body(key, version);
