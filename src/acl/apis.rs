@@ -208,4 +208,12 @@ mod tests {
         assert_eq!(range_with_acls(ApiKey::DESCRIBE_ACLS), None);
         assert_eq!(range_with_acls(ApiKey::SASL_HANDSHAKE), None);
     }
+
+    #[test]
+    fn an_error_answer_is_passed_on_unchanged() {
+        let frame = crate::test_support::api_versions_response(0, 1, 35, &[(18, 0, 2), (29, 0, 3)])
+            .unwrap();
+        let out = apply_patch(api_versions_patch(), ApiKey::API_VERSIONS, 3, frame.clone());
+        assert_eq!(out.unwrap(), frame);
+    }
 }

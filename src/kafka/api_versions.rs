@@ -256,4 +256,26 @@ mod tests {
             assert!(rewrite_api_versions_response(&frame.slice(..len), 3).is_err());
         }
     }
+
+    #[test]
+    fn one_narrowing_intersects_keeps_and_drops() {
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        let api = |key, min, max| {
+            ApiVersion::default()
+                .with_api_key(key)
+                .with_min_version(min)
+                .with_max_version(max)
+        };
+        let mut body = ApiVersionsResponse::default().with_api_keys(vec![
+            api(0, 0, 13),
+            api(1, 4, 18),
+            api(2, 0, 9),
+        ]);
+        narrow_api_versions(&mut body, |key| match key {
+            ApiKey::PRODUCE => Some((3, 9)),
+            ApiKey::FETCH => Some((0, 3)),
+            _ => None,
+        });
+        assert_eq!(ranges(&body), vec![(0, 3, 9)]);
+    }
 }

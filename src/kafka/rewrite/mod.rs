@@ -267,4 +267,22 @@ mod tests {
             3
         );
     }
+
+    #[test]
+    fn the_typed_rewrite_refuses_a_body_of_another_api_and_leaves_api_versions_alone() {
+        use kafka_protocol::messages::ApiVersionsResponse;
+        let mapper = TestMapper::default();
+        let mut body = ResponseKind::Fetch(FetchResponse::default());
+        assert!(matches!(
+            rewrite_addresses(ApiKey::METADATA, 12, &mut body, &mapper),
+            Err(ProtocolError::WrongBody {
+                expected: "MetadataResponse"
+            })
+        ));
+        let mut body = ResponseKind::ApiVersions(ApiVersionsResponse::default());
+        assert_eq!(
+            rewrite_addresses(ApiKey::API_VERSIONS, 3, &mut body, &mapper).unwrap(),
+            AddressChanges::default()
+        );
+    }
 }

@@ -205,4 +205,22 @@ mod tests {
             assert_hostile_inputs_never_panic(FETCH, version, &fetch_frame(version, true));
         }
     }
+
+    #[test]
+    fn the_typed_rewrite_reports_a_change_only_when_there_are_endpoints() {
+        use crate::kafka::{DecodedResponse, rewrite_addresses};
+        for with_endpoints in [false, true] {
+            let frame = produce_frame(12, with_endpoints);
+            let mut response = DecodedResponse::decode(PRODUCE, 12, &frame).unwrap();
+            let changes =
+                rewrite_addresses(PRODUCE, 12, &mut response.body, &TestMapper::default()).unwrap();
+            assert_eq!(changes.changed, with_endpoints);
+            let expected = if with_endpoints {
+                expected_upstream()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(changes.upstream_brokers, expected);
+        }
+    }
 }
