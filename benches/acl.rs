@@ -22,7 +22,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use kafka_mtls_proxy::acl::{
-    AclRule, Action, Operation, Pattern, Permission, Permissions, ResourceType, check_request,
+    AclRule, Action, Operation, Pattern, Permission, Permissions, ResourceType, apply_patch,
+    check_request,
 };
 use kafka_mtls_proxy::kafka::{parse_request_header, rewrite_response};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -334,7 +335,14 @@ fn bench_requests(c: &mut Criterion) {
         b.iter(|| {
             let header = parse_request_header(black_box(&mixed)).unwrap();
             let checked = check_request(&p, &header, &mixed).unwrap();
-            take_patch(checked.action)(answer.clone()).unwrap()
+            let patch = take_patch(checked.action);
+            apply_patch(
+                patch,
+                ApiKey::Produce.into(),
+                PRODUCE_VERSION,
+                answer.clone(),
+            )
+            .unwrap()
         })
     });
     produce.finish();
@@ -359,16 +367,38 @@ fn bench_requests(c: &mut Criterion) {
     // that keeps the describable half of the 100 topics.
     let response = metadata_response_frame(100);
     let header = parse_request_header(&listing).unwrap();
-    let filtered =
-        take_patch(check_request(&p, &header, &listing).unwrap().action)(response.clone()).unwrap();
+    let patch = take_patch(check_request(&p, &header, &listing).unwrap().action);
+    let filtered = apply_patch(
+        patch,
+        ApiKey::Metadata.into(),
+        METADATA_VERSION,
+        response.clone(),
+    )
+    .unwrap();
     assert!(filtered.len() < response.len() * 2 / 3, "the patch filters");
     metadata.bench_function("response_100_topics/acl_off_rewrite", |b| {
-        b.iter(|| rewrite_response(3, METADATA_VERSION, black_box(&response), &Mapper).unwrap())
+        b.iter(|| {
+            rewrite_response(
+                ApiKey::Metadata.into(),
+                METADATA_VERSION,
+                black_box(&response),
+                &Mapper,
+            )
+            .unwrap()
+        })
     });
     metadata.bench_function("response_100_topics/acl_on_patch", |b| {
         b.iter_batched(
             || take_patch(check_request(&p, &header, &listing).unwrap().action),
-            |patch| patch(black_box(response.clone())).unwrap(),
+            |patch| {
+                apply_patch(
+                    patch,
+                    ApiKey::Metadata.into(),
+                    METADATA_VERSION,
+                    black_box(response.clone()),
+                )
+                .unwrap()
+            },
             BatchSize::SmallInput,
         )
     });

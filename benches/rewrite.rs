@@ -66,15 +66,31 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("rewrite");
     group.bench_function("metadata_v12_1_topic_3_brokers", |b| {
-        b.iter(|| rewrite_response(3, METADATA_VERSION, black_box(&metadata_1), &Mapper).unwrap())
+        b.iter(|| {
+            rewrite_response(
+                ApiKey::Metadata.into(),
+                METADATA_VERSION,
+                black_box(&metadata_1),
+                &Mapper,
+            )
+            .unwrap()
+        })
     });
     group.bench_function("metadata_v12_100_topics_3_brokers", |b| {
-        b.iter(|| rewrite_response(3, METADATA_VERSION, black_box(&metadata_100), &Mapper).unwrap())
+        b.iter(|| {
+            rewrite_response(
+                ApiKey::Metadata.into(),
+                METADATA_VERSION,
+                black_box(&metadata_100),
+                &Mapper,
+            )
+            .unwrap()
+        })
     });
     group.bench_function("find_coordinator_v4_1_key", |b| {
         b.iter(|| {
             rewrite_response(
-                10,
+                ApiKey::FindCoordinator.into(),
                 FIND_COORDINATOR_VERSION,
                 black_box(&find_coordinator),
                 &Mapper,

@@ -232,7 +232,7 @@ pub fn authorization_record(source: &str, d: &AuthorizationDenial<'_>) -> Value 
         "data": {
             "methodName": "kafka.Authorization",
             "serviceName": source,
-            "apiName": crate::kafka::api_name(d.denial.api_key),
+            "apiName": d.denial.api_key.label(),
             "connectionId": d.connection_id,
             "clientAddress": d.client_address.to_string(),
             "listener": d.listener,

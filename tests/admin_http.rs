@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_mtls_proxy::admin::{self, AdminState, Readiness, UpstreamProbe};
+use kafka_mtls_proxy::kafka::ApiKey;
 use kafka_mtls_proxy::metrics::{Direction, Metrics};
 use kafka_mtls_proxy::oauth::{KeyRing, KeySettings, SystemClock};
 use kafka_mtls_proxy::tls::RefusalReason;
@@ -189,8 +190,8 @@ async fn metrics_show_the_counters_moving() {
     m.handshake_admitted();
     m.handshake_refused(RefusalReason::UntrustedChain);
     m.pool_matched("pool-payments");
-    m.request(0, Duration::from_millis(2));
-    m.request(0, Duration::from_millis(4));
+    m.request(ApiKey::PRODUCE, Duration::from_millis(2));
+    m.request(ApiKey::PRODUCE, Duration::from_millis(4));
     m.bytes(Direction::ClientToUpstream, 1_000);
     m.bytes(Direction::UpstreamToClient, 250);
     m.upstream_connect_error();

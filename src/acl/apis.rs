@@ -7,11 +7,11 @@
 //! AddPartitionsToTxn at v3 (v4+ is the brokers' batched form, KIP-890). A version outside
 //! these ranges is refused even when a client sends it without asking.
 
-use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use kafka_protocol::messages::{self, ApiVersionsResponse, ResponseKind};
 
-use crate::kafka::ProtocolError;
-use crate::kafka::codec::{decode_response, encode_response};
+use super::patch::{Patched, ResponsePatch};
+use crate::kafka::api_versions::narrow_api_versions;
+use crate::kafka::{ApiKey, ErrorCode, ResponseBody};
 
 /// The newest Fetch version offered under ACLs: v13+ replaces topic names with topic ids.
 pub const FETCH_MAX_WITH_ACLS: i16 = 12;
@@ -26,36 +26,36 @@ pub const ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION: i16 = 3;
 
 /// The APIs [`super::check::check_request`] authorizes.
 pub const AUTHORIZED_APIS: &[ApiKey] = &[
-    ApiKey::Produce,
-    ApiKey::Fetch,
-    ApiKey::ListOffsets,
-    ApiKey::Metadata,
-    ApiKey::OffsetCommit,
-    ApiKey::OffsetFetch,
-    ApiKey::FindCoordinator,
-    ApiKey::JoinGroup,
-    ApiKey::Heartbeat,
-    ApiKey::LeaveGroup,
-    ApiKey::SyncGroup,
-    ApiKey::ApiVersions,
-    ApiKey::CreateTopics,
-    ApiKey::DeleteTopics,
-    ApiKey::InitProducerId,
-    ApiKey::DescribeCluster,
-    ApiKey::DescribeGroups,
-    ApiKey::ListGroups,
-    ApiKey::DeleteGroups,
-    ApiKey::OffsetDelete,
-    ApiKey::DeleteRecords,
-    ApiKey::CreatePartitions,
-    ApiKey::OffsetForLeaderEpoch,
-    ApiKey::DescribeConfigs,
-    ApiKey::AlterConfigs,
-    ApiKey::IncrementalAlterConfigs,
-    ApiKey::AddPartitionsToTxn,
-    ApiKey::AddOffsetsToTxn,
-    ApiKey::EndTxn,
-    ApiKey::TxnOffsetCommit,
+    ApiKey::PRODUCE,
+    ApiKey::FETCH,
+    ApiKey::LIST_OFFSETS,
+    ApiKey::METADATA,
+    ApiKey::OFFSET_COMMIT,
+    ApiKey::OFFSET_FETCH,
+    ApiKey::FIND_COORDINATOR,
+    ApiKey::JOIN_GROUP,
+    ApiKey::HEARTBEAT,
+    ApiKey::LEAVE_GROUP,
+    ApiKey::SYNC_GROUP,
+    ApiKey::API_VERSIONS,
+    ApiKey::CREATE_TOPICS,
+    ApiKey::DELETE_TOPICS,
+    ApiKey::INIT_PRODUCER_ID,
+    ApiKey::DESCRIBE_CLUSTER,
+    ApiKey::DESCRIBE_GROUPS,
+    ApiKey::LIST_GROUPS,
+    ApiKey::DELETE_GROUPS,
+    ApiKey::OFFSET_DELETE,
+    ApiKey::DELETE_RECORDS,
+    ApiKey::CREATE_PARTITIONS,
+    ApiKey::OFFSET_FOR_LEADER_EPOCH,
+    ApiKey::DESCRIBE_CONFIGS,
+    ApiKey::ALTER_CONFIGS,
+    ApiKey::INCREMENTAL_ALTER_CONFIGS,
+    ApiKey::ADD_PARTITIONS_TO_TXN,
+    ApiKey::ADD_OFFSETS_TO_TXN,
+    ApiKey::END_TXN,
+    ApiKey::TXN_OFFSET_COMMIT,
 ];
 
 /// The oldest Metadata version offered under ACLs: `allow_auto_topic_creation` exists from v4,
@@ -65,20 +65,19 @@ pub const METADATA_MIN_WITH_ACLS: i16 = 4;
 
 /// The versions of `api_key` a connection under ACLs may use, or `None` when the API is not
 /// available under ACLs.
-pub fn range_with_acls(api_key: i16) -> Option<(i16, i16)> {
-    let key = AUTHORIZED_APIS
-        .iter()
-        .copied()
-        .find(|k| *k as i16 == api_key)?;
-    let (min, max) = decodable_versions(key)?;
-    let max = match key {
-        ApiKey::Fetch => max.min(FETCH_MAX_WITH_ACLS),
-        ApiKey::Produce => max.min(PRODUCE_MAX_WITH_ACLS),
-        ApiKey::AddPartitionsToTxn => max.min(ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION),
+pub fn range_with_acls(api_key: ApiKey) -> Option<(i16, i16)> {
+    if !AUTHORIZED_APIS.contains(&api_key) {
+        return None;
+    }
+    let (min, max) = decodable_versions(api_key.known()?)?;
+    let max = match api_key {
+        ApiKey::FETCH => max.min(FETCH_MAX_WITH_ACLS),
+        ApiKey::PRODUCE => max.min(PRODUCE_MAX_WITH_ACLS),
+        ApiKey::ADD_PARTITIONS_TO_TXN => max.min(ADD_PARTITIONS_TO_TXN_MAX_CLIENT_VERSION),
         _ => max,
     };
-    let min = match key {
-        ApiKey::Metadata => min.max(METADATA_MIN_WITH_ACLS),
+    let min = match api_key {
+        ApiKey::METADATA => min.max(METADATA_MIN_WITH_ACLS),
         _ => min,
     };
     (min <= max).then_some((min, max))
@@ -88,9 +87,10 @@ pub fn range_with_acls(api_key: i16) -> Option<(i16, i16)> {
 /// decodes one and may patch the other. `ApiKey::valid_versions` is not enough — it lists
 /// OffsetCommit and OffsetFetch v10 (topics by id only) and InitProducerId v6, which the
 /// message types do not decode.
-fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
+fn decodable_versions(key: messages::ApiKey) -> Option<(i16, i16)> {
     use kafka_protocol::messages as m;
     use kafka_protocol::protocol::Message;
+    use m::ApiKey as K;
     fn both<Req: Message, Resp: Message>() -> (i16, i16) {
         (
             Req::VERSIONS.min.max(Resp::VERSIONS.min),
@@ -98,72 +98,60 @@ fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
         )
     }
     Some(match key {
-        ApiKey::Produce => both::<m::ProduceRequest, m::ProduceResponse>(),
-        ApiKey::Fetch => both::<m::FetchRequest, m::FetchResponse>(),
-        ApiKey::ListOffsets => both::<m::ListOffsetsRequest, m::ListOffsetsResponse>(),
-        ApiKey::Metadata => both::<m::MetadataRequest, m::MetadataResponse>(),
-        ApiKey::OffsetCommit => both::<m::OffsetCommitRequest, m::OffsetCommitResponse>(),
-        ApiKey::OffsetFetch => both::<m::OffsetFetchRequest, m::OffsetFetchResponse>(),
-        ApiKey::FindCoordinator => both::<m::FindCoordinatorRequest, m::FindCoordinatorResponse>(),
-        ApiKey::JoinGroup => both::<m::JoinGroupRequest, m::JoinGroupResponse>(),
-        ApiKey::Heartbeat => both::<m::HeartbeatRequest, m::HeartbeatResponse>(),
-        ApiKey::LeaveGroup => both::<m::LeaveGroupRequest, m::LeaveGroupResponse>(),
-        ApiKey::SyncGroup => both::<m::SyncGroupRequest, m::SyncGroupResponse>(),
-        ApiKey::ApiVersions => both::<m::ApiVersionsRequest, m::ApiVersionsResponse>(),
-        ApiKey::CreateTopics => both::<m::CreateTopicsRequest, m::CreateTopicsResponse>(),
-        ApiKey::DeleteTopics => both::<m::DeleteTopicsRequest, m::DeleteTopicsResponse>(),
-        ApiKey::InitProducerId => both::<m::InitProducerIdRequest, m::InitProducerIdResponse>(),
-        ApiKey::DescribeCluster => both::<m::DescribeClusterRequest, m::DescribeClusterResponse>(),
-        ApiKey::DescribeGroups => both::<m::DescribeGroupsRequest, m::DescribeGroupsResponse>(),
-        ApiKey::ListGroups => both::<m::ListGroupsRequest, m::ListGroupsResponse>(),
-        ApiKey::DeleteGroups => both::<m::DeleteGroupsRequest, m::DeleteGroupsResponse>(),
-        ApiKey::OffsetDelete => both::<m::OffsetDeleteRequest, m::OffsetDeleteResponse>(),
-        ApiKey::DeleteRecords => both::<m::DeleteRecordsRequest, m::DeleteRecordsResponse>(),
-        ApiKey::CreatePartitions => {
-            both::<m::CreatePartitionsRequest, m::CreatePartitionsResponse>()
-        }
-        ApiKey::OffsetForLeaderEpoch => {
+        K::Produce => both::<m::ProduceRequest, m::ProduceResponse>(),
+        K::Fetch => both::<m::FetchRequest, m::FetchResponse>(),
+        K::ListOffsets => both::<m::ListOffsetsRequest, m::ListOffsetsResponse>(),
+        K::Metadata => both::<m::MetadataRequest, m::MetadataResponse>(),
+        K::OffsetCommit => both::<m::OffsetCommitRequest, m::OffsetCommitResponse>(),
+        K::OffsetFetch => both::<m::OffsetFetchRequest, m::OffsetFetchResponse>(),
+        K::FindCoordinator => both::<m::FindCoordinatorRequest, m::FindCoordinatorResponse>(),
+        K::JoinGroup => both::<m::JoinGroupRequest, m::JoinGroupResponse>(),
+        K::Heartbeat => both::<m::HeartbeatRequest, m::HeartbeatResponse>(),
+        K::LeaveGroup => both::<m::LeaveGroupRequest, m::LeaveGroupResponse>(),
+        K::SyncGroup => both::<m::SyncGroupRequest, m::SyncGroupResponse>(),
+        K::ApiVersions => both::<m::ApiVersionsRequest, m::ApiVersionsResponse>(),
+        K::CreateTopics => both::<m::CreateTopicsRequest, m::CreateTopicsResponse>(),
+        K::DeleteTopics => both::<m::DeleteTopicsRequest, m::DeleteTopicsResponse>(),
+        K::InitProducerId => both::<m::InitProducerIdRequest, m::InitProducerIdResponse>(),
+        K::DescribeCluster => both::<m::DescribeClusterRequest, m::DescribeClusterResponse>(),
+        K::DescribeGroups => both::<m::DescribeGroupsRequest, m::DescribeGroupsResponse>(),
+        K::ListGroups => both::<m::ListGroupsRequest, m::ListGroupsResponse>(),
+        K::DeleteGroups => both::<m::DeleteGroupsRequest, m::DeleteGroupsResponse>(),
+        K::OffsetDelete => both::<m::OffsetDeleteRequest, m::OffsetDeleteResponse>(),
+        K::DeleteRecords => both::<m::DeleteRecordsRequest, m::DeleteRecordsResponse>(),
+        K::CreatePartitions => both::<m::CreatePartitionsRequest, m::CreatePartitionsResponse>(),
+        K::OffsetForLeaderEpoch => {
             both::<m::OffsetForLeaderEpochRequest, m::OffsetForLeaderEpochResponse>()
         }
-        ApiKey::DescribeConfigs => both::<m::DescribeConfigsRequest, m::DescribeConfigsResponse>(),
-        ApiKey::AlterConfigs => both::<m::AlterConfigsRequest, m::AlterConfigsResponse>(),
-        ApiKey::IncrementalAlterConfigs => {
+        K::DescribeConfigs => both::<m::DescribeConfigsRequest, m::DescribeConfigsResponse>(),
+        K::AlterConfigs => both::<m::AlterConfigsRequest, m::AlterConfigsResponse>(),
+        K::IncrementalAlterConfigs => {
             both::<m::IncrementalAlterConfigsRequest, m::IncrementalAlterConfigsResponse>()
         }
-        ApiKey::AddPartitionsToTxn => {
+        K::AddPartitionsToTxn => {
             both::<m::AddPartitionsToTxnRequest, m::AddPartitionsToTxnResponse>()
         }
-        ApiKey::AddOffsetsToTxn => both::<m::AddOffsetsToTxnRequest, m::AddOffsetsToTxnResponse>(),
-        ApiKey::EndTxn => both::<m::EndTxnRequest, m::EndTxnResponse>(),
-        ApiKey::TxnOffsetCommit => both::<m::TxnOffsetCommitRequest, m::TxnOffsetCommitResponse>(),
+        K::AddOffsetsToTxn => both::<m::AddOffsetsToTxnRequest, m::AddOffsetsToTxnResponse>(),
+        K::EndTxn => both::<m::EndTxnRequest, m::EndTxnResponse>(),
+        K::TxnOffsetCommit => both::<m::TxnOffsetCommitRequest, m::TxnOffsetCommitResponse>(),
         _ => return None,
     })
 }
 
-/// ApiVersions response header: always v0 (see `kafka::api_versions`).
-const HEADER_VERSION: i16 = 0;
-
-/// Narrow an ApiVersions answer (already narrowed by the proxy's own table) to the APIs and
-/// versions available under ACLs. `request_version` is the version the client asked for; an
-/// error answer (KIP-511: encoded as v0 whatever was asked) is passed on unchanged.
-pub fn narrow_api_versions(frame: &Bytes, request_version: i16) -> Result<Bytes, ProtocolError> {
-    // The error code is the first body field, right after header v0's correlation id.
-    if frame.get(4..6).is_none_or(|code| code != [0, 0]) {
-        return Ok(frame.clone());
+/// Narrows an ApiVersions answer (already narrowed by the proxy's own table) to the APIs and
+/// versions available under ACLs. An error answer (KIP-511: encoded as v0 whatever was asked) is
+/// passed on unchanged.
+pub fn narrow_to_acls(body: &mut ApiVersionsResponse) -> Patched {
+    if body.error_code != ErrorCode::NONE.0 {
+        return Patched::Unchanged;
     }
-    let body_version = request_version;
-    let (header, mut body) =
-        decode_response::<ApiVersionsResponse>(frame, HEADER_VERSION, body_version)?;
-    body.api_keys
-        .retain_mut(|api| match range_with_acls(api.api_key) {
-            Some((min, max)) => {
-                api.min_version = api.min_version.max(min);
-                api.max_version = api.max_version.min(max);
-                api.min_version <= api.max_version
-            }
-            None => false,
-        });
-    encode_response(&header, HEADER_VERSION, &body, body_version)
+    narrow_api_versions(body, range_with_acls);
+    Patched::Changed
+}
+
+/// The patch of every ApiVersions answer under ACLs: [`narrow_to_acls`].
+pub fn api_versions_patch() -> ResponsePatch {
+    Box::new(|answer: &mut ResponseKind| Ok(narrow_to_acls(ApiVersionsResponse::of(answer)?)))
 }
 
 #[cfg(test)]
@@ -173,6 +161,8 @@ pub fn narrow_api_versions(frame: &Bytes, request_version: i16) -> Result<Bytes,
 )]
 mod tests {
     use super::*;
+    use crate::acl::patch::apply_patch;
+    use crate::kafka::codec::decode_response;
 
     #[test]
     fn apis_without_an_authorizer_are_hidden_and_topic_id_versions_are_cut() {
@@ -189,7 +179,7 @@ mod tests {
             (17, 0, 1),
         ];
         let frame = crate::test_support::api_versions_response(3, 1, 0, &apis).unwrap();
-        let narrowed = narrow_api_versions(&frame, 3).unwrap();
+        let narrowed = apply_patch(api_versions_patch(), ApiKey::API_VERSIONS, 3, frame).unwrap();
         let (_, out) = decode_response::<ApiVersionsResponse>(&narrowed, 0, 3).unwrap();
         let got: Vec<(i16, i16, i16)> = out
             .api_keys
@@ -212,10 +202,18 @@ mod tests {
     #[test]
     fn every_authorized_api_has_a_usable_range() {
         for key in AUTHORIZED_APIS {
-            let (min, max) = range_with_acls(*key as i16).unwrap();
+            let (min, max) = range_with_acls(*key).unwrap();
             assert!(min <= max, "{key:?}");
         }
-        assert_eq!(range_with_acls(ApiKey::DescribeAcls as i16), None);
-        assert_eq!(range_with_acls(ApiKey::SaslHandshake as i16), None);
+        assert_eq!(range_with_acls(ApiKey::DESCRIBE_ACLS), None);
+        assert_eq!(range_with_acls(ApiKey::SASL_HANDSHAKE), None);
+    }
+
+    #[test]
+    fn an_error_answer_is_passed_on_unchanged() {
+        let frame = crate::test_support::api_versions_response(0, 1, 35, &[(18, 0, 2), (29, 0, 3)])
+            .unwrap();
+        let out = apply_patch(api_versions_patch(), ApiKey::API_VERSIONS, 3, frame.clone());
+        assert_eq!(out.unwrap(), frame);
     }
 }

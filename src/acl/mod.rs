@@ -10,7 +10,8 @@
 //! (group membership and offsets, DescribeGroups/DeleteGroups/OffsetDelete, the config APIs,
 //! InitProducerId and the transaction APIs), and Metadata and ListGroups listings filtered to
 //! what the connection may describe. APIs (and versions) the proxy cannot authorize are hidden
-//! from ApiVersions and refused ([`apis`]).
+//! from ApiVersions and refused ([`apis`]). What a check changes in the broker's answer is a
+//! [`ResponsePatch`] on the decoded response ([`patch`]).
 //!
 //! With authorization off nothing here runs: requests pass through as raw frames. With it on, an
 //! API whose needs the connection holds on every resource ([`needs`]) is not decoded either.
@@ -18,9 +19,11 @@
 pub mod apis;
 pub mod check;
 pub mod needs;
+pub mod patch;
 pub mod permissions;
 pub mod rules;
 
-pub use check::{Action, Checked, Denial, ResponsePatch, check_request};
+pub use check::{Action, Checked, Denial, check_request};
+pub use patch::{Patched, ResponsePatch, apply_patch};
 pub use permissions::{Permissions, StaleResolution};
 pub use rules::{AclRule, Operation, Operations, Pattern, Permission, ResourceType, RuleSpec};

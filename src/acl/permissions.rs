@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::rules::{AclRule, Operation, Pattern, Permission, ResourceType};
+use crate::kafka::ApiKey;
 
 /// A connection resolved to a certificate authority or pool that the configuration no longer
 /// has (renamed or removed by a reload): its permissions cannot be derived, so the connection
@@ -60,15 +61,15 @@ impl Permissions {
             }
         }
         p.unchecked_apis = (0..128u8)
-            .filter(|&key| super::needs::unconditionally_allowed(&p, i16::from(key)))
+            .filter(|&key| super::needs::unconditionally_allowed(&p, ApiKey(i16::from(key))))
             .fold(0, |bits, key| bits | 1u128 << key);
         p
     }
 
     /// Whether requests of `api_key` need no check: the connection may do what they need on
     /// every resource ([`super::needs`]). Answered from a bit set made with the rules.
-    pub fn needs_no_check(&self, api_key: i16) -> bool {
-        u8::try_from(api_key)
+    pub fn needs_no_check(&self, api_key: ApiKey) -> bool {
+        u8::try_from(api_key.0)
             .ok()
             .and_then(|key| 1u128.checked_shl(u32::from(key)))
             .is_some_and(|bit| self.unchecked_apis & bit != 0)

@@ -1,87 +1,115 @@
 //! ApiVersions: the broker's answer, narrowed to what the proxy can carry, and the KIP-511 answer
 //! the proxy gives itself to a client newer than it.
+//!
+//! One narrowing ([`narrow_api_versions`]) serves every table: the proxy's own
+//! ([`narrow_to_proxy_table`]) and the one of proxy ACLs (`acl::apis`).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use kafka_protocol::messages::ApiVersionsResponse;
 
-use super::codec::{decode_response, encode_response};
+use super::api_key::ApiKey;
 use super::error::ProtocolError;
-use super::versions::{advertised_range, proxy_version_range};
+use super::error_code::ErrorCode;
+use super::response::DecodedResponse;
+use super::versions::{offered_range, proxy_version_range};
 
 /// ApiVersions responses use response header v0 in every version, even the flexible ones (v3+):
 /// a client cannot know whether the broker supports flexible versions before reading the answer.
-const API_VERSIONS_RESPONSE_HEADER_VERSION: i16 = 0;
-
-const UNSUPPORTED_VERSION: i16 = ResponseError::UnsupportedVersion.code();
+pub const RESPONSE_HEADER_VERSION: i16 = 0;
 
 /// Where the body's `error_code` sits: right after the 4-byte correlation id of header v0. It is
 /// the first body field in every version.
 const ERROR_CODE_OFFSET: usize = 4;
 
-/// Rewrites a broker's ApiVersions response (to a request of `request_version`): each API's
-/// range is intersected with the proxy's table, SASL and delegation-token APIs are removed, and
-/// Produce/Fetch are capped below their KIP-951 versions (see `versions`).
+/// The version the body of an ApiVersions answer (to a request of `request_version`) is encoded
+/// at. KIP-511: a broker that does not know `request_version` answers with a v0 body carrying
+/// UNSUPPORTED_VERSION; every other answer uses the request's version.
+pub fn response_body_version(frame: &[u8], request_version: i16) -> i16 {
+    if request_version > 0 && body_error_code(frame) == Some(ErrorCode::UNSUPPORTED_VERSION) {
+        0
+    } else {
+        request_version
+    }
+}
+
+fn body_error_code(frame: &[u8]) -> Option<ErrorCode> {
+    let bytes = frame.get(ERROR_CODE_OFFSET..ERROR_CODE_OFFSET + 2)?;
+    Some(ErrorCode(i16::from_be_bytes([
+        *bytes.first()?,
+        *bytes.get(1)?,
+    ])))
+}
+
+/// Keeps the APIs `offered` gives a range for, each narrowed to the intersection of the answer's
+/// range and that one; drops the others, and those whose intersection is empty.
+pub fn narrow_api_versions(
+    body: &mut ApiVersionsResponse,
+    offered: impl Fn(ApiKey) -> Option<(i16, i16)>,
+) {
+    body.api_keys.retain_mut(|api| {
+        let Some((min, max)) = offered(ApiKey(api.api_key)) else {
+            return false;
+        };
+        api.min_version = api.min_version.max(min);
+        api.max_version = api.max_version.min(max);
+        api.min_version <= api.max_version
+    });
+}
+
+/// The proxy's narrowing of a broker's ApiVersions answer (to a request of `request_version`):
+/// each API's range is intersected with the proxy's table, SASL and delegation-token APIs are
+/// removed, and Produce/Fetch are capped below their KIP-951 versions (see `versions`). A
+/// KIP-511 UNSUPPORTED_VERSION answer is narrowed the same way.
 ///
-/// KIP-511: a broker that does not know `request_version` answers with a v0 body carrying
-/// UNSUPPORTED_VERSION; such a response is decoded, narrowed and re-encoded as v0.
+/// `request_version` must be one the proxy supports ([`ProtocolError::UnsupportedVersion`]
+/// otherwise): newer requests are answered by the proxy itself
+/// ([`unsupported_api_versions_response`]) and never reach the broker.
+pub fn narrow_to_proxy_table(
+    request_version: i16,
+    body: &mut ApiVersionsResponse,
+) -> Result<(), ProtocolError> {
+    check_request_version(request_version)?;
+    narrow_api_versions(body, offered_range);
+    Ok(())
+}
+
+fn check_request_version(request_version: i16) -> Result<(), ProtocolError> {
+    let (min, max) = proxy_version_range(ApiKey::API_VERSIONS).unwrap_or((0, 0));
+    if (min..=max).contains(&request_version) {
+        Ok(())
+    } else {
+        Err(ProtocolError::UnsupportedVersion {
+            api: "ApiVersions",
+            version: request_version,
+        })
+    }
+}
+
+/// [`narrow_to_proxy_table`] on a frame: decoded, narrowed, encoded again (at v0 for a KIP-511
+/// answer, behind header v0 always).
 pub fn rewrite_api_versions_response(
     frame: &Bytes,
     request_version: i16,
 ) -> Result<Bytes, ProtocolError> {
-    let (min, max) = proxy_version_range(ApiKey::ApiVersions as i16).unwrap_or((0, 0));
-    if !(min..=max).contains(&request_version) {
-        return Err(ProtocolError::UnsupportedVersion {
-            api: "ApiVersions",
-            version: request_version,
-        });
-    }
-    let body_version = if request_version > 0 && body_error_code(frame) == Some(UNSUPPORTED_VERSION)
-    {
-        0
-    } else {
-        request_version
-    };
-    let (header, mut body) = decode_response::<ApiVersionsResponse>(
-        frame,
-        API_VERSIONS_RESPONSE_HEADER_VERSION,
-        body_version,
-    )?;
-    body.api_keys.retain_mut(|api| {
-        match advertised_range(api.api_key, api.min_version, api.max_version) {
-            Some((min, max)) => {
-                api.min_version = min;
-                api.max_version = max;
-                true
-            }
-            None => false,
-        }
-    });
-    encode_response(
-        &header,
-        API_VERSIONS_RESPONSE_HEADER_VERSION,
-        &body,
-        body_version,
-    )
-}
-
-fn body_error_code(frame: &[u8]) -> Option<i16> {
-    let bytes = frame.get(ERROR_CODE_OFFSET..ERROR_CODE_OFFSET + 2)?;
-    Some(i16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
+    // Before decoding: a version the proxy does not know may not decode at all.
+    check_request_version(request_version)?;
+    let mut response = DecodedResponse::decode(ApiKey::API_VERSIONS, request_version, frame)?;
+    narrow_to_proxy_table(request_version, response.body_mut()?)?;
+    response.encode()
 }
 
 /// The answer a broker gives to an ApiVersions request newer than it knows (KIP-511): error
 /// UNSUPPORTED_VERSION, encoded as an ApiVersions v0 body behind response header v0, listing the
 /// ApiVersions range the proxy supports so the client retries with a version from it.
 pub fn unsupported_api_versions_response(correlation_id: i32) -> Bytes {
-    let (min, max) = proxy_version_range(ApiKey::ApiVersions as i16).unwrap_or((0, 0));
+    let (min, max) = proxy_version_range(ApiKey::API_VERSIONS).unwrap_or((0, 0));
     // The v0 layout is fixed and tiny; writing it directly keeps this infallible. The unit test
     // decodes it with kafka-protocol.
     let mut out = BytesMut::with_capacity(16);
     out.put_i32(correlation_id); // response header v0
-    out.put_i16(UNSUPPORTED_VERSION); // error_code
+    out.put_i16(ErrorCode::UNSUPPORTED_VERSION.0); // error_code
     out.put_i32(1); // api_keys: ARRAY of one entry
-    out.put_i16(ApiKey::ApiVersions as i16);
+    out.put_i16(ApiKey::API_VERSIONS.0);
     out.put_i16(min);
     out.put_i16(max);
     out.freeze()
@@ -94,7 +122,10 @@ pub fn unsupported_api_versions_response(correlation_id: i32) -> Bytes {
 )]
 mod tests {
     use super::*;
+    use crate::kafka::codec::decode_response;
     use crate::kafka::versions::{FETCH_MAX_ADVERTISED, PRODUCE_MAX_ADVERTISED};
+
+    const UNSUPPORTED_VERSION: i16 = ErrorCode::UNSUPPORTED_VERSION.0;
 
     fn broker_response(version: i16, apis: &[(i16, i16, i16)], error_code: i16) -> Bytes {
         crate::test_support::api_versions_response(version, 5, error_code, apis).unwrap()
@@ -211,7 +242,7 @@ mod tests {
     fn hostile_api_versions_bytes_never_panic() {
         for version in 0..=4 {
             crate::kafka::rewrite::testing::assert_hostile_inputs_never_panic(
-                ApiKey::ApiVersions as i16,
+                ApiKey::API_VERSIONS,
                 version,
                 &broker_response(version, BROKER, 0),
             );
@@ -224,5 +255,27 @@ mod tests {
         for len in 0..frame.len() {
             assert!(rewrite_api_versions_response(&frame.slice(..len), 3).is_err());
         }
+    }
+
+    #[test]
+    fn one_narrowing_intersects_keeps_and_drops() {
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        let api = |key, min, max| {
+            ApiVersion::default()
+                .with_api_key(key)
+                .with_min_version(min)
+                .with_max_version(max)
+        };
+        let mut body = ApiVersionsResponse::default().with_api_keys(vec![
+            api(0, 0, 13),
+            api(1, 4, 18),
+            api(2, 0, 9),
+        ]);
+        narrow_api_versions(&mut body, |key| match key {
+            ApiKey::PRODUCE => Some((3, 9)),
+            ApiKey::FETCH => Some((0, 3)),
+            _ => None,
+        });
+        assert_eq!(ranges(&body), vec![(0, 3, 9)]);
     }
 }

@@ -3,6 +3,8 @@
 //! Variants say who is at fault, so the connection layer can decide between closing the client,
 //! closing the upstream, and logging a proxy bug.
 
+use super::api_key::ApiKey;
+
 /// A Kafka frame could not be understood, produced or rewritten.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug)]
@@ -14,8 +16,11 @@ pub enum ProtocolError {
     #[error("malformed frame: {0}")]
     Malformed(String),
     /// An api key that kafka-protocol does not know, where the proxy needed to understand it.
-    #[error("unknown api key {0}")]
-    UnknownApiKey(i16),
+    #[error("unknown api key {}", .0.0)]
+    UnknownApiKey(ApiKey),
+    /// A response of a known api that the proxy never decodes (it has nothing to change there).
+    #[error("the proxy does not decode {0} responses")]
+    NotDecoded(ApiKey),
     /// A version of a known API that the proxy cannot decode or encode (peer incompatible).
     #[error("{api} version {version} is not supported by the proxy")]
     UnsupportedVersion { api: &'static str, version: i16 },
@@ -43,9 +48,13 @@ pub enum ProtocolError {
         port: i32,
     },
     /// The caller handed a request of another API to a function made for one API.
-    #[error("api key {api_key} passed where {expected} was expected")]
+    #[error("api key {} passed where {expected} was expected", api_key.0)]
     WrongApi {
-        api_key: i16,
+        api_key: ApiKey,
         expected: &'static str,
     },
+    /// A decoded response body is not of the type a rewrite or patch was made for (the caller
+    /// paired it with the wrong request).
+    #[error("a decoded response is not a {expected}")]
+    WrongBody { expected: &'static str },
 }

@@ -4,15 +4,14 @@
 //! refuses unknown api keys; the proxy must survive the first and forward the second, so it reads
 //! the few header fields itself and never hands raw peer bytes to that function.
 
-use kafka_protocol::messages::ApiKey;
-
+use super::api_key::ApiKey;
 pub use super::error::ProtocolError;
 use super::wire::Reader;
 
 /// The fields of a request header the proxy routes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHeader {
-    pub api_key: i16,
+    pub api_key: ApiKey,
     pub api_version: i16,
     pub correlation_id: i32,
     /// `None` when the client sent a null client id (or header v0, which has none).
@@ -20,9 +19,6 @@ pub struct RequestHeader {
     /// Bytes before the body: the body starts at `frame[header_len..]`.
     pub header_len: usize,
 }
-
-/// The api key of Produce requests.
-const PRODUCE: i16 = ApiKey::Produce as i16;
 
 /// Request header version 1 (client id) — used for api keys kafka-protocol does not know.
 const HEADER_V1: i16 = 1;
@@ -35,10 +31,11 @@ const HEADER_V1: i16 = 1;
 /// forwarded opaquely.
 pub fn parse_request_header(frame: &[u8]) -> Result<RequestHeader, ProtocolError> {
     let mut r = Reader::new(frame);
-    let api_key = r.i16("request api key")?;
+    let api_key = ApiKey(r.i16("request api key")?);
     let api_version = r.i16("request api version")?;
     let correlation_id = r.i32("request correlation id")?;
-    let header_version = ApiKey::try_from(api_key)
+    let header_version = api_key
+        .known()
         .map(|key| key.request_header_version(api_version))
         .unwrap_or(HEADER_V1);
     let client_id = if header_version >= 1 {
@@ -68,7 +65,7 @@ pub fn response_correlation_id(frame: &[u8]) -> Result<i32, ProtocolError> {
 /// The proxy needs it because `acks=0` requests get no response: they must never wait in the
 /// correlation queue.
 pub fn produce_acks(frame: &[u8], header: &RequestHeader) -> Result<i16, ProtocolError> {
-    if header.api_key != PRODUCE {
+    if header.api_key != ApiKey::PRODUCE {
         return Err(ProtocolError::WrongApi {
             api_key: header.api_key,
             expected: "Produce",
@@ -103,6 +100,7 @@ pub fn produce_acks(frame: &[u8], header: &RequestHeader) -> Result<i16, Protoco
 mod tests {
     use super::*;
     use bytes::BytesMut;
+    use kafka_protocol::messages::ApiKey;
     use kafka_protocol::messages::{ProduceRequest, RequestHeader as KpHeader, TransactionalId};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -125,7 +123,7 @@ mod tests {
         // Metadata v4 uses header v1.
         let frame = encode_request(ApiKey::Metadata, 4, Some("client-a"), b"BODY");
         let h = parse_request_header(&frame).unwrap();
-        assert_eq!(h.api_key, 3);
+        assert_eq!(h.api_key, super::ApiKey::METADATA);
         assert_eq!(h.api_version, 4);
         assert_eq!(h.correlation_id, 42);
         assert_eq!(h.client_id.as_deref(), Some("client-a"));
@@ -168,7 +166,7 @@ mod tests {
         frame.extend(b"id");
         frame.extend(b"rest-of-frame");
         let h = parse_request_header(&frame).unwrap();
-        assert_eq!(h.api_key, 9999);
+        assert_eq!(h.api_key, super::ApiKey(9999));
         assert_eq!(h.correlation_id, 77);
         assert_eq!(h.client_id.as_deref(), Some("id"));
         assert_eq!(&frame[h.header_len..], b"rest-of-frame");
@@ -267,7 +265,10 @@ mod tests {
         let h = parse_request_header(&frame).unwrap();
         assert!(matches!(
             produce_acks(&frame, &h),
-            Err(ProtocolError::WrongApi { api_key: 3, .. })
+            Err(ProtocolError::WrongApi {
+                api_key: super::ApiKey::METADATA,
+                ..
+            })
         ));
     }
 }

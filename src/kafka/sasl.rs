@@ -12,7 +12,6 @@
 //!   [`decode_sasl_authenticate_response`]).
 
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
     SaslHandshakeRequest, SaslHandshakeResponse,
@@ -21,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::codec::{decode_response, encode_request, encode_response};
 use super::error::ProtocolError;
+use super::error_code::ErrorCode;
 use super::header::RequestHeader;
 
 /// What a client that tries SASL on this listener reads in its error.
@@ -41,18 +41,18 @@ pub fn sasl_refusal_response(header: &RequestHeader) -> Result<Bytes, ProtocolEr
             Err(ProtocolError::UnsupportedVersion { api, version })
         }
     };
-    match ApiKey::try_from(header.api_key) {
-        Ok(key @ ApiKey::SaslHandshake) => {
+    match header.api_key.known() {
+        Some(key @ ApiKey::SaslHandshake) => {
             let header_version = check(key, "SaslHandshake")?;
             let body = SaslHandshakeResponse::default()
-                .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
+                .with_error_code(ErrorCode::UNSUPPORTED_SASL_MECHANISM.into())
                 .with_mechanisms(Vec::new());
             encode_response(&response_header, header_version, &body, version)
         }
-        Ok(key @ ApiKey::SaslAuthenticate) => {
+        Some(key @ ApiKey::SaslAuthenticate) => {
             let header_version = check(key, "SaslAuthenticate")?;
             let body = SaslAuthenticateResponse::default()
-                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_code(ErrorCode::ILLEGAL_SASL_STATE.into())
                 .with_error_message(Some(StrBytes::from_static_str(SASL_REFUSAL_MESSAGE)));
             encode_response(&response_header, header_version, &body, version)
         }
@@ -137,7 +137,7 @@ pub fn decode_sasl_authenticate_response(
 /// librdkafka reports "ApiVersionRequest failed: Broker: SASL Authentication failed".
 pub fn upstream_auth_failed_response(header: &RequestHeader) -> Result<Bytes, ProtocolError> {
     let body = ApiVersionsResponse::default()
-        .with_error_code(ResponseError::SaslAuthenticationFailed.code());
+        .with_error_code(ErrorCode::SASL_AUTHENTICATION_FAILED.into());
     let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
     encode_response(&response_header, 0, &body, 0)
 }
@@ -153,7 +153,7 @@ mod tests {
 
     fn request(api_key: ApiKey, api_version: i16) -> RequestHeader {
         RequestHeader {
-            api_key: api_key as i16,
+            api_key: api_key.into(),
             api_version,
             correlation_id: 99,
             client_id: None,
@@ -196,7 +196,10 @@ mod tests {
         ));
         assert!(matches!(
             sasl_refusal_response(&request(ApiKey::Metadata, 1)),
-            Err(ProtocolError::WrongApi { api_key: 3, .. })
+            Err(ProtocolError::WrongApi {
+                api_key: crate::kafka::ApiKey::METADATA,
+                ..
+            })
         ));
     }
 
@@ -207,10 +210,7 @@ mod tests {
                 upstream_auth_failed_response(&request(ApiKey::ApiVersions, version)).unwrap();
             let (header, body) = decode_response::<ApiVersionsResponse>(&frame, 0, 0).unwrap();
             assert_eq!(header.correlation_id, 99);
-            assert_eq!(
-                body.error_code,
-                ResponseError::SaslAuthenticationFailed.code()
-            );
+            assert_eq!(body.error_code, ErrorCode::SASL_AUTHENTICATION_FAILED.0);
             assert!(body.api_keys.is_empty());
         }
     }

@@ -43,6 +43,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::kafka::ApiKey;
 use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
@@ -272,7 +273,7 @@ impl Metrics {
     }
 
     /// A request with `api_key` was answered, `elapsed` after it was forwarded.
-    pub fn request(&self, api_key: i16, elapsed: Duration) {
+    pub fn request(&self, api_key: ApiKey, elapsed: Duration) {
         let handles = self.request_handles_for(api_key);
         handles.count.inc();
         handles.duration.observe(elapsed.as_secs_f64());
@@ -322,13 +323,13 @@ impl Metrics {
     /// `api_key`.
     pub fn authorization_denied(
         &self,
-        api_key: i16,
+        api_key: ApiKey,
         resource_type: &'static str,
         operation: &'static str,
     ) {
         self.authorization_denials
             .get_or_create(&DenialLabels {
-                api: crate::kafka::api_name(api_key),
+                api: api_key.label(),
                 resource_type,
                 operation,
             })
@@ -355,8 +356,8 @@ impl Metrics {
         out
     }
 
-    fn request_handles_for(&self, api_key: i16) -> &RequestHandles {
-        let slot = usize::try_from(api_key)
+    fn request_handles_for(&self, api_key: ApiKey) -> &RequestHandles {
+        let slot = usize::try_from(api_key.0)
             .ok()
             .filter(|k| *k < API_KEY_SLOTS)
             .unwrap_or(API_KEY_SLOTS);
@@ -364,7 +365,7 @@ impl Metrics {
             let api_key = if slot == API_KEY_SLOTS {
                 Cow::Borrowed("invalid")
             } else {
-                crate::kafka::api_name(api_key)
+                api_key.label()
             };
             let labels = ApiLabels { api_key };
             RequestHandles {

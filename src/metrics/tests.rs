@@ -1,6 +1,7 @@
 //! The exposition as Prometheus scrapes it: names, labels and values.
 
 use super::*;
+use crate::kafka::ApiKey;
 
 /// The value of the sample `series` (name and label set exactly as encoded), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -97,9 +98,9 @@ fn label_values_are_escaped() {
 #[test]
 fn requests_are_labelled_by_api_name_and_observed_in_every_bucket() {
     let m = Metrics::new();
-    m.request(0, Duration::from_millis(3));
-    m.request(0, Duration::from_secs(60));
-    m.request(1, Duration::from_millis(600));
+    m.request(ApiKey(0), Duration::from_millis(3));
+    m.request(ApiKey(0), Duration::from_secs(60));
+    m.request(ApiKey(1), Duration::from_millis(600));
     let text = m.encode();
     assert_eq!(
         sample(
@@ -165,10 +166,10 @@ fn requests_are_labelled_by_api_name_and_observed_in_every_bucket() {
 fn client_controlled_api_keys_cannot_grow_the_series_without_bound() {
     let m = Metrics::new();
     // Unassigned but plausible: a key a newer Kafka may use keeps its number.
-    m.request(120, Duration::from_millis(1));
+    m.request(ApiKey(120), Duration::from_millis(1));
     // Garbage shares one series, whatever the value.
     for key in [-1, 128, 5_000, i16::MAX, i16::MIN] {
-        m.request(key, Duration::from_millis(1));
+        m.request(ApiKey(key), Duration::from_millis(1));
     }
     let text = m.encode();
     assert_eq!(

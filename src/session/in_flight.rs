@@ -23,10 +23,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::end::{SessionEnd, UpstreamFault};
 use crate::acl::ResponsePatch;
+use crate::kafka::ApiKey;
 
 /// A request forwarded to the broker, whose answer is due to the client.
 pub(crate) struct Asked {
-    pub api_key: i16,
+    pub api_key: ApiKey,
     pub api_version: i16,
     pub correlation_id: i32,
     /// When the request left for the broker (request latency metric).
@@ -324,7 +325,7 @@ impl InFlightRx {
         self.queue.iter().find_map(|entry| match entry {
             Entry::Upstream(asked) => Some(format!(
                 "{} v{}, correlation id {}, sent {} ms ago",
-                crate::kafka::api_name(asked.api_key),
+                asked.api_key.label(),
                 asked.api_version,
                 asked.correlation_id,
                 asked.sent.elapsed().as_millis()
@@ -417,7 +418,7 @@ mod tests {
 
     fn asked(correlation_id: i32) -> Asked {
         Asked {
-            api_key: 3,
+            api_key: ApiKey::METADATA,
             api_version: 12,
             correlation_id,
             sent: Instant::now(),

@@ -22,13 +22,12 @@ use tracing::{debug, error};
 use super::end::{ClientFault, SessionEnd, UpstreamFault};
 use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
 use super::reauth::{Reauthentication, Renewal};
+use crate::kafka::ApiKey;
 use crate::kafka::frame::{FrameError, FrameReader, write_frame};
 use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
 use crate::metrics::{Direction, Metrics};
 use crate::session::BrokerDirectory;
 use crate::session::filter::{Decision, RequestChain, Response, ResponseChain};
-
-const PRODUCE: i16 = 0;
 
 /// The limits one session applies (from its configuration generation).
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +118,7 @@ fn expects_answer(
     header: &crate::kafka::header::RequestHeader,
     frame: &[u8],
 ) -> Result<bool, SessionEnd> {
-    Ok(header.api_key != PRODUCE
+    Ok(header.api_key != ApiKey::PRODUCE
         || produce_acks(frame, header).map_err(ClientFault::Protocol)? != 0)
 }
 
@@ -165,7 +164,7 @@ where
         };
         let header = parse_request_header(&frame).map_err(ClientFault::Protocol)?;
         tracing::trace!(
-            api_key = header.api_key,
+            api_key = header.api_key.0,
             api_version = header.api_version,
             correlation_id = header.correlation_id,
             "request"
@@ -315,7 +314,7 @@ where
                         let elapsed = asked.sent.elapsed();
                         metrics.request(asked.api_key, elapsed);
                         debug!(
-                            api_key = asked.api_key,
+                            api_key = asked.api_key.0,
                             api_version = asked.api_version,
                             correlation_id = got,
                             bytes = frame.len(),
@@ -362,7 +361,7 @@ async fn filter_answer(
             error!(node_id = broker.node_id, error = %e, "cannot serve broker");
         }
     }
-    Ok(response.into_frame())
+    response.into_frame()
 }
 
 async fn send_due<W: AsyncWrite + Unpin>(client: &mut W, due: Due) -> Result<(), SessionEnd> {

@@ -16,16 +16,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::end::{ClientFault, SessionEnd};
 use super::pump::{client_went_away, send};
+use crate::kafka::ApiKey;
 use crate::kafka::frame::{FrameError, FrameReader};
 use crate::kafka::header::parse_request_header;
 use crate::kafka::versions::{
     sasl_refusal_response, unsupported_api_versions_response, upstream_auth_failed_response,
 };
 use crate::session::filter::local::api_versions_too_new;
-
-const SASL_HANDSHAKE: i16 = 17;
-const API_VERSIONS: i16 = 18;
-const SASL_AUTHENTICATE: i16 = 36;
 
 /// Never a long conversation: a few KIP-511 retries and refusals at most.
 const MAX_ANSWERS: usize = 8;
@@ -51,13 +48,13 @@ where
         };
         let header = parse_request_header(&frame).map_err(ClientFault::Protocol)?;
         let answer = match header.api_key {
-            API_VERSIONS if api_versions_too_new(&header) => {
+            ApiKey::API_VERSIONS if api_versions_too_new(&header) => {
                 unsupported_api_versions_response(header.correlation_id)
             }
-            API_VERSIONS => {
+            ApiKey::API_VERSIONS => {
                 upstream_auth_failed_response(&header).map_err(ClientFault::Protocol)?
             }
-            SASL_HANDSHAKE | SASL_AUTHENTICATE => {
+            ApiKey::SASL_HANDSHAKE | ApiKey::SASL_AUTHENTICATE => {
                 sasl_refusal_response(&header).map_err(ClientFault::Protocol)?
             }
             _ => return Ok(()),

@@ -31,14 +31,11 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse, alter_configs_request, alter_configs_response,
     incremental_alter_configs_request, incremental_alter_configs_response,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
-use super::error_code::{
-    CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED,
-};
 use super::{Action, Request};
 use crate::acl::rules::{Operation, ResourceType};
-use crate::kafka::ProtocolError;
+use crate::kafka::{ErrorCode, ProtocolError, ResponseBody};
 
 /// Kafka's `DeleteRecordsResponse.INVALID_LOW_WATERMARK`, the low watermark of a partition
 /// that was not deleted from.
@@ -56,7 +53,7 @@ pub(super) fn describe_groups(req: &mut Request<'_>) -> Result<Action, ProtocolE
         |group| {
             DescribedGroup::default()
                 .with_group_id(group)
-                .with_error_code(GROUP_AUTHORIZATION_FAILED)
+                .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into())
         },
         |r: &mut DescribeGroupsResponse| &mut r.groups,
     )
@@ -93,7 +90,7 @@ pub(super) fn delete_groups(req: &mut Request<'_>) -> Result<Action, ProtocolErr
         |group| {
             DeletableGroupResult::default()
                 .with_group_id(group)
-                .with_error_code(GROUP_AUTHORIZATION_FAILED)
+                .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into())
         },
         |r: &mut DeleteGroupsResponse| &mut r.results,
     )
@@ -109,7 +106,8 @@ pub(super) fn delete_groups(req: &mut Request<'_>) -> Result<Action, ProtocolErr
 pub(super) fn offset_delete(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let mut body: OffsetDeleteRequest = req.decode()?;
     if !req.allowed(Operation::Delete, ResourceType::Group, &body.group_id) {
-        let r = OffsetDeleteResponse::default().with_error_code(GROUP_AUTHORIZATION_FAILED);
+        let r = OffsetDeleteResponse::default()
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into());
         return Ok(Action::Answer(Some(req.answer(&r)?)));
     }
     let denied = req.take_denied(&mut body.topics, |req, topic| {
@@ -130,7 +128,7 @@ pub(super) fn offset_delete(req: &mut Request<'_>) -> Result<Action, ProtocolErr
                         .map(|p| {
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                         })
                         .collect(),
                 )
@@ -161,7 +159,7 @@ pub(super) fn delete_records(req: &mut Request<'_>) -> Result<Action, ProtocolEr
                             DeleteRecordsPartitionResult::default()
                                 .with_partition_index(p.partition_index)
                                 .with_low_watermark(INVALID_LOW_WATERMARK)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                         })
                         .collect(),
                 )
@@ -181,7 +179,7 @@ pub(super) fn create_partitions(req: &mut Request<'_>) -> Result<Action, Protoco
         |topic| {
             CreatePartitionsTopicResult::default()
                 .with_name(topic.name)
-                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                 .with_error_message(None)
         },
         |r: &mut CreatePartitionsResponse| &mut r.results,
@@ -217,7 +215,7 @@ pub(super) fn offset_for_leader_epoch(req: &mut Request<'_>) -> Result<Action, P
                             // Kafka's answer for an unauthorized partition.
                             EpochEndOffset::default()
                                 .with_partition(p.partition)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                         })
                         .collect(),
                 )
@@ -283,20 +281,20 @@ fn config_allowed(
 }
 
 /// The error Kafka gives a denied config resource of this type (one [`config_allowed`] knows).
-fn config_error_code(resource_type: i8) -> i16 {
+fn config_error_code(resource_type: i8) -> ErrorCode {
     match resource_type {
-        config_type::TOPIC => TOPIC_AUTHORIZATION_FAILED,
-        config_type::GROUP => GROUP_AUTHORIZATION_FAILED,
-        _ => CLUSTER_AUTHORIZATION_FAILED,
+        config_type::TOPIC => ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+        config_type::GROUP => ErrorCode::GROUP_AUTHORIZATION_FAILED,
+        _ => ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
     }
 }
 
 /// Kafka's `Errors.message()` for the authorization errors, which DescribeConfigs puts in each
 /// denied result.
-fn error_message(code: i16) -> StrBytes {
+fn error_message(code: ErrorCode) -> StrBytes {
     StrBytes::from_static_str(match code {
-        TOPIC_AUTHORIZATION_FAILED => "Topic authorization failed.",
-        GROUP_AUTHORIZATION_FAILED => "Group authorization failed.",
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED => "Topic authorization failed.",
+        ErrorCode::GROUP_AUTHORIZATION_FAILED => "Group authorization failed.",
         _ => "Cluster authorization failed.",
     })
 }
@@ -309,14 +307,14 @@ fn check_configs<Body, Resource, Denied, Resp>(
     op: Operation,
     mut body: Body,
     resources: impl FnOnce(&mut Body) -> &mut Vec<Resource>,
-    denied_result: impl Fn(Resource, i16) -> Denied,
+    denied_result: impl Fn(Resource, ErrorCode) -> Denied,
     results: fn(&mut Resp) -> &mut Vec<Denied>,
 ) -> Result<Action, ProtocolError>
 where
     Body: Encodable,
     Resource: ConfigResource,
     Denied: Send + Sync + 'static,
-    Resp: Decodable + Encodable + Default + 'static,
+    Resp: ResponseBody + Encodable + Default,
 {
     let resources = resources(&mut body);
     let denied = match req
@@ -352,7 +350,7 @@ pub(super) fn describe_configs(req: &mut Request<'_>) -> Result<Action, Protocol
         |b| &mut b.resources,
         |resource, code| {
             DescribeConfigsResult::default()
-                .with_error_code(code)
+                .with_error_code(code.into())
                 .with_error_message(Some(error_message(code)))
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name)
@@ -373,7 +371,7 @@ pub(super) fn alter_configs(req: &mut Request<'_>) -> Result<Action, ProtocolErr
         |b| &mut b.resources,
         |resource, code| {
             alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(code)
+                .with_error_code(code.into())
                 .with_error_message(None)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name)
@@ -392,7 +390,7 @@ pub(super) fn incremental_alter_configs(req: &mut Request<'_>) -> Result<Action,
         |b| &mut b.resources,
         |resource, code| {
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_error_code(code)
+                .with_error_code(code.into())
                 .with_error_message(None)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name)

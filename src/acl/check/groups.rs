@@ -21,14 +21,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code::{
-    CLUSTER_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED,
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-};
 use super::{Action, Request};
 use crate::acl::permissions::Permissions;
 use crate::acl::rules::{Operation, ResourceType};
-use crate::kafka::ProtocolError;
+use crate::kafka::{ErrorCode, ProtocolError};
 
 /// OffsetCommit: read on the group (refused: every partition gets GROUP_AUTHORIZATION_FAILED),
 /// then read on each topic.
@@ -39,9 +35,9 @@ pub(super) fn offset_commit(req: &mut Request<'_>) -> Result<Action, ProtocolErr
         group_ok && req.allowed(Operation::Read, ResourceType::Topic, &topic.name)
     });
     let code = if group_ok {
-        TOPIC_AUTHORIZATION_FAILED
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED
     } else {
-        GROUP_AUTHORIZATION_FAILED
+        ErrorCode::GROUP_AUTHORIZATION_FAILED
     };
     let denied: Vec<_> = denied
         .into_iter()
@@ -56,7 +52,7 @@ pub(super) fn offset_commit(req: &mut Request<'_>) -> Result<Action, ProtocolErr
                         .map(|p| {
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(code)
+                                .with_error_code(code.into())
                         })
                         .collect(),
                 )
@@ -91,13 +87,13 @@ pub(super) fn offset_fetch(req: &mut Request<'_>) -> Result<Action, ProtocolErro
                 fetch_topic_v0(
                     t.name.clone(),
                     &t.partition_indexes,
-                    GROUP_AUTHORIZATION_FAILED,
+                    ErrorCode::GROUP_AUTHORIZATION_FAILED,
                 )
             })
             .collect();
         let mut r = OffsetFetchResponse::default().with_topics(topics);
         if v >= 2 {
-            r.error_code = GROUP_AUTHORIZATION_FAILED;
+            r.error_code = ErrorCode::GROUP_AUTHORIZATION_FAILED.into();
         }
         return Ok(Action::Answer(Some(req.answer(&r)?)));
     }
@@ -120,7 +116,7 @@ pub(super) fn offset_fetch(req: &mut Request<'_>) -> Result<Action, ProtocolErro
             fetch_topic_v0(
                 topic.name,
                 &topic.partition_indexes,
-                TOPIC_AUTHORIZATION_FAILED,
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED,
             )
         })
         .collect();
@@ -142,7 +138,7 @@ fn offset_fetch_groups(
             denied_groups.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id.clone())
-                    .with_error_code(GROUP_AUTHORIZATION_FAILED),
+                    .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into()),
             );
             continue;
         }
@@ -208,13 +204,17 @@ fn denied_fetch_topic(topic: OffsetFetchRequestTopics) -> OffsetFetchResponseTop
                         .with_committed_offset(-1)
                         .with_committed_leader_epoch(-1)
                         .with_metadata(Some(StrBytes::default()))
-                        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                        .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                 })
                 .collect(),
         )
 }
 
-fn fetch_topic_v0(name: TopicName, partitions: &[i32], code: i16) -> OffsetFetchResponseTopic {
+fn fetch_topic_v0(
+    name: TopicName,
+    partitions: &[i32],
+    code: ErrorCode,
+) -> OffsetFetchResponseTopic {
     OffsetFetchResponseTopic::default()
         .with_name(name)
         .with_partitions(
@@ -226,7 +226,7 @@ fn fetch_topic_v0(name: TopicName, partitions: &[i32], code: i16) -> OffsetFetch
                         .with_committed_offset(-1)
                         .with_committed_leader_epoch(-1)
                         .with_metadata(Some(StrBytes::default()))
-                        .with_error_code(code)
+                        .with_error_code(code.into())
                 })
                 .collect(),
         )
@@ -244,10 +244,10 @@ const KEY_TRANSACTION: i8 = 1;
 pub(super) fn find_coordinator(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let body: FindCoordinatorRequest = req.decode()?;
     let (resource, code) = match body.key_type {
-        KEY_GROUP => (ResourceType::Group, GROUP_AUTHORIZATION_FAILED),
+        KEY_GROUP => (ResourceType::Group, ErrorCode::GROUP_AUTHORIZATION_FAILED),
         KEY_TRANSACTION => (
             ResourceType::TransactionalId,
-            TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
         ),
         other => {
             return Ok(Action::Refuse(format!(
@@ -260,7 +260,7 @@ pub(super) fn find_coordinator(req: &mut Request<'_>) -> Result<Action, Protocol
             return Ok(Action::forward_untouched());
         }
         let r = FindCoordinatorResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.into())
             .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")))
             .with_node_id(BrokerId(-1))
             .with_port(-1);
@@ -275,7 +275,7 @@ pub(super) fn find_coordinator(req: &mut Request<'_>) -> Result<Action, Protocol
                 .with_key(key)
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
-                .with_error_code(code)
+                .with_error_code(code.into())
                 .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")))
         },
         |r: &mut FindCoordinatorResponse| &mut r.coordinators,
@@ -299,7 +299,7 @@ pub(super) fn join_group(req: &mut Request<'_>) -> Result<Action, ProtocolError>
     let body: JoinGroupRequest = req.decode()?;
     let member = body.member_id.clone();
     group_call(req, &body.group_id, |r: JoinGroupResponse| {
-        r.with_error_code(GROUP_AUTHORIZATION_FAILED)
+        r.with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into())
             .with_generation_id(-1)
             .with_member_id(member)
     })
@@ -308,21 +308,21 @@ pub(super) fn join_group(req: &mut Request<'_>) -> Result<Action, ProtocolError>
 pub(super) fn sync_group(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let body: SyncGroupRequest = req.decode()?;
     group_call(req, &body.group_id, |r: SyncGroupResponse| {
-        r.with_error_code(GROUP_AUTHORIZATION_FAILED)
+        r.with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into())
     })
 }
 
 pub(super) fn heartbeat(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let body: HeartbeatRequest = req.decode()?;
     group_call(req, &body.group_id, |r: HeartbeatResponse| {
-        r.with_error_code(GROUP_AUTHORIZATION_FAILED)
+        r.with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into())
     })
 }
 
 pub(super) fn leave_group(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     let body: LeaveGroupRequest = req.decode()?;
     group_call(req, &body.group_id, |r: LeaveGroupResponse| {
-        r.with_error_code(GROUP_AUTHORIZATION_FAILED)
+        r.with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.into())
     })
 }
 
@@ -332,7 +332,7 @@ pub(super) fn init_producer_id(req: &mut Request<'_>) -> Result<Action, Protocol
     let body: InitProducerIdRequest = req.decode()?;
     let refused_with = match &body.transactional_id {
         Some(txn) => (!req.allowed(Operation::Write, ResourceType::TransactionalId, txn))
-            .then_some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+            .then_some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         None => {
             let ok = req.permissions.allows_cluster(Operation::IdempotentWrite)
                 || req
@@ -345,14 +345,14 @@ pub(super) fn init_producer_id(req: &mut Request<'_>) -> Result<Action, Protocol
                     crate::acl::rules::CLUSTER_RESOURCE_NAME,
                 );
             }
-            (!ok).then_some(CLUSTER_AUTHORIZATION_FAILED)
+            (!ok).then_some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
         }
     };
     let Some(code) = refused_with else {
         return Ok(Action::forward_untouched());
     };
     let r = InitProducerIdResponse::default()
-        .with_error_code(code)
+        .with_error_code(code.into())
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     Ok(Action::Answer(Some(req.answer(&r)?)))

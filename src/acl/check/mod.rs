@@ -30,26 +30,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ResponseHeader};
+use kafka_protocol::messages::{self, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use super::patch::{ResponsePatch, patch_body};
 use super::permissions::Permissions;
 use super::rules::{Operation, ResourceType};
-use crate::kafka::codec::{
-    decode_request_body, decode_response, encode_response, reencode_request_body,
-};
-use crate::kafka::{ProtocolError, RequestHeader};
-
-/// Kafka's authorization error codes.
-pub mod error_code {
-    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
-    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
-    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
-    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-}
-
-/// Changes the broker's answer to a narrowed request before it goes to the client.
-pub type ResponsePatch = Box<dyn FnOnce(Bytes) -> Result<Bytes, ProtocolError> + Send + Sync>;
+use crate::kafka::codec::{decode_request_body, encode_response, reencode_request_body};
+use crate::kafka::{ApiKey, ProtocolError, RequestHeader, ResponseBody};
 
 /// What to do with one request.
 pub enum Action {
@@ -93,8 +81,8 @@ impl std::fmt::Debug for Action {
 /// One denied resource, for the log and the audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// The request's api key (named by [`crate::kafka::api_name`]).
-    pub api_key: i16,
+    /// The request's api key.
+    pub api_key: ApiKey,
     pub resource_type: ResourceType,
     pub resource: String,
     pub operation: Operation,
@@ -122,11 +110,11 @@ pub fn check_request(
     header: &RequestHeader,
     frame: &Bytes,
 ) -> Result<Checked, ProtocolError> {
-    let Ok(key) = ApiKey::try_from(header.api_key) else {
+    let Some(key) = header.api_key.known() else {
         return Ok(Checked {
             action: Action::Refuse(format!(
                 "api key {} is unknown to the proxy and cannot be authorized",
-                header.api_key
+                header.api_key.0
             )),
             denials: Vec::new(),
         });
@@ -138,18 +126,13 @@ pub fn check_request(
         key,
         denials: Vec::new(),
     };
-    let action = match key {
+    let action = match header.api_key {
         // Needs no authorization (Kafka checks none), but clients must only learn the APIs
         // they may use.
-        ApiKey::ApiVersions => {
-            let version = header.api_version;
-            Action::Forward {
-                frame: None,
-                patch: Some(Box::new(move |frame: Bytes| {
-                    super::apis::narrow_api_versions(&frame, version)
-                })),
-            }
-        }
+        ApiKey::API_VERSIONS => Action::Forward {
+            frame: None,
+            patch: Some(super::apis::api_versions_patch()),
+        },
         // A version ApiVersions did not offer under ACLs (a client may send it anyway) is
         // refused, not guessed at: Produce v13 and Fetch v13+ name topics only by id (name-based
         // checks would see an empty name), AddPartitionsToTxn v4+ is the brokers' form.
@@ -162,35 +145,35 @@ pub fn check_request(
                 header.api_version
             ))
         }
-        ApiKey::DescribeCluster => return Ok(Checked::forward()),
-        ApiKey::Produce => topics::produce(&mut req)?,
-        ApiKey::Fetch => topics::fetch(&mut req)?,
-        ApiKey::ListOffsets => topics::list_offsets(&mut req)?,
-        ApiKey::Metadata => topics::metadata(&mut req)?,
-        ApiKey::CreateTopics => topics::create_topics(&mut req)?,
-        ApiKey::DeleteTopics => topics::delete_topics(&mut req)?,
-        ApiKey::OffsetCommit => groups::offset_commit(&mut req)?,
-        ApiKey::OffsetFetch => groups::offset_fetch(&mut req)?,
-        ApiKey::FindCoordinator => groups::find_coordinator(&mut req)?,
-        ApiKey::JoinGroup => groups::join_group(&mut req)?,
-        ApiKey::SyncGroup => groups::sync_group(&mut req)?,
-        ApiKey::Heartbeat => groups::heartbeat(&mut req)?,
-        ApiKey::LeaveGroup => groups::leave_group(&mut req)?,
-        ApiKey::InitProducerId => groups::init_producer_id(&mut req)?,
-        ApiKey::DescribeGroups => admin::describe_groups(&mut req)?,
-        ApiKey::ListGroups => admin::list_groups(&mut req)?,
-        ApiKey::DeleteGroups => admin::delete_groups(&mut req)?,
-        ApiKey::OffsetDelete => admin::offset_delete(&mut req)?,
-        ApiKey::DeleteRecords => admin::delete_records(&mut req)?,
-        ApiKey::CreatePartitions => admin::create_partitions(&mut req)?,
-        ApiKey::OffsetForLeaderEpoch => admin::offset_for_leader_epoch(&mut req)?,
-        ApiKey::DescribeConfigs => admin::describe_configs(&mut req)?,
-        ApiKey::AlterConfigs => admin::alter_configs(&mut req)?,
-        ApiKey::IncrementalAlterConfigs => admin::incremental_alter_configs(&mut req)?,
-        ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(&mut req)?,
-        ApiKey::AddOffsetsToTxn => txn::add_offsets_to_txn(&mut req)?,
-        ApiKey::EndTxn => txn::end_txn(&mut req)?,
-        ApiKey::TxnOffsetCommit => txn::txn_offset_commit(&mut req)?,
+        ApiKey::DESCRIBE_CLUSTER => return Ok(Checked::forward()),
+        ApiKey::PRODUCE => topics::produce(&mut req)?,
+        ApiKey::FETCH => topics::fetch(&mut req)?,
+        ApiKey::LIST_OFFSETS => topics::list_offsets(&mut req)?,
+        ApiKey::METADATA => topics::metadata(&mut req)?,
+        ApiKey::CREATE_TOPICS => topics::create_topics(&mut req)?,
+        ApiKey::DELETE_TOPICS => topics::delete_topics(&mut req)?,
+        ApiKey::OFFSET_COMMIT => groups::offset_commit(&mut req)?,
+        ApiKey::OFFSET_FETCH => groups::offset_fetch(&mut req)?,
+        ApiKey::FIND_COORDINATOR => groups::find_coordinator(&mut req)?,
+        ApiKey::JOIN_GROUP => groups::join_group(&mut req)?,
+        ApiKey::SYNC_GROUP => groups::sync_group(&mut req)?,
+        ApiKey::HEARTBEAT => groups::heartbeat(&mut req)?,
+        ApiKey::LEAVE_GROUP => groups::leave_group(&mut req)?,
+        ApiKey::INIT_PRODUCER_ID => groups::init_producer_id(&mut req)?,
+        ApiKey::DESCRIBE_GROUPS => admin::describe_groups(&mut req)?,
+        ApiKey::LIST_GROUPS => admin::list_groups(&mut req)?,
+        ApiKey::DELETE_GROUPS => admin::delete_groups(&mut req)?,
+        ApiKey::OFFSET_DELETE => admin::offset_delete(&mut req)?,
+        ApiKey::DELETE_RECORDS => admin::delete_records(&mut req)?,
+        ApiKey::CREATE_PARTITIONS => admin::create_partitions(&mut req)?,
+        ApiKey::OFFSET_FOR_LEADER_EPOCH => admin::offset_for_leader_epoch(&mut req)?,
+        ApiKey::DESCRIBE_CONFIGS => admin::describe_configs(&mut req)?,
+        ApiKey::ALTER_CONFIGS => admin::alter_configs(&mut req)?,
+        ApiKey::INCREMENTAL_ALTER_CONFIGS => admin::incremental_alter_configs(&mut req)?,
+        ApiKey::ADD_PARTITIONS_TO_TXN => txn::add_partitions_to_txn(&mut req)?,
+        ApiKey::ADD_OFFSETS_TO_TXN => txn::add_offsets_to_txn(&mut req)?,
+        ApiKey::END_TXN => txn::end_txn(&mut req)?,
+        ApiKey::TXN_OFFSET_COMMIT => txn::txn_offset_commit(&mut req)?,
         other => Action::Refuse(format!(
             "{other:?} cannot be authorized by the proxy; it is not available while proxy ACLs \
              are enabled"
@@ -207,7 +190,8 @@ pub(crate) struct Request<'a> {
     permissions: &'a Arc<Permissions>,
     header: &'a RequestHeader,
     frame: &'a Bytes,
-    key: ApiKey,
+    /// The request's api key as kafka-protocol knows it (checked requests have one).
+    key: messages::ApiKey,
     denials: Vec<Denial>,
 }
 
@@ -275,18 +259,12 @@ impl Request<'_> {
         )
     }
 
-    /// A patch that decodes the broker's `T` answer, lets `f` change it, and encodes it again.
-    fn patch<T>(&self, f: impl FnOnce(&mut T) + Send + Sync + 'static) -> ResponsePatch
-    where
-        T: Decodable + Encodable + 'static,
-    {
-        let version = self.version();
-        let header_version = self.key.response_header_version(version);
-        Box::new(move |frame: Bytes| {
-            let (header, mut body) = decode_response::<T>(&frame, header_version, version)?;
-            f(&mut body);
-            encode_response(&header, header_version, &body, version)
-        })
+    /// A patch that lets `f` change the broker's `T` answer (always re-encoded).
+    fn patch<T: ResponseBody>(
+        &self,
+        f: impl FnOnce(&mut T) + Send + Sync + 'static,
+    ) -> ResponsePatch {
+        patch_body(f)
     }
 
     /// Removes from `entries` those `allowed` refuses, and returns them in their order; the
@@ -339,7 +317,7 @@ impl Request<'_> {
     where
         Body: Encodable,
         D: Send + Sync + 'static,
-        Resp: Decodable + Encodable + Default + 'static,
+        Resp: ResponseBody + Encodable + Default,
     {
         let entries = entries(&mut body);
         let denied = self.take_denied(entries, allowed);
@@ -361,7 +339,7 @@ impl Request<'_> {
     where
         Req: Encodable,
         D: Send + Sync + 'static,
-        Resp: Decodable + Encodable + Default + 'static,
+        Resp: ResponseBody + Encodable + Default,
     {
         self.split(
             !denied.is_empty(),
@@ -383,7 +361,7 @@ impl Request<'_> {
     ) -> Result<Action, ProtocolError>
     where
         Req: Encodable,
-        Resp: Decodable + Encodable + Default + 'static,
+        Resp: ResponseBody + Encodable + Default,
     {
         if !any_denied {
             return Ok(Action::forward_untouched());

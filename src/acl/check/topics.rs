@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::messages::ResponseKind;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -21,12 +22,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::error_code::{TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED};
 use super::{Action, Request};
+use crate::acl::patch::{Patched, ResponsePatch};
 use crate::acl::permissions::Permissions;
 use crate::acl::rules::{Operation, ResourceType};
-use crate::kafka::ProtocolError;
-use crate::kafka::codec::{decode_response, encode_response};
+use crate::kafka::{ErrorCode, ProtocolError, ResponseBody};
 
 const AUTHORIZATION_FAILED_MESSAGE: &str = "Authorization failed.";
 
@@ -59,9 +59,9 @@ pub(super) fn produce(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
         });
     }
     let code = if txn_allowed {
-        TOPIC_AUTHORIZATION_FAILED
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED
     } else {
-        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     };
     let denied = denied
         .into_iter()
@@ -76,7 +76,7 @@ pub(super) fn produce(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
                         .map(|p| {
                             PartitionProduceResponse::default()
                                 .with_index(p.index)
-                                .with_error_code(code)
+                                .with_error_code(code.into())
                                 .with_base_offset(-1)
                                 .with_log_append_time_ms(-1)
                                 .with_log_start_offset(-1)
@@ -135,7 +135,7 @@ pub(super) fn fetch(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
 fn denied_fetch_partition(partition: i32) -> PartitionData {
     PartitionData::default()
         .with_partition_index(partition)
-        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+        .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
         .with_high_watermark(-1)
         .with_last_stable_offset(-1)
         .with_log_start_offset(-1)
@@ -154,11 +154,8 @@ fn with_session_check(req: &Request<'_>, action: Action) -> Action {
         return action;
     };
     let permissions = Arc::clone(req.permissions);
-    let version = req.version();
-    let header_version = req.key.response_header_version(version);
-    let check: super::ResponsePatch = Box::new(move |answer: Bytes| {
-        let (header, mut body) =
-            decode_response::<FetchResponse>(&answer, header_version, version)?;
+    let check: ResponsePatch = Box::new(move |answer: &mut ResponseKind| {
+        let body = FetchResponse::of(answer)?;
         let mut withheld = false;
         for topic in &mut body.responses {
             if !permissions.allows(Operation::Read, ResourceType::Topic, &topic.topic) {
@@ -168,14 +165,18 @@ fn with_session_check(req: &Request<'_>, action: Action) -> Action {
                 }
             }
         }
-        if !withheld {
-            return Ok(answer);
-        }
-        encode_response(&header, header_version, &body, version)
+        Ok(if withheld {
+            Patched::Changed
+        } else {
+            Patched::Unchanged
+        })
     });
-    let patch: super::ResponsePatch = match patch {
+    let patch: ResponsePatch = match patch {
         None => check,
-        Some(add_denied) => Box::new(move |answer: Bytes| add_denied(check(answer)?)),
+        Some(add_denied) => Box::new(move |answer: &mut ResponseKind| {
+            let checked = check(answer)?;
+            Ok(checked.or(add_denied(answer)?))
+        }),
     };
     Action::Forward {
         frame,
@@ -221,7 +222,7 @@ pub(super) fn list_offsets(req: &mut Request<'_>) -> Result<Action, ProtocolErro
                         .map(|p| {
                             ListOffsetsPartitionResponse::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                                 .with_timestamp(-1)
                                 .with_offset(-1)
                                 .with_leader_epoch(-1)
@@ -271,7 +272,7 @@ pub(super) fn metadata(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
         .into_iter()
         .map(|topic| {
             MetadataResponseTopic::default()
-                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                 .with_name(topic.name)
                 .with_topic_id(topic.topic_id)
                 .with_topic_authorized_operations(i32::MIN)
@@ -318,7 +319,7 @@ pub(super) fn create_topics(req: &mut Request<'_>) -> Result<Action, ProtocolErr
         |topic| {
             CreatableTopicResult::default()
                 .with_name(topic.name)
-                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
                 .with_error_message(message())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1)
@@ -356,7 +357,7 @@ fn deletable(name: Option<TopicName>, topic_id: uuid::Uuid) -> DeletableTopicRes
     DeletableTopicResult::default()
         .with_name(name)
         .with_topic_id(topic_id)
-        .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+        .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.into())
         .with_error_message(message())
 }
 

@@ -18,16 +18,9 @@ use kafka_protocol::messages::{
     TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
-use super::error_code::{
-    GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-};
 use super::{Action, Request};
 use crate::acl::rules::{Operation, ResourceType};
-use crate::kafka::ProtocolError;
-
-/// Kafka's OPERATION_NOT_ATTEMPTED: the partitions of an AddPartitionsToTxn that were allowed
-/// but not added because another partition of the request was refused.
-const OPERATION_NOT_ATTEMPTED: i16 = 55;
+use crate::kafka::{ErrorCode, ProtocolError};
 
 /// AddPartitionsToTxn v0–3 (v4+, the brokers' batched form, is refused before it gets here: see
 /// `apis::range_with_acls`): write on the transactional id (refused: every partition gets
@@ -58,9 +51,9 @@ pub(super) fn add_partitions_to_txn(req: &mut Request<'_>) -> Result<Action, Pro
         .zip(&topic_allowed)
         .map(|(topic, &ok)| {
             let code = match (txn_allowed, ok) {
-                (false, _) => TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                (true, false) => TOPIC_AUTHORIZATION_FAILED,
-                (true, true) => OPERATION_NOT_ATTEMPTED,
+                (false, _) => ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                (true, false) => ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                (true, true) => ErrorCode::OPERATION_NOT_ATTEMPTED,
             };
             AddPartitionsToTxnTopicResult::default()
                 .with_name(topic.name.clone())
@@ -71,7 +64,7 @@ pub(super) fn add_partitions_to_txn(req: &mut Request<'_>) -> Result<Action, Pro
                         .map(|&p| {
                             AddPartitionsToTxnPartitionResult::default()
                                 .with_partition_index(p)
-                                .with_partition_error_code(code)
+                                .with_partition_error_code(code.into())
                         })
                         .collect(),
                 )
@@ -88,7 +81,7 @@ pub(super) fn add_offsets_to_txn(req: &mut Request<'_>) -> Result<Action, Protoc
     let Some(code) = txn_then_group_refused(req, &body.transactional_id, &body.group_id) else {
         return Ok(Action::forward_untouched());
     };
-    let r = AddOffsetsToTxnResponse::default().with_error_code(code);
+    let r = AddOffsetsToTxnResponse::default().with_error_code(code.into());
     Ok(Action::Answer(Some(req.answer(&r)?)))
 }
 
@@ -103,7 +96,8 @@ pub(super) fn end_txn(req: &mut Request<'_>) -> Result<Action, ProtocolError> {
     ) {
         return Ok(Action::forward_untouched());
     }
-    let r = EndTxnResponse::default().with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    let r = EndTxnResponse::default()
+        .with_error_code(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.into());
     Ok(Action::Answer(Some(req.answer(&r)?)))
 }
 
@@ -122,7 +116,7 @@ pub(super) fn txn_offset_commit(req: &mut Request<'_>) -> Result<Action, Protoco
         body,
         |b| &mut b.topics,
         |req, topic| req.allowed(Operation::Read, ResourceType::Topic, &topic.name),
-        |topic| commit_error(&topic, TOPIC_AUTHORIZATION_FAILED),
+        |topic| commit_error(&topic, ErrorCode::TOPIC_AUTHORIZATION_FAILED),
         |r: &mut TxnOffsetCommitResponse| &mut r.topics,
     )
 }
@@ -134,21 +128,24 @@ fn txn_then_group_refused(
     req: &mut Request<'_>,
     transactional_id: &TransactionalId,
     group_id: &GroupId,
-) -> Option<i16> {
+) -> Option<ErrorCode> {
     if !req.allowed(
         Operation::Write,
         ResourceType::TransactionalId,
         transactional_id,
     ) {
-        Some(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        Some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     } else if !req.allowed(Operation::Read, ResourceType::Group, group_id) {
-        Some(GROUP_AUTHORIZATION_FAILED)
+        Some(ErrorCode::GROUP_AUTHORIZATION_FAILED)
     } else {
         None
     }
 }
 
-fn commit_error(topic: &TxnOffsetCommitRequestTopic, code: i16) -> TxnOffsetCommitResponseTopic {
+fn commit_error(
+    topic: &TxnOffsetCommitRequestTopic,
+    code: ErrorCode,
+) -> TxnOffsetCommitResponseTopic {
     TxnOffsetCommitResponseTopic::default()
         .with_name(topic.name.clone())
         .with_partitions(
@@ -158,7 +155,7 @@ fn commit_error(topic: &TxnOffsetCommitRequestTopic, code: i16) -> TxnOffsetComm
                 .map(|p| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(code.into())
                 })
                 .collect(),
         )

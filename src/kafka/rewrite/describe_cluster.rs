@@ -1,25 +1,20 @@
 //! DescribeCluster responses: every entry of `brokers` (or of the controllers, when a v1+ client
 //! asked for `endpoint_type` controllers; both are node addresses clients would dial).
 
-use bytes::Bytes;
 use kafka_protocol::messages::DescribeClusterResponse;
 
 use super::AddressRewriter;
-use crate::kafka::codec::{decode_response, encode_response};
 use crate::kafka::error::ProtocolError;
 
+/// Always re-encoded (`true`), as the proxy always did.
 pub(super) fn rewrite(
-    frame: &Bytes,
-    header_version: i16,
-    version: i16,
+    body: &mut DescribeClusterResponse,
     rewriter: &mut AddressRewriter<'_>,
-) -> Result<Bytes, ProtocolError> {
-    let (header, mut body) =
-        decode_response::<DescribeClusterResponse>(frame, header_version, version)?;
+) -> Result<bool, ProtocolError> {
     for broker in &mut body.brokers {
         rewriter.rewrite(broker.broker_id.0, &mut broker.host, &mut broker.port)?;
     }
-    encode_response(&header, header_version, &body, version)
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -37,7 +32,7 @@ mod tests {
     use crate::kafka::codec::{decode_response, encode_response};
     use crate::kafka::rewrite::rewrite_response;
 
-    const DESCRIBE_CLUSTER: i16 = ApiKey::DescribeCluster as i16;
+    const DESCRIBE_CLUSTER: crate::kafka::ApiKey = crate::kafka::ApiKey::DESCRIBE_CLUSTER;
 
     fn frame(version: i16) -> Bytes {
         let brokers = NODE_IDS

@@ -1,24 +1,20 @@
 //! FindCoordinator responses: the single coordinator of v0-v3, the batched `coordinators` of v4+.
 //! Entries for keys that failed carry node id -1 and an empty host; they are left alone.
 
-use bytes::Bytes;
 use kafka_protocol::messages::FindCoordinatorResponse;
 
 use super::AddressRewriter;
-use crate::kafka::codec::{decode_response, encode_response};
 use crate::kafka::error::ProtocolError;
 
 /// From v4 the response lists one coordinator per requested key.
 const BATCHED_SINCE: i16 = 4;
 
+/// Always re-encoded (`true`), as the proxy always did.
 pub(super) fn rewrite(
-    frame: &Bytes,
-    header_version: i16,
+    body: &mut FindCoordinatorResponse,
     version: i16,
     rewriter: &mut AddressRewriter<'_>,
-) -> Result<Bytes, ProtocolError> {
-    let (header, mut body) =
-        decode_response::<FindCoordinatorResponse>(frame, header_version, version)?;
+) -> Result<bool, ProtocolError> {
     if version < BATCHED_SINCE {
         // In v4+ the top-level fields are absent from the wire (and must stay at their
         // defaults to encode), so only v0-v3 look at them.
@@ -36,7 +32,7 @@ pub(super) fn rewrite(
             }
         }
     }
-    encode_response(&header, header_version, &body, version)
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -55,9 +51,9 @@ mod tests {
     use crate::kafka::codec::{decode_response, encode_response};
     use crate::kafka::rewrite::{BrokerAddress, rewrite_response};
 
-    const FIND_COORDINATOR: i16 = ApiKey::FindCoordinator as i16;
-    /// COORDINATOR_NOT_AVAILABLE, as brokers send for a key they cannot place yet.
-    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    const FIND_COORDINATOR: crate::kafka::ApiKey = crate::kafka::ApiKey::FIND_COORDINATOR;
+    /// As brokers send for a key they cannot place yet.
+    const COORDINATOR_NOT_AVAILABLE: i16 = crate::kafka::ErrorCode::COORDINATOR_NOT_AVAILABLE.0;
 
     fn encode(version: i16, body: &FindCoordinatorResponse) -> Bytes {
         let header_version = ApiKey::FindCoordinator.response_header_version(version);

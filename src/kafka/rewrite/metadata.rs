@@ -1,23 +1,19 @@
 //! Metadata responses: every entry of `brokers` (all versions).
 
-use bytes::Bytes;
 use kafka_protocol::messages::MetadataResponse;
 
 use super::AddressRewriter;
-use crate::kafka::codec::{decode_response, encode_response};
 use crate::kafka::error::ProtocolError;
 
+/// Always re-encoded (`true`), as the proxy always did.
 pub(super) fn rewrite(
-    frame: &Bytes,
-    header_version: i16,
-    version: i16,
+    body: &mut MetadataResponse,
     rewriter: &mut AddressRewriter<'_>,
-) -> Result<Bytes, ProtocolError> {
-    let (header, mut body) = decode_response::<MetadataResponse>(frame, header_version, version)?;
+) -> Result<bool, ProtocolError> {
     for broker in &mut body.brokers {
         rewriter.rewrite(broker.node_id.0, &mut broker.host, &mut broker.port)?;
     }
-    encode_response(&header, header_version, &body, version)
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -38,7 +34,7 @@ mod tests {
     use crate::kafka::error::ProtocolError;
     use crate::kafka::rewrite::rewrite_response;
 
-    const METADATA: i16 = ApiKey::Metadata as i16;
+    const METADATA: crate::kafka::ApiKey = crate::kafka::ApiKey::METADATA;
 
     pub(crate) fn metadata_frame(version: i16, topics: usize) -> Bytes {
         let brokers = NODE_IDS

@@ -7,44 +7,31 @@
 //! a client that sends a newer version anyway still gets proxy addresses (at the cost of
 //! re-encoding records).
 
-use bytes::Bytes;
 use kafka_protocol::messages::{FetchResponse, ProduceResponse};
 
 use super::AddressRewriter;
-use crate::kafka::codec::{decode_response, encode_response};
 use crate::kafka::error::ProtocolError;
 
+/// `true` when there were endpoints to rewrite: without them the frame goes on as it came.
 pub(super) fn rewrite_produce(
-    frame: &Bytes,
-    header_version: i16,
-    version: i16,
+    body: &mut ProduceResponse,
     rewriter: &mut AddressRewriter<'_>,
-) -> Result<Bytes, ProtocolError> {
-    let (header, mut body) = decode_response::<ProduceResponse>(frame, header_version, version)?;
-    if body.node_endpoints.is_empty() {
-        // Nothing to rewrite: forward the frame as it came instead of re-encoding it.
-        return Ok(frame.clone());
-    }
+) -> Result<bool, ProtocolError> {
     for endpoint in &mut body.node_endpoints {
         rewriter.rewrite(endpoint.node_id.0, &mut endpoint.host, &mut endpoint.port)?;
     }
-    encode_response(&header, header_version, &body, version)
+    Ok(!body.node_endpoints.is_empty())
 }
 
+/// As [`rewrite_produce`].
 pub(super) fn rewrite_fetch(
-    frame: &Bytes,
-    header_version: i16,
-    version: i16,
+    body: &mut FetchResponse,
     rewriter: &mut AddressRewriter<'_>,
-) -> Result<Bytes, ProtocolError> {
-    let (header, mut body) = decode_response::<FetchResponse>(frame, header_version, version)?;
-    if body.node_endpoints.is_empty() {
-        return Ok(frame.clone());
-    }
+) -> Result<bool, ProtocolError> {
     for endpoint in &mut body.node_endpoints {
         rewriter.rewrite(endpoint.node_id.0, &mut endpoint.host, &mut endpoint.port)?;
     }
-    encode_response(&header, header_version, &body, version)
+    Ok(!body.node_endpoints.is_empty())
 }
 
 #[cfg(test)]
@@ -64,10 +51,10 @@ mod tests {
     use crate::kafka::codec::{decode_response, encode_response};
     use crate::kafka::rewrite::rewrite_response;
 
-    const PRODUCE: i16 = ApiKey::Produce as i16;
-    const FETCH: i16 = ApiKey::Fetch as i16;
-    /// NOT_LEADER_OR_FOLLOWER: the error that comes with a KIP-951 new-leader hint.
-    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    const PRODUCE: crate::kafka::ApiKey = crate::kafka::ApiKey::PRODUCE;
+    const FETCH: crate::kafka::ApiKey = crate::kafka::ApiKey::FETCH;
+    /// The error that comes with a KIP-951 new-leader hint.
+    const NOT_LEADER_OR_FOLLOWER: i16 = crate::kafka::ErrorCode::NOT_LEADER_OR_FOLLOWER.0;
     const RECORDS: &[u8] = b"opaque record batch bytes";
 
     fn produce_frame(version: i16, with_endpoints: bool) -> Bytes {
@@ -216,6 +203,24 @@ mod tests {
         }
         for version in 16..=18 {
             assert_hostile_inputs_never_panic(FETCH, version, &fetch_frame(version, true));
+        }
+    }
+
+    #[test]
+    fn the_typed_rewrite_reports_a_change_only_when_there_are_endpoints() {
+        use crate::kafka::{DecodedResponse, rewrite_addresses};
+        for with_endpoints in [false, true] {
+            let frame = produce_frame(12, with_endpoints);
+            let mut response = DecodedResponse::decode(PRODUCE, 12, &frame).unwrap();
+            let changes =
+                rewrite_addresses(PRODUCE, 12, &mut response.body, &TestMapper::default()).unwrap();
+            assert_eq!(changes.changed, with_endpoints);
+            let expected = if with_endpoints {
+                expected_upstream()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(changes.upstream_brokers, expected);
         }
     }
 }

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::{AddressMapper, BrokerAddress, rewrite_response};
+use crate::kafka::ApiKey;
 use crate::kafka::error::ProtocolError;
 pub(crate) use crate::test_support::Prng;
 
@@ -65,7 +66,7 @@ pub(crate) fn assert_no_upstream_bytes(frame: &[u8]) {
 /// Feeds truncations, byte mutations and random bytes derived from a valid `frame` to
 /// `rewrite_response`. It must return (Ok or Err) every time: an abort kills the test binary,
 /// and a panic that only `catch_unwind` stopped is reported as a failure too.
-pub(crate) fn assert_hostile_inputs_never_panic(api_key: i16, version: i16, frame: &Bytes) {
+pub(crate) fn assert_hostile_inputs_never_panic(api_key: ApiKey, version: i16, frame: &Bytes) {
     let mapper = TestMapper::default();
     let check = |input: Bytes| {
         if let Err(ProtocolError::Decode { reason, .. }) =
@@ -80,7 +81,7 @@ pub(crate) fn assert_hostile_inputs_never_panic(api_key: i16, version: i16, fram
     for len in 0..frame.len() {
         check(frame.slice(..len));
     }
-    let mut rng = Prng::new(((api_key as u64) << 16) ^ version as u64);
+    let mut rng = Prng::new(((api_key.0 as u64) << 16) ^ version as u64);
     for _ in 0..300 {
         let mut bytes = frame.to_vec();
         rng.mutate(&mut bytes);

@@ -80,7 +80,7 @@ impl<'a> AclFilter<'a> {
             // number of them. Names come from the client: `?` quotes and escapes them.
             if i < MAX_REPORTED_DENIALS {
                 info!(
-                    api = %crate::kafka::api_name(denial.api_key),
+                    api = %denial.api_key.label(),
                     resource_type = %denial.resource_type,
                     resource = ?denial.resource,
                     operation = %denial.operation,
@@ -93,7 +93,7 @@ impl<'a> AclFilter<'a> {
             && more > 0
         {
             info!(
-                api = %crate::kafka::api_name(header.api_key),
+                api = %header.api_key.label(),
                 more, "denied by proxy ACLs: further resources of this request not reported"
             );
         }
@@ -148,7 +148,7 @@ impl RequestFilter for AclFilter<'_> {
             Action::Answer(Some(answer)) => Ok(Flow::Answer(answer)),
             Action::Answer(None) => Ok(Flow::Swallow),
             Action::Refuse(reason) => {
-                let key = kafka_protocol::messages::ApiKey::try_from(header.api_key).ok();
+                let key = header.api_key.known();
                 // The resource names the request itself: which API, at which version.
                 let resource = match key {
                     Some(key) => format!("{key:?} v{}", header.api_version),

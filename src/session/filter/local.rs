@@ -10,30 +10,28 @@
 use tracing::warn;
 
 use super::{Flow, Request, RequestFilter};
+use crate::kafka::ApiKey;
 use crate::kafka::header::RequestHeader;
 use crate::kafka::versions::{
     proxy_version_range, sasl_refusal_response, unsupported_api_versions_response,
 };
 use crate::session::end::{ClientFault, SessionEnd};
 
-const SASL_HANDSHAKE: i16 = 17;
-const API_VERSIONS: i16 = 18;
-const SASL_AUTHENTICATE: i16 = 36;
-
 /// See the module documentation.
 pub(crate) struct LocalAnswers;
 
 /// Whether `header` is an ApiVersions request newer than the proxy's table.
 pub(crate) fn api_versions_too_new(header: &RequestHeader) -> bool {
-    header.api_key == API_VERSIONS
-        && proxy_version_range(API_VERSIONS).is_some_and(|(_, max)| header.api_version > max)
+    header.api_key == ApiKey::API_VERSIONS
+        && proxy_version_range(ApiKey::API_VERSIONS)
+            .is_some_and(|(_, max)| header.api_version > max)
 }
 
 impl RequestFilter for LocalAnswers {
     fn wants(&self, header: &RequestHeader) -> bool {
         matches!(
             header.api_key,
-            API_VERSIONS | SASL_HANDSHAKE | SASL_AUTHENTICATE
+            ApiKey::API_VERSIONS | ApiKey::SASL_HANDSHAKE | ApiKey::SASL_AUTHENTICATE
         )
     }
 
@@ -44,11 +42,11 @@ impl RequestFilter for LocalAnswers {
                 header.correlation_id,
             )));
         }
-        if header.api_key == API_VERSIONS {
+        if header.api_key == ApiKey::API_VERSIONS {
             return Ok(Flow::Continue);
         }
         warn!(
-            api_key = header.api_key,
+            api_key = header.api_key.0,
             "client sent SASL on the mTLS listener; it must use security.protocol=SSL \
              and authenticate with its certificate"
         );

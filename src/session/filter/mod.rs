@@ -31,6 +31,7 @@ pub(crate) mod rewrite;
 use bytes::Bytes;
 
 use crate::acl::ResponsePatch;
+use crate::kafka::ApiKey;
 use crate::kafka::header::RequestHeader;
 use crate::session::end::SessionEnd;
 
@@ -70,7 +71,7 @@ pub(crate) trait RequestFilter: Send {
 /// A filter on broker responses.
 pub(crate) trait ResponseFilter: Send + Sync {
     /// Whether this filter changes answers of this api key and version (made for every frame).
-    fn wants(&self, api_key: i16, api_version: i16) -> bool;
+    fn wants(&self, api_key: ApiKey, api_version: i16) -> bool;
     /// Change one answer the filter wants.
     fn on_response(&self, response: &mut Response) -> Result<(), SessionEnd>;
 }
@@ -146,7 +147,7 @@ impl ResponseChain {
     }
 
     /// Whether any filter, or the request's own patch, wants this answer decoded.
-    pub fn wants(&self, api_key: i16, api_version: i16, patched: bool) -> bool {
+    pub fn wants(&self, api_key: ApiKey, api_version: i16, patched: bool) -> bool {
         patched || self.filters.iter().any(|f| f.wants(api_key, api_version))
     }
 

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use super::{Response, ResponseFilter};
-use crate::kafka::ProtocolError;
-use crate::kafka::rewrite::{AddressMapper, response_needs_rewrite, rewrite_response};
+use crate::kafka::rewrite::{
+    AddressMapper, check_supported, response_needs_rewrite, rewrite_addresses,
+};
+use crate::kafka::{ApiKey, ProtocolError};
 use crate::session::end::{SessionEnd, UpstreamFault};
-
-const API_VERSIONS: i16 = 18;
 
 /// See the module documentation.
 pub(crate) struct AddressRewrite {
@@ -25,24 +25,30 @@ impl AddressRewrite {
     }
 }
 
+/// A broker the proxy has no port for is the rewrite's failure; anything else, the broker's.
+fn fault(e: ProtocolError) -> SessionEnd {
+    match e {
+        ProtocolError::UnmappedBroker { .. } => UpstreamFault::Rewrite(e).into(),
+        e => UpstreamFault::Protocol(e).into(),
+    }
+}
+
 impl ResponseFilter for AddressRewrite {
-    fn wants(&self, api_key: i16, api_version: i16) -> bool {
-        api_key != API_VERSIONS && response_needs_rewrite(api_key, api_version)
+    fn wants(&self, api_key: ApiKey, api_version: i16) -> bool {
+        api_key != ApiKey::API_VERSIONS && response_needs_rewrite(api_key, api_version)
     }
 
     fn on_response(&self, response: &mut Response) -> Result<(), SessionEnd> {
-        let rewritten = rewrite_response(
-            response.api_key,
-            response.api_version,
-            response.frame(),
-            self.mapper.as_ref(),
-        )
-        .map_err(|e| match e {
-            ProtocolError::UnmappedBroker { .. } => UpstreamFault::Rewrite(e),
-            e => UpstreamFault::Protocol(e),
-        })?;
-        response.replace(rewritten.frame);
-        response.brokers_named = rewritten.upstream_brokers;
+        let (api_key, version) = (response.api_key, response.api_version);
+        // A version beyond the proxy's table is never decoded.
+        check_supported(api_key, version).map_err(fault)?;
+        let body = response.body().map_err(fault)?;
+        let changes =
+            rewrite_addresses(api_key, version, body, self.mapper.as_ref()).map_err(fault)?;
+        if changes.changed {
+            response.mark_changed();
+        }
+        response.brokers_named = changes.upstream_brokers;
         Ok(())
     }
 }
