@@ -135,11 +135,14 @@ impl Session {
     }
 
     async fn serve(&self, tcp: TcpStream, listener: &str, shutdown: broadcast::Receiver<()>) {
-        let handles = &self.handles;
         // This connection lives with the configuration it started with, whatever reloads follow.
-        let generation = handles.generations.borrow().clone();
-        let limits = &generation.config.limits;
-        let (tls, verdict) = match generation.tls.accept(tcp, limits.handshake_timeout).await {
+        let generation = self.handles.generations.borrow().clone();
+        let (tls, verdict) = match generation
+            .tls
+            .accept(tcp, generation.config.limits.handshake_timeout)
+            .await
+        {
+            HandshakeOutcome::Admitted { stream, verdict } => (stream, verdict),
             HandshakeOutcome::Refused {
                 reason,
                 detail,
@@ -154,9 +157,8 @@ impl Session {
                     connection_id: &self.connection_id,
                     peer: self.peer,
                 };
-                return end.report(party, listener, handles);
+                return end.report(party, listener, &self.handles);
             }
-            HandshakeOutcome::Admitted { stream, verdict } => (stream, verdict),
         };
         let Some(identity) = self.admitted(&verdict, listener) else {
             return;
@@ -167,20 +169,37 @@ impl Session {
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
-        let (_live, closed_by_reload) = handles.live.register(&identity, listener, chain);
+        let (_live, closed_by_reload) = self.handles.live.register(&identity, listener, chain);
+        let end = tokio::select! {
+            end = self.proxy(&generation, &identity, listener, *tls, shutdown) => end,
+            Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
+        };
+        end.report(Party::Admitted(&identity), listener, &self.handles);
+    }
 
+    /// Connect upstream as the connection's pool, then move frames until the session ends.
+    async fn proxy<C>(
+        &self,
+        generation: &Generation,
+        identity: &ConnectionIdentity,
+        listener: &str,
+        client: C,
+        shutdown: broadcast::Receiver<()>,
+    ) -> SessionEnd
+    where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let handles = &self.handles;
+        let limits = &generation.config.limits;
         // The broker's session lifetime counts from no later than this (the proxy errs early).
         let login_started = tokio::time::Instant::now();
-        let upstream = match generation
-            .upstream
-            .connect(self.target, &identity.resolved.evaluation.resolution)
-            .await
-        {
+        let resolution = &identity.resolved.evaluation.resolution;
+        let upstream = match generation.upstream.connect(self.target, resolution).await {
             Ok(upstream) => upstream,
             Err(e) => {
                 if e.refused_pool().is_some()
                     && let Err(end) = refusal::refuse_upstream_identity(
-                        *tls,
+                        client,
                         limits.max_frame_bytes,
                         limits.handshake_timeout,
                     )
@@ -188,11 +207,7 @@ impl Session {
                 {
                     debug!(reason = %end, "refused client gone");
                 }
-                return SessionEnd::NoUpstream(e).report(
-                    Party::Admitted(&identity),
-                    listener,
-                    handles,
-                );
+                return SessionEnd::NoUpstream(e);
             }
         };
         debug!(
@@ -200,50 +215,47 @@ impl Session {
             session_lifetime_ms = upstream.session_lifetime.map(|l| l.as_millis() as u64),
             "upstream connected"
         );
-        let requests = RequestChain::new(
-            LocalAnswers,
-            Some(AclFilter::new(
-                &identity,
-                listener,
-                &handles.audit,
-                &handles.metrics,
-                handles.generations.clone(),
-            )),
+        // The filters, in their fixed order (see `filter`).
+        let acl = AclFilter::new(
+            identity,
+            listener,
+            &handles.audit,
+            &handles.metrics,
+            handles.generations.clone(),
         );
+        let requests = RequestSide {
+            client,
+            chain: RequestChain::new(LocalAnswers, Some(acl)),
+        };
+        let responses = ResponseSide {
+            chain: &handles.responses,
+            brokers: &handles.brokers,
+        };
         let reauth = Reauthentication::new(
             &generation.upstream,
-            &identity,
+            identity,
             &upstream.addr,
             limits.idle_timeout,
             &handles.metrics,
             login_started,
             upstream.session_lifetime,
         );
+        let limits = PumpLimits {
+            max_frame_bytes: limits.max_frame_bytes,
+            idle_timeout: limits.idle_timeout,
+            max_in_flight_requests: limits.max_in_flight_requests,
+            drain_timeout: limits.drain_timeout,
+        };
         let pumped = pump::pump(
-            RequestSide {
-                client: *tls,
-                chain: requests,
-            },
-            ResponseSide {
-                chain: &handles.responses,
-                brokers: &handles.brokers,
-            },
+            requests,
+            responses,
             upstream.stream,
             reauth,
-            PumpLimits {
-                max_frame_bytes: limits.max_frame_bytes,
-                idle_timeout: limits.idle_timeout,
-                max_in_flight_requests: limits.max_in_flight_requests,
-                drain_timeout: limits.drain_timeout,
-            },
+            limits,
             &handles.metrics,
             shutdown,
         );
-        let end = tokio::select! {
-            end = pumped => end.err().unwrap_or(SessionEnd::Closed),
-            Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
-        };
-        end.report(Party::Admitted(&identity), listener, handles);
+        pumped.await.err().unwrap_or(SessionEnd::Closed)
     }
 
     /// Audit, count and log an admitted handshake; the connection's identity.

@@ -27,6 +27,8 @@ pub(crate) mod api_versions;
 pub(crate) mod local;
 pub(crate) mod response;
 pub(crate) mod rewrite;
+#[cfg(test)]
+mod tests;
 
 use bytes::Bytes;
 
