@@ -1,17 +1,23 @@
 //! kafka-mtls-proxy: certificate identity in front of self-hosted Apache Kafka.
 //!
-//! The modules follow the path of one client connection:
+//! The modules follow the path of one client connection (ARCHITECTURE.md draws it):
 //!
 //! - [`config`]: the typed YAML configuration, loaded and validated once, one module per
 //!   section; its startup part (bound or process-wide) and its reloadable part (what a
 //!   configuration generation carries) are two types.
 //! - [`server`]: the bootstrap and per-broker listeners, accept loop, limits, shutdown.
+//! - [`reload`], [`generation`]: configuration generations — built, published to sessions,
+//!   replaced whole by a reload, which re-evaluates the connections already open.
 //! - [`tls`]: the rustls server side, client-certificate verification against the configured
 //!   certificate authorities, and the per-connection verdict (spelled out for operators by
 //!   `tls::explain`, behind the `explain` command and `POST /iam/v2/explain`).
 //! - [`identity`]: a client certificate's attributes (CN, RFC 4514 DN, SANs, serial, digests).
 //! - [`pools`]: identity pools, their CEL filters, and resolution to principals.
-//! - [`kafka`]: Kafka framing, request headers, API versions and broker-address rewriting.
+//! - [`session`]: one client connection: handshake → identity → upstream → the two pumps,
+//!   through the filter chain (local answers, ACLs, ApiVersions, broker addresses); the
+//!   in-flight manager; KIP-368 re-authentication; one place that reports how a session ended.
+//! - [`kafka`]: Kafka framing, request headers, `ApiKey`/`ErrorCode`, responses decoded once,
+//!   API versions and broker-address rewriting.
 //! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book, and the
 //!   per-pool upstream identity (SASL/SCRAM as the connection's primary pool).
 //! - [`oauth`]: the proxy as its own OAuth issuer (ES256 JWTs, JWKS, key rotation), used by
@@ -19,7 +25,6 @@
 //! - [`scram`]: the client side of SCRAM-SHA-256/512 (RFC 5802), used by [`upstream`].
 //! - [`acl`]: proxy-side ACLs: the pools' rules, each request checked and refused the way a
 //!   broker refuses it.
-//! - [`connection`]: one client session, from the first request to the close.
 //! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt.
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
 //! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
