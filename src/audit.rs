@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 use crate::config::{AuditConfig, AuditDestination};
 use crate::identity::CertIdentity;
 use crate::metrics::Metrics;
+use crate::pools::Resolved;
 use crate::tls::{RefusalReason, Verdict};
 
 pub const EVENT_TYPE: &str = "io.confluent.kafka.server/authentication";
@@ -218,6 +219,32 @@ impl AuditSink {
 /// Build the CloudEvents record for one denial: `methodName` `kafka.Authorization`, the Kafka
 /// API, the resource and operation, and the connection's pools.
 pub fn authorization_record(source: &str, d: &AuthorizationDenial<'_>) -> Value {
+    let data = json!({
+        "methodName": "kafka.Authorization",
+        "serviceName": source,
+        "apiName": d.denial.api_key.label(),
+        "connectionId": d.connection_id,
+        "clientAddress": d.client_address.to_string(),
+        "listener": d.listener,
+        "authenticationInfo": {
+            "principal": d.principal,
+            "principals": d.principals,
+        },
+        "identityPoolIds": d.pool_ids,
+        "authorizationInfo": {
+            "granted": false,
+            "operation": d.denial.operation.as_str(),
+            "resourceType": d.denial.resource_type.as_str(),
+            "resourceName": d.denial.resource,
+            "source": "proxy_acl",
+        },
+        "result": {"status": "DENIED"},
+    });
+    cloud_event(source, AUTHORIZATION_EVENT_TYPE, d.connection_id, data)
+}
+
+/// The CloudEvents 1.0 envelope shared by every record, stamped now.
+fn cloud_event(source: &str, event_type: &str, subject: &str, data: Value) -> Value {
     let time = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -225,31 +252,11 @@ pub fn authorization_record(source: &str, d: &AuthorizationDenial<'_>) -> Value 
         "specversion": "1.0",
         "id": uuid::Uuid::new_v4().to_string(),
         "source": source,
-        "type": AUTHORIZATION_EVENT_TYPE,
+        "type": event_type,
         "time": time,
         "datacontenttype": "application/json",
-        "subject": d.connection_id,
-        "data": {
-            "methodName": "kafka.Authorization",
-            "serviceName": source,
-            "apiName": d.denial.api_key.label(),
-            "connectionId": d.connection_id,
-            "clientAddress": d.client_address.to_string(),
-            "listener": d.listener,
-            "authenticationInfo": {
-                "principal": d.principal,
-                "principals": d.principals,
-            },
-            "identityPoolIds": d.pool_ids,
-            "authorizationInfo": {
-                "granted": false,
-                "operation": d.denial.operation.as_str(),
-                "resourceType": d.denial.resource_type.as_str(),
-                "resourceName": d.denial.resource,
-                "source": "proxy_acl",
-            },
-            "result": {"status": "DENIED"},
-        },
+        "subject": subject,
+        "data": data,
     })
 }
 
@@ -267,9 +274,6 @@ fn certificate_json(identity: &CertIdentity) -> Value {
 
 /// Build the CloudEvents record for one attempt.
 pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Value {
-    let time = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
     let mut data = json!({
         "methodName": "kafka.Authentication",
         "serviceName": source,
@@ -283,17 +287,14 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
             verified_by,
         }) => {
             let res = &resolved.evaluation.resolution;
-            data["authenticationInfo"] = json!({
-                "principal": res.primary_principal(),
-                "principals": res.principals,
-                "mechanism": "SSL",
-                "identifier": res.identifier.as_ref().map(|i| i.value.as_str()),
-                "identifierType": res.identifier.as_ref().map(|i| i.kind.to_string()),
-            });
-            data["identityPoolIds"] = json!(res.pool_ids());
-            data["primaryPoolId"] = json!(res.primary().map(|p| p.pool_id.as_str()));
-            data["certificateAuthorityIds"] = json!(verified_by);
-            data["certificate"] = certificate_json(&resolved.identity);
+            let primary_pool = res.primary().map(|p| p.pool_id.as_str());
+            add_resolved(
+                &mut data,
+                resolved,
+                verified_by,
+                json!(res.primary_principal()),
+                json!(primary_pool),
+            );
             data["result"] = json!({"status": "SUCCESS"});
         }
         AttemptOutcome::UpstreamRefused {
@@ -314,18 +315,14 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
                 }
                 _ => "upstream_identity_refused",
             };
-            let res = &resolved.evaluation.resolution;
-            data["authenticationInfo"] = json!({
-                "principal": format!("User:{pool}"),
-                "principals": res.principals,
-                "mechanism": "SSL",
-                "identifier": res.identifier.as_ref().map(|i| i.value.as_str()),
-                "identifierType": res.identifier.as_ref().map(|i| i.kind.to_string()),
-            });
-            data["identityPoolIds"] = json!(res.pool_ids());
-            data["primaryPoolId"] = json!(pool);
-            data["certificateAuthorityIds"] = json!(verified_by);
-            data["certificate"] = certificate_json(&resolved.identity);
+            // The broker refused the primary pool, so that pool is the principal of record.
+            add_resolved(
+                &mut data,
+                resolved,
+                verified_by,
+                json!(format!("User:{pool}")),
+                json!(pool),
+            );
             data["result"] = json!({
                 "status": "UNAUTHENTICATED",
                 "reason": reason,
@@ -340,31 +337,49 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
             reason,
             detail,
             verdict,
-        } => {
-            data["authenticationInfo"] = json!({ "mechanism": "SSL" });
-            data["identityPoolIds"] = json!([]);
-            if let Some(Verdict::Refused {
-                identity: Some(identity),
-                ..
-            }) = verdict
-            {
-                data["certificate"] = certificate_json(identity);
-            }
-            data["result"] = json!({
-                "status": "UNAUTHENTICATED",
-                "reason": reason.as_str(),
-                "message": detail,
-            });
-        }
+        } => add_refused(&mut data, *reason, detail, *verdict),
     }
-    json!({
-        "specversion": "1.0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "source": source,
-        "type": EVENT_TYPE,
-        "time": time,
-        "datacontenttype": "application/json",
-        "subject": a.connection_id,
-        "data": data,
-    })
+    cloud_event(source, EVENT_TYPE, a.connection_id, data)
+}
+
+/// The fields of an attempt whose certificate resolved to pools: the principal of record and
+/// every matched one, the pools, the CAs that verified the chain, and the certificate.
+fn add_resolved(
+    data: &mut Value,
+    resolved: &Resolved,
+    verified_by: &[String],
+    principal: Value,
+    primary_pool_id: Value,
+) {
+    let res = &resolved.evaluation.resolution;
+    data["authenticationInfo"] = json!({
+        "principal": principal,
+        "principals": res.principals,
+        "mechanism": "SSL",
+        "identifier": res.identifier.as_ref().map(|i| i.value.as_str()),
+        "identifierType": res.identifier.as_ref().map(|i| i.kind.to_string()),
+    });
+    data["identityPoolIds"] = json!(res.pool_ids());
+    data["primaryPoolId"] = primary_pool_id;
+    data["certificateAuthorityIds"] = json!(verified_by);
+    data["certificate"] = certificate_json(&resolved.identity);
+}
+
+/// The fields of a refused handshake: no principal or pools, the certificate if it parsed,
+/// and why.
+fn add_refused(data: &mut Value, reason: RefusalReason, detail: &str, verdict: Option<&Verdict>) {
+    data["authenticationInfo"] = json!({ "mechanism": "SSL" });
+    data["identityPoolIds"] = json!([]);
+    if let Some(Verdict::Refused {
+        identity: Some(identity),
+        ..
+    }) = verdict
+    {
+        data["certificate"] = certificate_json(identity);
+    }
+    data["result"] = json!({
+        "status": "UNAUTHENTICATED",
+        "reason": reason.as_str(),
+        "message": detail,
+    });
 }

@@ -304,94 +304,15 @@ impl AclRule {
     /// Check a rule as written. Every problem is reported, not just the first.
     pub fn parse(spec: &RuleSpec<'_>) -> Result<AclRule, Vec<RuleError>> {
         let mut errors = Vec::new();
-        let permission = match spec.permission.unwrap_or("allow") {
-            "allow" => Some(Permission::Allow),
-            "deny" => Some(Permission::Deny),
-            other => {
-                errors.push(rule_error(
-                    "permission",
-                    format!("`{other}` is not allow or deny"),
-                ));
-                None
-            }
-        };
-        let resource_type = match spec.resource_type.parse::<ResourceType>() {
-            Ok(t) => Some(t),
-            Err(reason) => {
-                errors.push(rule_error("resource_type", reason));
-                None
-            }
-        };
-        let mut ops = Vec::new();
-        if spec.operations.is_empty() {
-            errors.push(rule_error(
-                "operations",
-                "list at least one operation (or `all`)",
-            ));
-        }
-        for op in spec.operations {
-            match op.parse::<Operation>() {
-                Ok(op) => ops.push(op),
-                Err(reason) => errors.push(rule_error("operations", reason)),
-            }
-        }
-        if let Some(ResourceType::Topic | ResourceType::Group | ResourceType::TransactionalId) =
-            resource_type
-            && ops.contains(&Operation::IdempotentWrite)
-        {
-            errors.push(rule_error(
-                "operations",
-                "idempotent_write applies to the cluster resource only",
-            ));
-        }
-        let pattern = match (
-            resource_type,
-            spec.pattern_type.unwrap_or("literal"),
-            spec.resource_name,
-        ) {
-            (_, "literal" | "prefixed", None) if resource_type != Some(ResourceType::Cluster) => {
-                errors.push(rule_error(
-                    "resource_name",
-                    "required (`*` for every resource of the type)",
-                ));
-                None
-            }
-            (Some(ResourceType::Cluster), "literal", None | Some("*")) => Some(Pattern::Any),
-            (Some(ResourceType::Cluster), "literal", Some(CLUSTER_RESOURCE_NAME)) => {
-                Some(Pattern::Any)
-            }
-            (Some(ResourceType::Cluster), _, Some(other)) => {
-                errors.push(rule_error(
-                    "resource_name",
-                    format!(
-                        "the cluster resource is named `{CLUSTER_RESOURCE_NAME}` (or `*`), not \
-                         `{other}`"
-                    ),
-                ));
-                None
-            }
-            (_, "literal", Some("*")) => Some(Pattern::Any),
-            (_, "literal", Some(name)) if !name.is_empty() => {
-                Some(Pattern::Literal(name.to_string()))
-            }
-            (_, "prefixed", Some(name)) if !name.is_empty() && name != "*" => {
-                Some(Pattern::Prefixed(name.to_string()))
-            }
-            (_, "literal" | "prefixed", Some(name)) => {
-                errors.push(rule_error(
-                    "resource_name",
-                    format!("`{name}` is not a usable name for this pattern type"),
-                ));
-                None
-            }
-            (_, other, _) => {
-                errors.push(rule_error(
-                    "pattern_type",
-                    format!("`{other}` is not literal or prefixed"),
-                ));
-                None
-            }
-        };
+        let permission = kept(&mut errors, check_permission(spec.permission));
+        let resource_type = kept(
+            &mut errors,
+            spec.resource_type
+                .parse::<ResourceType>()
+                .map_err(|reason| rule_error("resource_type", reason)),
+        );
+        let ops = check_operations(spec.operations, resource_type, &mut errors);
+        let pattern = kept(&mut errors, check_pattern(spec, resource_type));
         match (permission, resource_type, pattern) {
             (Some(permission), Some(resource_type), Some(pattern)) if errors.is_empty() => {
                 Ok(AclRule {
@@ -403,6 +324,96 @@ impl AclRule {
             }
             _ => Err(errors),
         }
+    }
+}
+
+/// The value of a checked field, or `None` with its error added to `errors`.
+fn kept<T>(errors: &mut Vec<RuleError>, checked: Result<T, RuleError>) -> Option<T> {
+    checked.map_err(|e| errors.push(e)).ok()
+}
+
+/// `permission`: allow (the default) or deny.
+fn check_permission(permission: Option<&str>) -> Result<Permission, RuleError> {
+    match permission.unwrap_or("allow") {
+        "allow" => Ok(Permission::Allow),
+        "deny" => Ok(Permission::Deny),
+        other => Err(rule_error(
+            "permission",
+            format!("`{other}` is not allow or deny"),
+        )),
+    }
+}
+
+/// `operations`: at least one, each known, and `idempotent_write` only on the cluster. The
+/// valid ones are returned; every problem goes to `errors`.
+fn check_operations(
+    operations: &[String],
+    resource_type: Option<ResourceType>,
+    errors: &mut Vec<RuleError>,
+) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    if operations.is_empty() {
+        errors.push(rule_error(
+            "operations",
+            "list at least one operation (or `all`)",
+        ));
+    }
+    for op in operations {
+        match op.parse::<Operation>() {
+            Ok(op) => ops.push(op),
+            Err(reason) => errors.push(rule_error("operations", reason)),
+        }
+    }
+    if let Some(ResourceType::Topic | ResourceType::Group | ResourceType::TransactionalId) =
+        resource_type
+        && ops.contains(&Operation::IdempotentWrite)
+    {
+        errors.push(rule_error(
+            "operations",
+            "idempotent_write applies to the cluster resource only",
+        ));
+    }
+    ops
+}
+
+/// `pattern_type` and `resource_name` together: the names the rule covers. The cluster has one
+/// name, so any spelling of it is [`Pattern::Any`].
+fn check_pattern(
+    spec: &RuleSpec<'_>,
+    resource_type: Option<ResourceType>,
+) -> Result<Pattern, RuleError> {
+    match (
+        resource_type,
+        spec.pattern_type.unwrap_or("literal"),
+        spec.resource_name,
+    ) {
+        (_, "literal" | "prefixed", None) if resource_type != Some(ResourceType::Cluster) => {
+            Err(rule_error(
+                "resource_name",
+                "required (`*` for every resource of the type)",
+            ))
+        }
+        (Some(ResourceType::Cluster), "literal", None | Some("*")) => Ok(Pattern::Any),
+        (Some(ResourceType::Cluster), "literal", Some(CLUSTER_RESOURCE_NAME)) => Ok(Pattern::Any),
+        (Some(ResourceType::Cluster), _, Some(other)) => Err(rule_error(
+            "resource_name",
+            format!(
+                "the cluster resource is named `{CLUSTER_RESOURCE_NAME}` (or `*`), not `{other}`"
+            ),
+        )),
+        (_, "literal", Some("*")) => Ok(Pattern::Any),
+        (_, "literal", Some(name)) if !name.is_empty() => Ok(Pattern::Literal(name.to_string())),
+        (_, "prefixed", Some(name)) if !name.is_empty() && name != "*" => {
+            Ok(Pattern::Prefixed(name.to_string()))
+        }
+        (_, "literal" | "prefixed", Some(name)) => Err(rule_error(
+            "resource_name",
+            format!("`{name}` is not a usable name for this pattern type"),
+        )),
+        (_, other, _) => Err(rule_error(
+            "pattern_type",
+            format!("`{other}` is not literal or prefixed"),
+        )),
     }
 }
 

@@ -17,11 +17,11 @@
 //! live connections are re-evaluated. Should the reload refuse what validation accepted, the
 //! old file is put back. Writes need the admin token ([`super::auth`]); reads do not.
 
+mod change;
 mod error;
 mod resource;
 mod store;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,12 +32,12 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::{info, warn};
 
 use super::AdminState;
 use super::auth;
-use crate::config::raw::{RawCertificateAuthority, RawConfig, RawIdentityPool};
+use crate::config::raw::{RawCertificateAuthority, RawConfig};
 use crate::config::{self, ConfigError};
 use crate::reload::Reloader;
 use crate::tls::explain::{self, ExplainError};
@@ -46,6 +46,7 @@ pub use error::{ApiError, ErrorObject};
 pub use resource::{API_VERSION, KIND_CA, KIND_CA_LIST, KIND_POOL, KIND_POOL_LIST, STATE};
 pub use store::{CAS_DIR, HEADER};
 
+use change::{Change, NewFiles, Written, change_raw};
 use error::Scope;
 use resource::Urls;
 
@@ -133,23 +134,6 @@ pub fn routes() -> Router<AdminState> {
                 .delete(delete_pool),
         )
         .route("/iam/v2/explain", post(explain_pem))
-}
-
-/// One change to the certificate authorities and pools.
-enum Change {
-    CreateCa(Map<String, Value>),
-    UpdateCa(String, Map<String, Value>),
-    DeleteCa(String),
-    CreatePool(String, Map<String, Value>),
-    UpdatePool(String, String, Map<String, Value>),
-    DeletePool(String, String),
-}
-
-/// What a change left in the configuration.
-enum Written {
-    Ca(RawCertificateAuthority),
-    Pool(String, RawIdentityPool),
-    Deleted,
 }
 
 type Reply = Result<Response, ApiError>;
@@ -360,21 +344,6 @@ async fn explain_pem(State(state): State<AdminState>, body: Bytes) -> Reply {
     }
 }
 
-/// Files this write created, to remove if it is refused, and how to name them in errors.
-#[derive(Default)]
-struct NewFiles {
-    created: Vec<PathBuf>,
-    renamed: Vec<(String, String)>,
-}
-
-impl NewFiles {
-    fn remove(&self) {
-        for path in &self.created {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 /// Read the file, change it, validate, write, reload. Blocking.
 fn apply(ctx: &Reloader, change: Change) -> Result<Written, ApiError> {
     let path = ctx.config_path().to_path_buf();
@@ -410,116 +379,6 @@ fn apply(ctx: &Reloader, change: Change) -> Result<Written, ApiError> {
             Err(e)
         }
     }
-}
-
-/// Apply `change` to `raw`; PEM text is written to new files in `cas_dir`.
-fn change_raw(
-    raw: &mut RawConfig,
-    change: Change,
-    cas_dir: &Path,
-    files: &mut NewFiles,
-) -> Result<(Scope, Written), ApiError> {
-    let cas = &mut raw.certificate_authorities;
-    let ca_index = |cas: &[RawCertificateAuthority], id: &str| {
-        cas.iter()
-            .position(|c| c.id == id)
-            .ok_or_else(|| ApiError::not_found("certificate authority", id))
-    };
-    let pem_writer = |ca_id: String| {
-        move |field: &str, pem: &str| -> Result<PathBuf, ApiError> {
-            let (file, new) = store::write_pem(cas_dir, &ca_id, field, pem).map_err(|e| {
-                ApiError::internal(format!(
-                    "cannot write {field} under {}: {e}",
-                    cas_dir.display()
-                ))
-            })?;
-            if new {
-                files.created.push(file.clone());
-            }
-            files
-                .renamed
-                .push((file.display().to_string(), format!("the posted {field}")));
-            Ok(file)
-        }
-    };
-    match change {
-        Change::CreateCa(body) => {
-            let id = match resource::requested_id(&body)? {
-                Some(id) => {
-                    if cas.iter().any(|c| c.id == id) {
-                        return Err(ApiError::field(
-                            409,
-                            "id",
-                            format!("id: certificate authority `{id}` already exists"),
-                        ));
-                    }
-                    id
-                }
-                None => resource::generate_id("op-", &cas.iter().map(|c| c.id.clone()).collect()),
-            };
-            let ca = resource::merge_ca(None, &id, body, &mut pem_writer(id.clone()))?;
-            cas.push(ca.clone());
-            Ok((Scope::Ca(cas.len() - 1), Written::Ca(ca)))
-        }
-        Change::UpdateCa(id, body) => {
-            let i = ca_index(cas, &id)?;
-            let ca = resource::merge_ca(Some(&cas[i]), &id, body, &mut pem_writer(id.clone()))?;
-            cas[i] = ca.clone();
-            Ok((Scope::Ca(i), Written::Ca(ca)))
-        }
-        Change::DeleteCa(id) => {
-            let i = ca_index(cas, &id)?;
-            cas.remove(i);
-            Ok((Scope::Whole, Written::Deleted))
-        }
-        Change::CreatePool(ca_id, body) => {
-            let i = ca_index(cas, &ca_id)?;
-            let taken: HashSet<String> = cas
-                .iter()
-                .flat_map(|c| c.identity_pools.iter().map(|p| p.id.clone()))
-                .collect();
-            let id = match resource::requested_id(&body)? {
-                Some(id) if taken.contains(&id) => {
-                    return Err(ApiError::field(
-                        409,
-                        "id",
-                        format!(
-                            "id: identity pool `{id}` already exists; pool ids are principals \
-                             (User:<id>) and unique across certificate authorities"
-                        ),
-                    ));
-                }
-                Some(id) => id,
-                None => resource::generate_id("pool-", &taken),
-            };
-            let pool = resource::merge_pool(None, &id, body)?;
-            cas[i].identity_pools.push(pool.clone());
-            Ok((
-                Scope::Pool(i, cas[i].identity_pools.len() - 1),
-                Written::Pool(ca_id, pool),
-            ))
-        }
-        Change::UpdatePool(ca_id, id, body) => {
-            let i = ca_index(cas, &ca_id)?;
-            let j = pool_index(&cas[i], &id)?;
-            let pool = resource::merge_pool(Some(&cas[i].identity_pools[j]), &id, body)?;
-            cas[i].identity_pools[j] = pool.clone();
-            Ok((Scope::Pool(i, j), Written::Pool(ca_id, pool)))
-        }
-        Change::DeletePool(ca_id, id) => {
-            let i = ca_index(cas, &ca_id)?;
-            let j = pool_index(&cas[i], &id)?;
-            cas[i].identity_pools.remove(j);
-            Ok((Scope::Whole, Written::Deleted))
-        }
-    }
-}
-
-fn pool_index(ca: &RawCertificateAuthority, id: &str) -> Result<usize, ApiError> {
-    ca.identity_pools
-        .iter()
-        .position(|p| p.id == id)
-        .ok_or_else(|| ApiError::not_found("identity pool", id))
 }
 
 /// Validate `raw` as a load would, write it, reload. On a refused reload the old text is put

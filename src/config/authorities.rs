@@ -8,7 +8,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use super::authorization::{CaAuthorization, acl_rules};
 use super::limits::Limits;
-use super::raw::{RawConfig, RawIdentityPool};
+use super::raw::{RawCertificateAuthority, RawConfig, RawIdentityPool};
 use super::sources::Sources;
 use super::{Issues, pem};
 use crate::pools::{CaPools, ExternalIdentifier, Filter, Pool};
@@ -58,88 +58,118 @@ pub(super) fn check(
                 format!("duplicate certificate authority id `{}`", ca.id),
             );
         }
-        if ca.display_name.trim().is_empty() {
-            issues.error(format!("{at}.display_name"), "must not be empty");
-        }
-        let certificates = match pem::ca_bundle(sources.file(&ca.certificate_chain)) {
-            Ok(certs) => Some(certs),
-            Err(reason) => {
-                issues.error(format!("{at}.certificate_chain"), reason);
-                None
-            }
-        };
-        let crls = match &ca.crl_chain {
-            None => Some(Vec::new()),
-            Some(path) => match pem::crls(sources.file(path)) {
-                Ok(crls) => Some(crls),
-                Err(reason) => {
-                    issues.error(format!("{at}.crl_chain"), reason);
-                    None
-                }
-            },
-        };
-        if let Some(url) = &ca.crl_url
-            && let Err(reason) = check_crl_url(url)
-        {
-            issues.error(format!("{at}.crl_url"), reason);
-        }
-        if ca.require_crl_on_client_certificate && ca.crl_chain.is_none() && ca.crl_url.is_none() {
-            issues.error(
-                format!("{at}.require_crl_on_client_certificate"),
-                "needs a crl_chain or a crl_url: without a CRL every certificate would be refused",
-            );
-        }
-        if ca.identity_pools.is_empty() {
-            issues.warn(
-                format!("{at}.identity_pools"),
-                "no identity pools: every certificate of this CA will be refused",
-            );
-        }
-        if ca.identity_pools.len() > limits.pools_per_ca {
-            issues.error(
-                format!("{at}.identity_pools"),
-                format!(
-                    "{} pools exceed limits.pools_per_ca ({})",
-                    ca.identity_pools.len(),
-                    limits.pools_per_ca
-                ),
-            );
-        }
-        let authorization = CaAuthorization {
-            enabled: ca.authorization.as_ref().and_then(|a| a.enabled),
-            rules: ca
-                .authorization
-                .as_ref()
-                .map(|a| acl_rules(issues, &format!("{at}.authorization.rules"), &a.rules))
-                .unwrap_or_default(),
-        };
-        let mut pools = Vec::new();
-        for (j, p) in ca.identity_pools.iter().enumerate() {
-            let at = format!("{at}.identity_pools[{j}]");
-            if let Some(pool) = pool(issues, &at, p, &ca.id, &mut pool_ids) {
-                pools.push(pool);
-            }
-        }
-        if let (Some(certificates), Some(crls)) = (certificates, crls) {
-            out.push(CertificateAuthority {
-                id: ca.id.clone(),
-                display_name: ca.display_name.clone(),
-                description: ca.description.clone(),
-                certificate_chain_path: ca.certificate_chain.clone(),
-                certificates,
-                crl_chain_path: ca.crl_chain.clone(),
-                crls,
-                crl_url: ca.crl_url.clone(),
-                require_crl: ca.require_crl_on_client_certificate,
-                pools: CaPools {
-                    ca_id: ca.id.clone(),
-                    pools,
-                },
-                authorization,
-            });
+        if let Some(ca) = authority(issues, &at, ca, limits, sources, &mut pool_ids) {
+            out.push(ca);
         }
     }
     out
+}
+
+/// Check one certificate authority after its id; `None` when its chain or CRLs cannot be
+/// loaded, the errors that leave it out.
+fn authority(
+    issues: &mut Issues,
+    at: &str,
+    ca: &RawCertificateAuthority,
+    limits: &Limits,
+    sources: &Sources,
+    pool_ids: &mut BTreeMap<String, String>,
+) -> Option<CertificateAuthority> {
+    if ca.display_name.trim().is_empty() {
+        issues.error(format!("{at}.display_name"), "must not be empty");
+    }
+    let certificates = match pem::ca_bundle(sources.file(&ca.certificate_chain)) {
+        Ok(certs) => Some(certs),
+        Err(reason) => {
+            issues.error(format!("{at}.certificate_chain"), reason);
+            None
+        }
+    };
+    let crls = crls(issues, at, ca, sources);
+    pool_count(issues, at, ca, limits);
+    let authorization = CaAuthorization {
+        enabled: ca.authorization.as_ref().and_then(|a| a.enabled),
+        rules: ca
+            .authorization
+            .as_ref()
+            .map(|a| acl_rules(issues, &format!("{at}.authorization.rules"), &a.rules))
+            .unwrap_or_default(),
+    };
+    let mut pools = Vec::new();
+    for (j, p) in ca.identity_pools.iter().enumerate() {
+        let at = format!("{at}.identity_pools[{j}]");
+        if let Some(pool) = pool(issues, &at, p, &ca.id, pool_ids) {
+            pools.push(pool);
+        }
+    }
+    Some(CertificateAuthority {
+        id: ca.id.clone(),
+        display_name: ca.display_name.clone(),
+        description: ca.description.clone(),
+        certificate_chain_path: ca.certificate_chain.clone(),
+        certificates: certificates?,
+        crl_chain_path: ca.crl_chain.clone(),
+        crls: crls?,
+        crl_url: ca.crl_url.clone(),
+        require_crl: ca.require_crl_on_client_certificate,
+        pools: CaPools {
+            ca_id: ca.id.clone(),
+            pools,
+        },
+        authorization,
+    })
+}
+
+/// A CA's revocation settings: the CRLs of `crl_chain` (`None` when they cannot be loaded), a
+/// usable `crl_url`, and a CRL source when one is required.
+fn crls(
+    issues: &mut Issues,
+    at: &str,
+    ca: &RawCertificateAuthority,
+    sources: &Sources,
+) -> Option<Vec<CertificateRevocationListDer<'static>>> {
+    let crls = match &ca.crl_chain {
+        None => Some(Vec::new()),
+        Some(path) => match pem::crls(sources.file(path)) {
+            Ok(crls) => Some(crls),
+            Err(reason) => {
+                issues.error(format!("{at}.crl_chain"), reason);
+                None
+            }
+        },
+    };
+    if let Some(url) = &ca.crl_url
+        && let Err(reason) = check_crl_url(url)
+    {
+        issues.error(format!("{at}.crl_url"), reason);
+    }
+    if ca.require_crl_on_client_certificate && ca.crl_chain.is_none() && ca.crl_url.is_none() {
+        issues.error(
+            format!("{at}.require_crl_on_client_certificate"),
+            "needs a crl_chain or a crl_url: without a CRL every certificate would be refused",
+        );
+    }
+    crls
+}
+
+/// A CA without pools admits nobody (a warning); more than `limits.pools_per_ca` is an error.
+fn pool_count(issues: &mut Issues, at: &str, ca: &RawCertificateAuthority, limits: &Limits) {
+    if ca.identity_pools.is_empty() {
+        issues.warn(
+            format!("{at}.identity_pools"),
+            "no identity pools: every certificate of this CA will be refused",
+        );
+    }
+    if ca.identity_pools.len() > limits.pools_per_ca {
+        issues.error(
+            format!("{at}.identity_pools"),
+            format!(
+                "{} pools exceed limits.pools_per_ca ({})",
+                ca.identity_pools.len(),
+                limits.pools_per_ca
+            ),
+        );
+    }
 }
 
 /// Check one identity pool; its id is recorded in `pool_ids` (pool id → CA id) to catch

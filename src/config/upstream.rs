@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rustls::sign::CertifiedKey;
 
-use super::raw::RawUpstream;
+use super::raw::{RawUpstream, RawUpstreamTls};
 use super::sources::Sources;
 use super::upstream_identity::UpstreamIdentity;
 use super::{Issues, defaults, pem};
@@ -49,6 +49,27 @@ pub(super) fn check(
     u: &RawUpstream,
     sources: &Sources,
 ) -> Option<UpstreamConfig> {
+    let servers = bootstrap_servers(issues, u);
+    let tls = u.tls.as_ref().and_then(|t| tls(issues, t, sources));
+    let connect_timeout = Duration::from_millis(issues.positive(
+        "upstream.connect_timeout_ms",
+        u.connect_timeout_ms,
+        defaults::UPSTREAM_CONNECT_TIMEOUT_MS,
+    ));
+    if u.tls.is_some() && tls.is_none() {
+        return None;
+    }
+    Some(UpstreamConfig {
+        bootstrap_servers: servers,
+        tls_files: tls_files(u),
+        tls,
+        connect_timeout,
+        identity: UpstreamIdentity::None,
+    })
+}
+
+/// `upstream.bootstrap_servers`: at least one, each `host:port` (the bad ones are left out).
+fn bootstrap_servers(issues: &mut Issues, u: &RawUpstream) -> Vec<(String, u16)> {
     let mut servers = Vec::new();
     if u.bootstrap_servers.is_empty() {
         issues.error("upstream.bootstrap_servers", "list at least one host:port");
@@ -62,90 +83,98 @@ pub(super) fn check(
             ),
         }
     }
-    let tls = match &u.tls {
-        None => None,
-        Some(t) => {
-            let roots = match pem::pem_certificates(sources.file(&t.ca)) {
-                Ok(certs) => {
-                    let mut store = rustls::RootCertStore::empty();
-                    let (_, ignored) = store.add_parsable_certificates(certs);
-                    if ignored > 0 || store.is_empty() {
-                        issues.error(
-                            "upstream.tls.ca",
-                            format!(
-                                "{}: {ignored} certificate(s) could not be used as trust anchors",
-                                t.ca.display()
-                            ),
-                        );
-                    }
-                    Some(Arc::new(store))
-                }
-                Err(reason) => {
-                    issues.error("upstream.tls.ca", reason);
-                    None
-                }
-            };
-            let client_key = match (&t.certificate_chain, &t.private_key) {
-                (None, None) => Some(None),
-                (Some(chain), Some(key)) => {
-                    match pem::certified_key(sources.file(chain), sources.file(key)) {
-                        Ok(k) => Some(Some(Arc::new(k))),
-                        Err((field, reason)) => {
-                            issues.error(format!("upstream.tls.{field}"), reason);
-                            None
-                        }
-                    }
-                }
-                _ => {
-                    issues.error(
-                        "upstream.tls",
-                        "certificate_chain and private_key go together: set both or neither",
-                    );
-                    None
-                }
-            };
-            if let Some(name) = &t.server_name
-                && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
-            {
+    servers
+}
+
+/// `upstream.tls`: the brokers' CA, the proxy's optional client certificate, the name to
+/// verify. `None` when any of them is unusable.
+fn tls(issues: &mut Issues, t: &RawUpstreamTls, sources: &Sources) -> Option<UpstreamTlsConfig> {
+    let roots = trust_roots(issues, t, sources);
+    let client_key = client_key(issues, t, sources);
+    if let Some(name) = &t.server_name
+        && rustls_pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        issues.error(
+            "upstream.tls.server_name",
+            format!("`{name}` is not a valid DNS name or IP address"),
+        );
+    }
+    match (roots, client_key) {
+        (Some(roots), Some(client_key)) => Some(UpstreamTlsConfig {
+            roots,
+            client_key,
+            server_name: t.server_name.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// `upstream.tls.ca`: the trust anchors for the brokers' certificates.
+fn trust_roots(
+    issues: &mut Issues,
+    t: &RawUpstreamTls,
+    sources: &Sources,
+) -> Option<Arc<rustls::RootCertStore>> {
+    match pem::pem_certificates(sources.file(&t.ca)) {
+        Ok(certs) => {
+            let mut store = rustls::RootCertStore::empty();
+            let (_, ignored) = store.add_parsable_certificates(certs);
+            if ignored > 0 || store.is_empty() {
                 issues.error(
-                    "upstream.tls.server_name",
-                    format!("`{name}` is not a valid DNS name or IP address"),
+                    "upstream.tls.ca",
+                    format!(
+                        "{}: {ignored} certificate(s) could not be used as trust anchors",
+                        t.ca.display()
+                    ),
                 );
             }
-            match (roots, client_key) {
-                (Some(roots), Some(client_key)) => Some(UpstreamTlsConfig {
-                    roots,
-                    client_key,
-                    server_name: t.server_name.clone(),
-                }),
-                _ => None,
+            Some(Arc::new(store))
+        }
+        Err(reason) => {
+            issues.error("upstream.tls.ca", reason);
+            None
+        }
+    }
+}
+
+/// The proxy's client certificate for the brokers: `Some(None)` when not configured, `None`
+/// when it cannot be used.
+fn client_key(
+    issues: &mut Issues,
+    t: &RawUpstreamTls,
+    sources: &Sources,
+) -> Option<Option<Arc<CertifiedKey>>> {
+    match (&t.certificate_chain, &t.private_key) {
+        (None, None) => Some(None),
+        (Some(chain), Some(key)) => {
+            match pem::certified_key(sources.file(chain), sources.file(key)) {
+                Ok(k) => Some(Some(Arc::new(k))),
+                Err((field, reason)) => {
+                    issues.error(format!("upstream.tls.{field}"), reason);
+                    None
+                }
             }
         }
-    };
-    let connect_timeout = Duration::from_millis(issues.positive(
-        "upstream.connect_timeout_ms",
-        u.connect_timeout_ms,
-        defaults::UPSTREAM_CONNECT_TIMEOUT_MS,
-    ));
-    if u.tls.is_some() && tls.is_none() {
-        return None;
+        _ => {
+            issues.error(
+                "upstream.tls",
+                "certificate_chain and private_key go together: set both or neither",
+            );
+            None
+        }
     }
-    let tls_files = u
-        .tls
+}
+
+/// The files the upstream TLS settings are read from, for the reload watch.
+fn tls_files(u: &RawUpstream) -> Vec<PathBuf> {
+    u.tls
         .iter()
         .flat_map(|t| {
             std::iter::once(t.ca.clone())
                 .chain(t.certificate_chain.clone())
                 .chain(t.private_key.clone())
         })
-        .collect();
-    Some(UpstreamConfig {
-        bootstrap_servers: servers,
-        tls_files,
-        tls,
-        connect_timeout,
-        identity: UpstreamIdentity::None,
-    })
+        .collect()
 }
 
 /// `host:port` or `[v6]:port` → (host, port).

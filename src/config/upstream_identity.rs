@@ -8,9 +8,12 @@ use std::path::PathBuf;
 use super::Issues;
 use super::authorities::CertificateAuthority;
 use super::oauthbearer;
-use super::raw::{RawConfig, RawUpstreamIdentity};
+use super::raw::{RawConfig, RawScramCredential, RawUpstreamIdentity};
 use super::sources::Sources;
 use crate::oauth::{KeySettings, TokenSettings};
+
+/// Where every key this module checks lives.
+const AT: &str = "upstream.identity";
 
 /// `upstream.identity`.
 #[derive(Debug, Clone, Default)]
@@ -82,7 +85,6 @@ pub(super) fn check(
     let Some(id) = &raw.upstream.identity else {
         return Some((UpstreamIdentity::None, None));
     };
-    let at = "upstream.identity";
     match id.mode.as_deref().unwrap_or("none") {
         "none" => {
             // `&`, not `&&`: both kinds of misplaced key are reported.
@@ -94,7 +96,7 @@ pub(super) fn check(
         "scram" => scram(issues, id, authorities, sources).map(|scram| (scram, None)),
         other => {
             issues.error(
-                format!("{at}.mode"),
+                format!("{AT}.mode"),
                 format!("unknown mode `{other}` (none, scram or oauthbearer)"),
             );
             None
@@ -110,29 +112,10 @@ fn scram(
     authorities: &[CertificateAuthority],
     sources: &Sources,
 ) -> Option<UpstreamIdentity> {
-    let at = "upstream.identity";
     if !no_oauthbearer_keys(issues, id) {
         return None;
     }
-    let mechanism = match id.mechanism.as_deref() {
-        None => {
-            issues.error(
-                format!("{at}.mechanism"),
-                "required in scram mode: SCRAM-SHA-256 or SCRAM-SHA-512",
-            );
-            None
-        }
-        Some(m) => {
-            let parsed = crate::scram::Mechanism::parse(m);
-            if parsed.is_none() {
-                issues.error(
-                    format!("{at}.mechanism"),
-                    format!("unknown mechanism `{m}` (SCRAM-SHA-256 or SCRAM-SHA-512)"),
-                );
-            }
-            parsed
-        }
-    };
+    let mechanism = scram_mechanism(issues, id);
     let pool_ids: Vec<&str> = authorities
         .iter()
         .flat_map(|ca| ca.pools.pools.iter().map(|p| p.id.as_str()))
@@ -140,65 +123,118 @@ fn scram(
     let mut credentials = BTreeMap::new();
     let mut ok = true;
     for (pool, c) in &id.credentials {
-        let field = format!("{at}.credentials.{pool}");
-        if !pool_ids.contains(&pool.as_str()) {
-            issues.error(&field, format!("no identity pool has the id `{pool}`"));
-            ok = false;
-        }
-        if let Err(e) = crate::scram::ScramClient::new(
-            crate::scram::Mechanism::Sha256,
-            &c.username,
-            String::new(),
-        ) {
-            issues.error(format!("{field}.username"), e.to_string());
-            ok = false;
-        }
-        let source = match (&c.password_env, &c.password_file) {
-            (Some(env), None) if !env.is_empty() => SecretSource::Env(env.clone()),
-            (None, Some(file)) => SecretSource::File(file.clone()),
-            (Some(_), None) => {
-                issues.error(format!("{field}.password_env"), "must not be empty");
-                ok = false;
-                continue;
+        let known = pool_ids.contains(&pool.as_str());
+        // A credential with a problem is left out; `ok` then discards the whole map.
+        match scram_credential(issues, pool, known, c, sources) {
+            Some(credential) => {
+                credentials.insert(pool.clone(), credential);
             }
-            (Some(_), Some(_)) => {
-                issues.error(
-                    &field,
-                    "set one of password_env and password_file, not both",
-                );
-                ok = false;
-                continue;
-            }
-            (None, None) => {
-                issues.error(
-                    &field,
-                    "set password_env or password_file (passwords are never written \
-                     in the configuration)",
-                );
-                ok = false;
-                continue;
-            }
-        };
-        if let Err(reason) = sources.secret(&source) {
-            let sub = match source {
-                SecretSource::Env(_) => "password_env",
-                SecretSource::File(_) => "password_file",
-            };
-            issues.error(format!("{field}.{sub}"), reason);
-            ok = false;
+            None => ok = false,
         }
-        credentials.insert(
-            pool.clone(),
-            ScramCredential {
-                username: c.username.clone(),
-                password: source,
-            },
+    }
+    ok &= every_pool_has_credentials(issues, id, &pool_ids);
+    match (mechanism, ok) {
+        (Some(mechanism), true) => Some(UpstreamIdentity::Scram {
+            mechanism,
+            credentials,
+        }),
+        _ => None,
+    }
+}
+
+/// `mechanism`: required in scram mode, and one of the SCRAM mechanisms.
+fn scram_mechanism(
+    issues: &mut Issues,
+    id: &RawUpstreamIdentity,
+) -> Option<crate::scram::Mechanism> {
+    let Some(m) = id.mechanism.as_deref() else {
+        issues.error(
+            format!("{AT}.mechanism"),
+            "required in scram mode: SCRAM-SHA-256 or SCRAM-SHA-512",
+        );
+        return None;
+    };
+    let parsed = crate::scram::Mechanism::parse(m);
+    if parsed.is_none() {
+        issues.error(
+            format!("{AT}.mechanism"),
+            format!("unknown mechanism `{m}` (SCRAM-SHA-256 or SCRAM-SHA-512)"),
         );
     }
-    for pool in &pool_ids {
+    parsed
+}
+
+/// One entry of `credentials`: a configured pool, a valid SCRAM user name, and exactly one
+/// password reference that can be read now. `None` when anything is wrong (all reported).
+fn scram_credential(
+    issues: &mut Issues,
+    pool: &str,
+    pool_known: bool,
+    c: &RawScramCredential,
+    sources: &Sources,
+) -> Option<ScramCredential> {
+    let field = format!("{AT}.credentials.{pool}");
+    let mut ok = true;
+    if !pool_known {
+        issues.error(&field, format!("no identity pool has the id `{pool}`"));
+        ok = false;
+    }
+    if let Err(e) =
+        crate::scram::ScramClient::new(crate::scram::Mechanism::Sha256, &c.username, String::new())
+    {
+        issues.error(format!("{field}.username"), e.to_string());
+        ok = false;
+    }
+    let source = secret_source(issues, &field, c)?;
+    if let Err(reason) = sources.secret(&source) {
+        let sub = match source {
+            SecretSource::Env(_) => "password_env",
+            SecretSource::File(_) => "password_file",
+        };
+        issues.error(format!("{field}.{sub}"), reason);
+        ok = false;
+    }
+    ok.then(|| ScramCredential {
+        username: c.username.clone(),
+        password: source,
+    })
+}
+
+/// Where a credential's password comes from: `password_env` or `password_file`, exactly one.
+fn secret_source(issues: &mut Issues, field: &str, c: &RawScramCredential) -> Option<SecretSource> {
+    match (&c.password_env, &c.password_file) {
+        (Some(env), None) if !env.is_empty() => Some(SecretSource::Env(env.clone())),
+        (None, Some(file)) => Some(SecretSource::File(file.clone())),
+        (Some(_), None) => {
+            issues.error(format!("{field}.password_env"), "must not be empty");
+            None
+        }
+        (Some(_), Some(_)) => {
+            issues.error(field, "set one of password_env and password_file, not both");
+            None
+        }
+        (None, None) => {
+            issues.error(
+                field,
+                "set password_env or password_file (passwords are never written \
+                 in the configuration)",
+            );
+            None
+        }
+    }
+}
+
+/// In scram mode every configured pool needs a broker user (each missing one is reported).
+fn every_pool_has_credentials(
+    issues: &mut Issues,
+    id: &RawUpstreamIdentity,
+    pool_ids: &[&str],
+) -> bool {
+    let mut ok = true;
+    for pool in pool_ids {
         if !id.credentials.contains_key(*pool) {
             issues.error(
-                format!("{at}.credentials"),
+                format!("{AT}.credentials"),
                 format!(
                     "identity pool `{pool}` has no credentials: in scram mode every \
                      pool needs a broker user"
@@ -207,13 +243,7 @@ fn scram(
             ok = false;
         }
     }
-    match (mechanism, ok) {
-        (Some(mechanism), true) => Some(UpstreamIdentity::Scram {
-            mechanism,
-            credentials,
-        }),
-        _ => None,
-    }
+    ok
 }
 
 /// Whether `upstream.identity` is free of the keys only `mode: scram` reads (reported when

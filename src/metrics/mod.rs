@@ -120,113 +120,112 @@ impl Default for Metrics {
 impl Metrics {
     /// Build every metric and register it. Call once at start.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix(PREFIX);
+        let bytes = Family::<DirectionLabels, Counter>::default();
+        let mut metrics = Self {
+            registry: Registry::with_prefix(PREFIX),
+            connections_active: Family::default(),
+            connections_total: Family::default(),
+            handshakes: Family::default(),
+            pool_matches: Family::default(),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(request_histogram),
+            request_handles: (0..=API_KEY_SLOTS).map(|_| OnceLock::new()).collect(),
+            // Both directions exist from the start: a dashboard's rate() sees 0, not "no data".
+            client_to_upstream_bytes: bytes.get_or_create_owned(&DirectionLabels {
+                direction: Direction::ClientToUpstream.as_str(),
+            }),
+            upstream_to_client_bytes: bytes.get_or_create_owned(&DirectionLabels {
+                direction: Direction::UpstreamToClient.as_str(),
+            }),
+            upstream_connect_errors: Counter::default(),
+            upstream_reauthentications: Family::default(),
+            reloads: Family::default(),
+            audit_dropped: Counter::default(),
+            authorization_denials: Family::default(),
+            crl_fetched: Family::default(),
+        };
+        // Registration order is the exposition's order.
+        metrics.register_connection_metrics();
+        metrics.register_request_metrics(bytes);
+        metrics.register_operational_metrics();
+        metrics
+    }
 
-        let connections_active = Family::<ListenerLabels, Gauge>::default();
-        registry.register(
+    /// Registers the per-connection metrics: listeners, handshakes, pool matches.
+    fn register_connection_metrics(&mut self) {
+        self.registry.register(
             "connections_active",
             "Client connections open now, by listener",
-            connections_active.clone(),
+            self.connections_active.clone(),
         );
-        let connections_total = Family::<ListenerLabels, Counter>::default();
-        registry.register(
+        self.registry.register(
             "connections",
             "Client connections accepted, by listener",
-            connections_total.clone(),
+            self.connections_total.clone(),
         );
-        let handshakes = Family::<HandshakeLabels, Counter>::default();
-        registry.register(
+        self.registry.register(
             "handshakes",
             "mTLS handshakes by result (success or refused) and refusal reason",
-            handshakes.clone(),
+            self.handshakes.clone(),
         );
-        let pool_matches = Family::<PoolLabels, Counter>::default();
-        registry.register(
+        self.registry.register(
             "pool_matches",
             "Admitted connections by identity pool (a connection matching several pools counts in each)",
-            pool_matches.clone(),
+            self.pool_matches.clone(),
         );
-        let requests = Family::<ApiLabels, Counter>::default();
-        registry.register(
+    }
+
+    /// Registers the per-request metrics: counts, latency, bytes relayed. `bytes` is the family
+    /// behind the two byte counters, which is all of it the hot path keeps.
+    fn register_request_metrics(&mut self, bytes: Family<DirectionLabels, Counter>) {
+        self.registry.register(
             "requests",
             "Kafka requests answered through the proxy, by api key",
-            requests.clone(),
+            self.requests.clone(),
         );
-        let request_duration: HistogramFamily = Family::new_with_constructor(request_histogram);
-        registry.register_with_unit(
+        self.registry.register_with_unit(
             "request_duration",
             "Time from forwarding a Kafka request to delivering its response, by api key",
             Unit::Seconds,
-            request_duration.clone(),
+            self.request_duration.clone(),
         );
-        let bytes = Family::<DirectionLabels, Counter>::default();
-        registry.register(
-            "bytes",
-            "Kafka frame bytes relayed, by direction",
-            bytes.clone(),
-        );
-        // Both directions exist from the start: a dashboard's rate() sees 0, not "no data".
-        let client_to_upstream_bytes = bytes.get_or_create_owned(&DirectionLabels {
-            direction: Direction::ClientToUpstream.as_str(),
-        });
-        let upstream_to_client_bytes = bytes.get_or_create_owned(&DirectionLabels {
-            direction: Direction::UpstreamToClient.as_str(),
-        });
-        let upstream_connect_errors = Counter::default();
-        registry.register(
+        self.registry
+            .register("bytes", "Kafka frame bytes relayed, by direction", bytes);
+    }
+
+    /// Registers the metrics of the proxy's own work: upstream connects and
+    /// re-authentications, reloads, audit drops, ACL denials, CRL fetches.
+    fn register_operational_metrics(&mut self) {
+        self.registry.register(
             "upstream_connect_errors",
             "Failed attempts to connect to an upstream broker",
-            upstream_connect_errors.clone(),
+            self.upstream_connect_errors.clone(),
         );
-        let upstream_reauthentications = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        self.registry.register(
             "upstream_reauthentications",
             "KIP-368 re-authentications on live upstream connections, by result (success or failure)",
-            upstream_reauthentications.clone(),
+            self.upstream_reauthentications.clone(),
         );
-        let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
+        self.registry.register(
             "reloads",
             "Configuration reloads by result (success or failure)",
-            reloads.clone(),
+            self.reloads.clone(),
         );
-        let audit_dropped = Counter::default();
-        registry.register(
+        self.registry.register(
             "audit_records_dropped",
             "Audit records dropped because the audit queue was full",
-            audit_dropped.clone(),
+            self.audit_dropped.clone(),
         );
-        let authorization_denials = Family::<DenialLabels, Counter>::default();
-        registry.register(
+        self.registry.register(
             "authorization_denials",
             "Resources refused by proxy ACLs, by api, resource type and operation",
-            authorization_denials.clone(),
+            self.authorization_denials.clone(),
         );
-        let crl_fetched = Family::<CaLabels, Gauge>::default();
-        registry.register(
+        self.registry.register(
             "crl_last_fetch_timestamp_seconds",
             "Unix time of the last successful fetch of each certificate authority's crl_url",
-            crl_fetched.clone(),
+            self.crl_fetched.clone(),
         );
-
-        Self {
-            registry,
-            connections_active,
-            connections_total,
-            handshakes,
-            pool_matches,
-            requests,
-            request_duration,
-            request_handles: (0..=API_KEY_SLOTS).map(|_| OnceLock::new()).collect(),
-            client_to_upstream_bytes,
-            upstream_to_client_bytes,
-            upstream_connect_errors,
-            upstream_reauthentications,
-            reloads,
-            audit_dropped,
-            authorization_denials,
-            crl_fetched,
-        }
     }
 
     /// A client connection was accepted on `target`'s listener. It counts as active until the

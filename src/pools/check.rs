@@ -7,7 +7,9 @@
 //! `"x" in CN`, a filter that is a string) and let anything uncertain through to the runtime,
 //! where an error is a non-match and a warning.
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue, SourceInfo, operators};
+use cel::common::ast::{
+    ComprehensionExpr, EntryExpr, Expr, IdedExpr, LiteralValue, SourceInfo, operators,
+};
 
 use super::attributes::{
     CERT, CERT_NAME_FIELDS, CERT_SAN_FIELD, CERT_STRING_FIELDS, NAME_KEYS, SAN_KEYS,
@@ -53,6 +55,18 @@ impl Ty {
             Ty::List { .. } => "list",
             Ty::Map | Ty::Cert | Ty::Name | Ty::San => "map",
             Ty::Dyn => "dyn",
+        }
+    }
+
+    fn of_literal(literal: &LiteralValue) -> Ty {
+        match literal {
+            LiteralValue::Boolean(_) => Ty::Bool,
+            LiteralValue::Bytes(_) => Ty::Bytes,
+            LiteralValue::Double(_) => Ty::Double,
+            LiteralValue::Int(_) => Ty::Int,
+            LiteralValue::Null => Ty::Null,
+            LiteralValue::String(_) => Ty::Str,
+            LiteralValue::UInt(_) => Ty::Uint,
         }
     }
 
@@ -105,15 +119,7 @@ impl Checker<'_> {
     fn ty(&mut self, expr: &IdedExpr) -> Result<Ty, FilterError> {
         match &expr.expr {
             Expr::Unspecified => Ok(Ty::Dyn),
-            Expr::Literal(literal) => Ok(match literal {
-                LiteralValue::Boolean(_) => Ty::Bool,
-                LiteralValue::Bytes(_) => Ty::Bytes,
-                LiteralValue::Double(_) => Ty::Double,
-                LiteralValue::Int(_) => Ty::Int,
-                LiteralValue::Null => Ty::Null,
-                LiteralValue::String(_) => Ty::Str,
-                LiteralValue::UInt(_) => Ty::Uint,
-            }),
+            Expr::Literal(literal) => Ok(Ty::of_literal(literal)),
             Expr::Ident(name) => self.ident(expr, name),
             Expr::Select(select) => {
                 let operand = self.ty(&select.operand)?;
@@ -140,38 +146,7 @@ impl Checker<'_> {
                 expr,
                 "message construction is not supported in filters".to_owned(),
             )),
-            Expr::Comprehension(comprehension) => {
-                let range = self.ty(&comprehension.iter_range)?;
-                let element = match range {
-                    Ty::List { strings: true } => Ty::Str,
-                    // Iterating a map yields its keys, and ours are all strings.
-                    Ty::Cert | Ty::Name | Ty::San => Ty::Str,
-                    _ => Ty::Dyn,
-                };
-                let accumulator = self.ty(&comprehension.accu_init)?;
-                let outer = self.scopes.len();
-                match &comprehension.iter_var2 {
-                    // Two-variable form: index or key, then value.
-                    Some(second) => {
-                        self.scopes.push((comprehension.iter_var.clone(), Ty::Dyn));
-                        self.scopes.push((second.clone(), element));
-                    }
-                    None => self.scopes.push((comprehension.iter_var.clone(), element)),
-                }
-                self.scopes
-                    .push((comprehension.accu_var.clone(), accumulator));
-                let steps = self
-                    .ty(&comprehension.loop_cond)
-                    .and_then(|_| self.ty(&comprehension.loop_step));
-                // The result sees the accumulator but not the iteration variables.
-                self.scopes.truncate(outer);
-                steps?;
-                self.scopes
-                    .push((comprehension.accu_var.clone(), accumulator));
-                let result = self.ty(&comprehension.result);
-                self.scopes.truncate(outer);
-                result
-            }
+            Expr::Comprehension(comprehension) => self.comprehension(comprehension),
             Expr::Call(call) => {
                 let target = match &call.target {
                     Some(target) => Some(self.ty(target)?),
@@ -191,6 +166,41 @@ impl Checker<'_> {
                 )
             }
         }
+    }
+
+    /// A comprehension (`all`, `exists`, `map`, …): its variables are in scope for the loop,
+    /// and only the accumulator for the result.
+    fn comprehension(&mut self, comprehension: &ComprehensionExpr) -> Result<Ty, FilterError> {
+        let range = self.ty(&comprehension.iter_range)?;
+        let element = match range {
+            Ty::List { strings: true } => Ty::Str,
+            // Iterating a map yields its keys, and ours are all strings.
+            Ty::Cert | Ty::Name | Ty::San => Ty::Str,
+            _ => Ty::Dyn,
+        };
+        let accumulator = self.ty(&comprehension.accu_init)?;
+        let outer = self.scopes.len();
+        match &comprehension.iter_var2 {
+            // Two-variable form: index or key, then value.
+            Some(second) => {
+                self.scopes.push((comprehension.iter_var.clone(), Ty::Dyn));
+                self.scopes.push((second.clone(), element));
+            }
+            None => self.scopes.push((comprehension.iter_var.clone(), element)),
+        }
+        self.scopes
+            .push((comprehension.accu_var.clone(), accumulator));
+        let steps = self
+            .ty(&comprehension.loop_cond)
+            .and_then(|_| self.ty(&comprehension.loop_step));
+        // The result sees the accumulator but not the iteration variables.
+        self.scopes.truncate(outer);
+        steps?;
+        self.scopes
+            .push((comprehension.accu_var.clone(), accumulator));
+        let result = self.ty(&comprehension.result);
+        self.scopes.truncate(outer);
+        result
     }
 
     fn ident(&self, expr: &IdedExpr, name: &str) -> Result<Ty, FilterError> {
@@ -287,19 +297,7 @@ impl Checker<'_> {
                 None,
                 _,
             ) => Ok(Ty::Bool),
-            (operators::IN, None, [_, container]) => {
-                if container.may_contain() {
-                    Ok(Ty::Bool)
-                } else {
-                    Err(self.type_error(
-                        &arg_exprs[1],
-                        format!(
-                            "`in` needs a list or a map on its right, found a {}",
-                            container.describe()
-                        ),
-                    ))
-                }
-            }
+            (operators::IN, None, [_, container]) => self.membership(&arg_exprs[1], *container),
             (operators::CONDITIONAL, None, [condition, then, otherwise]) => {
                 self.expect_bool(&arg_exprs[0], *condition)?;
                 Ok(if then == otherwise { *then } else { Ty::Dyn })
@@ -310,43 +308,75 @@ impl Checker<'_> {
             (operators::ADD, None, [a, b]) if a == b => Ok(*a),
             ("size", _, _) => Ok(Ty::Int),
             (method, Some(target), _) if STRING_METHODS.contains(&method) => {
-                if !target.may_be_string() {
-                    let receiver = target_expr.unwrap_or(expr);
-                    return Err(self.type_error(
-                        receiver,
-                        format!(
-                            "`.{method}()` applies to strings, but `{}` is a {}",
-                            path(receiver),
-                            target.describe()
-                        ),
-                    ));
-                }
-                match args {
-                    [arg] if arg.may_be_string() => Ok(Ty::Bool),
-                    [arg] => Err(self.type_error(
-                        &arg_exprs[0],
-                        format!("`.{method}()` takes a string, found a {}", arg.describe()),
-                    )),
-                    _ => Err(self.type_error(
-                        expr,
-                        format!("`.{method}()` takes one argument, found {}", args.len()),
-                    )),
-                }
+                let receiver = target_expr.unwrap_or(expr);
+                self.string_method(expr, method, receiver, target, arg_exprs, args)
             }
-            (name, _, _) => {
-                // A likely typo of a method filters use, e.g. `startswith`.
-                if let Some(known) = STRING_METHODS
-                    .iter()
-                    .find(|known| known.eq_ignore_ascii_case(name))
-                {
-                    return Err(self.type_error(
-                        expr,
-                        format!("unknown function `{name}`; did you mean `{known}`?"),
-                    ));
-                }
-                Ok(Ty::Dyn)
-            }
+            (name, _, _) => self.other_function(expr, name),
         }
+    }
+
+    /// `x in container`: the right side must be something `in` can look into.
+    fn membership(&self, container_expr: &IdedExpr, container: Ty) -> Result<Ty, FilterError> {
+        if container.may_contain() {
+            Ok(Ty::Bool)
+        } else {
+            Err(self.type_error(
+                container_expr,
+                format!(
+                    "`in` needs a list or a map on its right, found a {}",
+                    container.describe()
+                ),
+            ))
+        }
+    }
+
+    /// `receiver.method(arg)` for one of [`STRING_METHODS`]: a string receiver and one
+    /// string argument.
+    fn string_method(
+        &self,
+        expr: &IdedExpr,
+        method: &str,
+        receiver: &IdedExpr,
+        target: Ty,
+        arg_exprs: &[IdedExpr],
+        args: &[Ty],
+    ) -> Result<Ty, FilterError> {
+        if !target.may_be_string() {
+            return Err(self.type_error(
+                receiver,
+                format!(
+                    "`.{method}()` applies to strings, but `{}` is a {}",
+                    path(receiver),
+                    target.describe()
+                ),
+            ));
+        }
+        match args {
+            [arg] if arg.may_be_string() => Ok(Ty::Bool),
+            [arg] => Err(self.type_error(
+                &arg_exprs[0],
+                format!("`.{method}()` takes a string, found a {}", arg.describe()),
+            )),
+            _ => Err(self.type_error(
+                expr,
+                format!("`.{method}()` takes one argument, found {}", args.len()),
+            )),
+        }
+    }
+
+    /// Any other function: unknown until run time, unless it is a likely typo of a method
+    /// filters use, e.g. `startswith`.
+    fn other_function(&self, expr: &IdedExpr, name: &str) -> Result<Ty, FilterError> {
+        if let Some(known) = STRING_METHODS
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(name))
+        {
+            return Err(self.type_error(
+                expr,
+                format!("unknown function `{name}`; did you mean `{known}`?"),
+            ));
+        }
+        Ok(Ty::Dyn)
     }
 
     fn index(

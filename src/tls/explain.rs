@@ -19,6 +19,7 @@ use crate::config::ReloadableConfig;
 use crate::identity::CertIdentity;
 use crate::pools::{self, Attributes};
 use crate::tls::crl::FetchedCrls;
+use crate::tls::trust::CaCheck;
 use crate::tls::{TrustStore, Verdict};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +45,7 @@ pub fn explain_pem(
     pem: &[u8],
     name: &str,
 ) -> Result<Explanation, ExplainError> {
-    let chain = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ExplainError::NoCertificate {
-            path: name.to_string(),
-            reason: e.to_string(),
-        })?;
+    let chain = parse_chain(pem, name)?;
     let Some((leaf, intermediates)) = chain.split_first() else {
         return Err(ExplainError::NoCertificate {
             path: name.to_string(),
@@ -72,19 +68,54 @@ pub fn explain_pem(
     )?;
     let checks = trust.check_chain(leaf, intermediates, UnixTime::now());
     let ca_checks = trust.describe_checks(&checks);
+    let pool_rows = pool_rows(config, &ca_checks, &identity, &attrs);
+    let verdict = trust.verdict_from_checks(leaf, &checks);
+    let (admitted, outcome) = outcome(&verdict);
+    let mut json = json!({
+        "certificate": identity,
+        "cel": attrs.cel_view(),
+        "certificate_authorities": ca_checks,
+        "pools": pool_rows,
+    });
+    if let (Value::Object(target), Value::Object(extra)) = (&mut json, outcome) {
+        target.extend(extra);
+    }
+    Ok(Explanation { json, admitted })
+}
 
+/// Every PEM certificate block in `pem`, in order (`name` appears in errors).
+fn parse_chain(pem: &[u8], name: &str) -> Result<Vec<CertificateDer<'static>>, ExplainError> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ExplainError::NoCertificate {
+            path: name.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Every pool's filter result, CA by CA; `counted` says whether its CA verified the chain,
+/// without which the pool cannot admit it.
+fn pool_rows(
+    config: &ReloadableConfig,
+    ca_checks: &[CaCheck],
+    identity: &CertIdentity,
+    attrs: &Attributes,
+) -> Vec<Value> {
     let mut pool_rows = Vec::new();
-    for (ca, check) in config.authorities.iter().zip(&ca_checks) {
-        let evaluation = pools::evaluate(&[&ca.pools], &identity, &attrs);
+    for (ca, check) in config.authorities.iter().zip(ca_checks) {
+        let evaluation = pools::evaluate(&[&ca.pools], identity, attrs);
         for r in evaluation.results {
             let mut row = serde_json::to_value(&r).unwrap_or(Value::Null);
             row["counted"] = json!(check.verified);
             pool_rows.push(row);
         }
     }
+    pool_rows
+}
 
-    let verdict = trust.verdict_from_checks(leaf, &checks);
-    let (admitted, outcome) = match &verdict {
+/// Whether the certificate is admitted, and the outcome fields of the explanation.
+fn outcome(verdict: &Verdict) -> (bool, Value) {
+    match verdict {
         Verdict::Admitted {
             resolved,
             verified_by,
@@ -111,15 +142,5 @@ pub fn explain_pem(
                 "identifier": null,
             }),
         ),
-    };
-    let mut json = json!({
-        "certificate": identity,
-        "cel": attrs.cel_view(),
-        "certificate_authorities": ca_checks,
-        "pools": pool_rows,
-    });
-    if let (Value::Object(target), Value::Object(extra)) = (&mut json, outcome) {
-        target.extend(extra);
     }
-    Ok(Explanation { json, admitted })
 }
