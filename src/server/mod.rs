@@ -65,15 +65,7 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let startup = &config.startup;
         let (audit, audit_task) = AuditSink::start(&startup.audit, metrics.clone())?;
-        let crls = Arc::new(FetchedCrls::default());
-        {
-            // Blocking HTTP, bounded by crl_fetch_timeout_ms per URL.
-            let (crls, config, m) = (crls.clone(), config.reloadable.clone(), metrics.clone());
-            let _ = tokio::task::spawn_blocking(move || {
-                crate::reload::record_crl_fetches(&crls.refresh(&config, true), &m);
-            })
-            .await;
-        }
+        let crls = first_crls(&config, &metrics).await;
         let token_keys = match &config.startup.oauth_keys {
             Some(keys) => Some(Arc::new(KeyRing::open(
                 keys.clone(),
@@ -107,14 +99,16 @@ impl Server {
             advertised_host: listener_config.advertised_host.clone(),
             ports: listener_config.broker_ports.clone(),
         });
-        let handles = Arc::new(SessionHandles::new(
+        let brokers = BrokerDirectory { book, listeners };
+        let handles = SessionHandles::new(
             reloader.subscribe(),
             audit,
             metrics,
-            BrokerDirectory { book, listeners },
+            brokers,
             mapper,
             live.clone(),
-        ));
+        );
+        let handles = Arc::new(handles);
         let (shutdown, _) = broadcast::channel(1);
         let acceptor = Arc::new(Acceptor::new(handles, max_connections, shutdown));
         let serve_brokers = tokio::spawn(serve_brokers(
@@ -124,11 +118,6 @@ impl Server {
             serve_requests,
         ));
 
-        let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ListenerError::Bind { addr, source })
-        };
         let bootstrap = bind(listener_config.bootstrap).await?;
         let admin = match admin_addr {
             Some(addr) => Some(bind(addr).await?),
@@ -182,27 +171,15 @@ impl Server {
             admin,
             audit_task,
         } = self;
-        let metrics = acceptor.handles.metrics.clone();
         let admin_task = admin.map(|listener| {
-            if let Ok(addr) = listener.local_addr() {
-                info!(%addr, "admin server ready (/healthz, /readyz, /metrics, /iam/v2)");
-            }
             let state = AdminState {
-                metrics: metrics.clone(),
+                metrics: acceptor.handles.metrics.clone(),
                 readiness: readiness.clone(),
                 upstream: upstream_probe.clone(),
                 iam: Some(Arc::new(admin::iam::IamApi::new(reloader.clone()))),
                 jwks: token_keys.clone(),
             };
-            let mut stop = acceptor.shutdown.subscribe();
-            tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = stop.recv().await;
-                };
-                if let Err(e) = admin::serve(listener, state, stopped).await {
-                    error!(error = %e, "admin server failed");
-                }
-            })
+            tokio::spawn(serve_admin(listener, state, acceptor.shutdown.subscribe()))
         });
         if let Ok(addr) = bootstrap.local_addr() {
             let advertised_host = &reloader.startup().listener.advertised_host;
@@ -231,17 +208,8 @@ impl Server {
             // A tick in progress finishes its file writes; the loop then sees the signal.
             let _ = task.await;
         }
-        let max = acceptor.max_connections;
-        let all = u32::try_from(max).unwrap_or(u32::MAX);
         // The configuration in force now: a reload may have changed the drain timeout.
-        let drain = reloader.current().config.limits.drain_timeout;
-        match tokio::time::timeout(drain, acceptor.connections.acquire_many(all)).await {
-            Ok(_) => info!("all connections drained"),
-            Err(_) => warn!(
-                open = max - acceptor.connections.available_permits(),
-                "drain timeout: closing remaining connections"
-            ),
-        }
+        drain(&acceptor, reloader.current().config.limits.drain_timeout).await;
         if let Some(task) = admin_task {
             let _ = tokio::time::timeout(admin::DRAIN_TIMEOUT, task).await;
         }
@@ -262,5 +230,49 @@ async fn follow_upstream(reloader: Arc<Reloader>, probe: Arc<UpstreamProbe>) {
         let generation = generations.borrow_and_update().clone();
         let upstream = &generation.config.upstream;
         probe.set_targets(upstream.bootstrap_servers.clone(), upstream.connect_timeout);
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenerError::Bind { addr, source })
+}
+
+/// The CRLs of every `crl_url`, fetched once before the first generation is built (blocking
+/// HTTP, bounded by `crl_fetch_timeout_ms` per URL).
+async fn first_crls(config: &Config, metrics: &Arc<Metrics>) -> Arc<FetchedCrls> {
+    let crls = Arc::new(FetchedCrls::default());
+    let (fetched, reloadable, m) = (crls.clone(), config.reloadable.clone(), metrics.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::reload::record_crl_fetches(&fetched.refresh(&reloadable, true), &m);
+    })
+    .await;
+    crls
+}
+
+/// The admin server until shutdown.
+async fn serve_admin(listener: TcpListener, state: AdminState, mut stop: broadcast::Receiver<()>) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "admin server ready (/healthz, /readyz, /metrics, /iam/v2)");
+    }
+    let stopped = async move {
+        let _ = stop.recv().await;
+    };
+    if let Err(e) = admin::serve(listener, state, stopped).await {
+        error!(error = %e, "admin server failed");
+    }
+}
+
+/// Wait up to `timeout` for every session to end (each holds a connection permit).
+async fn drain(acceptor: &Acceptor, timeout: Duration) {
+    let max = acceptor.max_connections;
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    match tokio::time::timeout(timeout, acceptor.connections.acquire_many(all)).await {
+        Ok(_) => info!("all connections drained"),
+        Err(_) => warn!(
+            open = max - acceptor.connections.available_permits(),
+            "drain timeout: closing remaining connections"
+        ),
     }
 }

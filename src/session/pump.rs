@@ -24,7 +24,9 @@ use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
 use super::reauth::{Reauthentication, Renewal};
 use crate::kafka::ApiKey;
 use crate::kafka::frame::{FrameError, FrameReader, write_frame};
-use crate::kafka::header::{parse_request_header, produce_acks, response_correlation_id};
+use crate::kafka::header::{
+    RequestHeader, parse_request_header, produce_acks, response_correlation_id,
+};
 use crate::metrics::{Direction, Metrics};
 use crate::session::BrokerDirectory;
 use crate::session::filter::{Decision, RequestChain, Response, ResponseChain};
@@ -114,10 +116,7 @@ where
 }
 
 /// Whether the broker will answer this request: not a Produce with `acks=0`.
-fn expects_answer(
-    header: &crate::kafka::header::RequestHeader,
-    frame: &[u8],
-) -> Result<bool, SessionEnd> {
+fn expects_answer(header: &RequestHeader, frame: &[u8]) -> Result<bool, SessionEnd> {
     Ok(header.api_key != ApiKey::PRODUCE
         || produce_acks(frame, header).map_err(ClientFault::Protocol)? != 0)
 }
@@ -170,57 +169,75 @@ where
             "request"
         );
         let expects_answer = expects_answer(&header, &frame)?;
-        // `Err(Gone)` from the queue: the responses loop has ended, and its reason is the
-        // session's.
-        let frame = match chain.on_request(&header, frame)? {
-            Decision::Forward { frame, patch } => {
-                let queued = if expects_answer {
-                    in_flight
-                        .asked(Asked {
-                            api_key: header.api_key,
-                            api_version: header.api_version,
-                            correlation_id: header.correlation_id,
-                            sent: Instant::now(),
-                            patch,
-                        })
-                        .await
-                } else {
-                    in_flight.no_answer(header.correlation_id).await
-                };
-                // Queued before the request leaves, so the answer can never arrive first.
-                if queued.is_err() {
-                    return Ok(());
-                }
-                frame
-            }
-            Decision::Answer(answer) => {
-                if in_flight.answer(answer).await.is_err() {
-                    return Ok(());
-                }
-                continue;
-            }
-            Decision::Swallow => {
-                if in_flight.no_answer(header.correlation_id).await.is_err() {
-                    return Ok(());
-                }
-                continue;
-            }
-            Decision::AnswerAndClose(answer, end) => {
-                // The responses loop ends the session once the answer is written.
-                let _ = in_flight.answer_and_close(answer, end).await;
-                return Ok(());
-            }
-            Decision::Refuse(reason) => {
-                // Earlier answers still reach the client; nothing more is read.
-                let _ = in_flight.refuse(reason).await;
-                return Ok(());
-            }
+        let decision = chain.on_request(&header, frame)?;
+        let frame = match queue(&in_flight, &header, expects_answer, decision).await {
+            Next::Forward(frame) => frame,
+            Next::ReadMore => continue,
+            Next::Stop => return Ok(()),
         };
         write_frame(&mut upstream, &frame)
             .await
             .map_err(UpstreamFault::Io)?;
         upstream.flush().await.map_err(UpstreamFault::Io)?;
         metrics.bytes(Direction::ClientToUpstream, frame_bytes(&frame));
+    }
+}
+
+/// What the requests loop does after a request is queued.
+enum Next {
+    /// Write this frame to the broker.
+    Forward(Bytes),
+    /// Read the next request.
+    ReadMore,
+    /// Read nothing more: the session ends (the responses loop says why, once earlier answers
+    /// are delivered).
+    Stop,
+}
+
+/// Record what the filters decided in the in-flight queue, before anything is written, so an
+/// answer can never arrive before its entry. A queue whose other side has gone means the
+/// responses loop has ended, and its reason is the session's.
+async fn queue(
+    in_flight: &InFlightTx,
+    header: &RequestHeader,
+    expects_answer: bool,
+    decision: Decision,
+) -> Next {
+    let queued = match decision {
+        Decision::Forward { frame, patch } => {
+            let queued = if expects_answer {
+                let asked = Asked {
+                    api_key: header.api_key,
+                    api_version: header.api_version,
+                    correlation_id: header.correlation_id,
+                    sent: Instant::now(),
+                    patch,
+                };
+                in_flight.asked(asked).await
+            } else {
+                in_flight.no_answer(header.correlation_id).await
+            };
+            return match queued {
+                Ok(()) => Next::Forward(frame),
+                Err(_) => Next::Stop,
+            };
+        }
+        Decision::Answer(answer) => in_flight.answer(answer).await,
+        Decision::Swallow => in_flight.no_answer(header.correlation_id).await,
+        Decision::AnswerAndClose(answer, end) => {
+            // The responses loop ends the session once the answer is written.
+            let _ = in_flight.answer_and_close(answer, end).await;
+            return Next::Stop;
+        }
+        Decision::Refuse(reason) => {
+            // Earlier answers still reach the client; nothing more is read.
+            let _ = in_flight.refuse(reason).await;
+            return Next::Stop;
+        }
+    };
+    match queued {
+        Ok(()) => Next::ReadMore,
+        Err(_) => Next::Stop,
     }
 }
 
@@ -309,30 +326,46 @@ where
                 for item in due.drain(..) {
                     send_due(&mut client, item).await?;
                 }
-                match answer {
-                    Answer::Client(asked, frame) => {
-                        let elapsed = asked.sent.elapsed();
-                        metrics.request(asked.api_key, elapsed);
-                        debug!(
-                            api_key = asked.api_key.0,
-                            api_version = asked.api_version,
-                            correlation_id = got,
-                            bytes = frame.len(),
-                            micros = elapsed.as_micros() as u64,
-                            "request"
-                        );
-                        let out = filter_answer(&side, asked, frame).await?;
-                        send(&mut client, &out).await?;
-                        metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
-                    }
-                    Answer::Own => {}
-                    Answer::Dropped => {
-                        debug!(correlation_id = got, "dropped the broker's answer to an acks=0 produce");
-                    }
-                }
+                deliver_answer(&side, &mut client, answer, got, metrics).await?;
             }
         }
     }
+}
+
+/// Deliver what one broker frame answered: a client's answer through the response filters; the
+/// proxy's own answers were handed back already.
+async fn deliver_answer<W: AsyncWrite + Unpin>(
+    side: &ResponseSide<'_>,
+    client: &mut W,
+    answer: Answer,
+    correlation_id: i32,
+    metrics: &Metrics,
+) -> Result<(), SessionEnd> {
+    match answer {
+        Answer::Client(asked, frame) => {
+            let elapsed = asked.sent.elapsed();
+            metrics.request(asked.api_key, elapsed);
+            debug!(
+                api_key = asked.api_key.0,
+                api_version = asked.api_version,
+                correlation_id,
+                bytes = frame.len(),
+                micros = elapsed.as_micros() as u64,
+                "request"
+            );
+            let out = filter_answer(side, asked, frame).await?;
+            send(client, &out).await?;
+            metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
+        }
+        Answer::Own => {}
+        Answer::Dropped => {
+            debug!(
+                correlation_id,
+                "dropped the broker's answer to an acks=0 produce"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Run a client's answer through the response filters (decoding it only when one wants it),
