@@ -38,7 +38,7 @@ use crate::session::filter::acl::AclFilter;
 use crate::session::filter::local::LocalAnswers;
 use crate::session::filter::{RequestChain, ResponseChain};
 use crate::tls::{HandshakeOutcome, Verdict};
-use crate::upstream::Target;
+use crate::upstream::{Target, UpstreamConnection};
 
 pub use brokers::{BrokerDirectory, BrokerListeners, ServeBroker, broker_listeners};
 pub use live::LiveConnections;
@@ -170,20 +170,50 @@ impl Session {
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
         let (_live, closed_by_reload) = self.handles.live.register(&identity, listener, chain);
+        // The broker's session lifetime counts from no later than this (the proxy errs early).
+        let login_started = tokio::time::Instant::now();
+        let resolution = &identity.resolved.evaluation.resolution;
+        let party = Party::Admitted(&identity);
+        let upstream = match generation.upstream.connect(self.target, resolution).await {
+            Ok(upstream) => upstream,
+            Err(e) => {
+                let refused = e.refused_pool().is_some();
+                // Reported while the client is still connected: by the time it sees the
+                // close, the log line and the audit record exist.
+                SessionEnd::NoUpstream(e).report(party, listener, &self.handles);
+                if refused {
+                    let limits = &generation.config.limits;
+                    let (max_frame, timeout) = (limits.max_frame_bytes, limits.handshake_timeout);
+                    if let Err(end) =
+                        refusal::refuse_upstream_identity(*tls, max_frame, timeout).await
+                    {
+                        debug!(reason = %end, "refused client gone");
+                    }
+                }
+                return;
+            }
+        };
         let end = tokio::select! {
-            end = self.proxy(&generation, &identity, listener, *tls, shutdown) => end,
+            end = self.proxy(&generation, &identity, listener, *tls, upstream, login_started, shutdown) => end,
             Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
         };
-        end.report(Party::Admitted(&identity), listener, &self.handles);
+        end.report(party, listener, &self.handles);
     }
 
-    /// Connect upstream as the connection's pool, then move frames until the session ends.
+    /// Move frames between the client and the broker, through the filters, until the session
+    /// ends.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one session, passed once"
+    )]
     async fn proxy<C>(
         &self,
         generation: &Generation,
         identity: &ConnectionIdentity,
         listener: &str,
         client: C,
+        upstream: UpstreamConnection,
+        login_started: tokio::time::Instant,
         shutdown: broadcast::Receiver<()>,
     ) -> SessionEnd
     where
@@ -191,25 +221,6 @@ impl Session {
     {
         let handles = &self.handles;
         let limits = &generation.config.limits;
-        // The broker's session lifetime counts from no later than this (the proxy errs early).
-        let login_started = tokio::time::Instant::now();
-        let resolution = &identity.resolved.evaluation.resolution;
-        let upstream = match generation.upstream.connect(self.target, resolution).await {
-            Ok(upstream) => upstream,
-            Err(e) => {
-                if e.refused_pool().is_some()
-                    && let Err(end) = refusal::refuse_upstream_identity(
-                        client,
-                        limits.max_frame_bytes,
-                        limits.handshake_timeout,
-                    )
-                    .await
-                {
-                    debug!(reason = %end, "refused client gone");
-                }
-                return SessionEnd::NoUpstream(e);
-            }
-        };
         debug!(
             upstream = %upstream.addr,
             session_lifetime_ms = upstream.session_lifetime.map(|l| l.as_millis() as u64),
