@@ -72,7 +72,8 @@ impl SecretSource {
 
 /// `upstream.identity`: the mode, the mechanism, and one credential per configured pool; in
 /// oauthbearer mode also the key ring's parameters, which belong to the startup configuration.
-/// Secrets are checked for presence here and read again at every connect.
+/// Secrets are checked for presence here ([`super::AbsentSecrets`]) and read again at every
+/// connect.
 pub(super) fn check(
     issues: &mut Issues,
     raw: &RawConfig,
@@ -103,7 +104,7 @@ pub(super) fn check(
 }
 
 /// `upstream.identity` in scram mode: the mechanism, and one broker user per configured pool
-/// whose password can be read now.
+/// whose password can be read now (or, when the load allows it, only with a warning).
 fn scram(
     issues: &mut Issues,
     id: &RawUpstreamIdentity,
@@ -184,8 +185,9 @@ fn scram(
                 SecretSource::Env(_) => "password_env",
                 SecretSource::File(_) => "password_file",
             };
-            issues.error(format!("{field}.{sub}"), reason);
-            ok = false;
+            if issues.secret(format!("{field}.{sub}"), reason) {
+                ok = false;
+            }
         }
         credentials.insert(
             pool.clone(),
