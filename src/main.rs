@@ -212,23 +212,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the proxy")?;
     #[cfg(unix)]
     {
+        use tokio::signal::unix::{SignalKind, signal};
         // Weak: this task lives until the process ends, and a strong reference would keep the
         // audit sink open after shutdown, so the audit writer would wait out its timeout.
+        // (The audit re-open handle is weak too.)
         let ctx = std::sync::Arc::downgrade(server.reloader());
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                tracing::warn!("cannot listen for SIGHUP; reload by file change only");
-                return;
-            };
-            while hup.recv().await.is_some() {
-                let Some(ctx) = ctx.upgrade() else { return };
-                let _ = tokio::task::spawn_blocking(move || {
-                    kafka_mtls_proxy::reload::reload_and_log(&ctx, "SIGHUP")
-                })
-                .await;
+        let audit = server.audit_reopen().clone();
+        // Listening before the proxy serves: a SIGHUP from then on (logrotate's) must not
+        // end the process, which is what SIGHUP does by default.
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        // logrotate moved the audit file away: write on to a new one.
+                        audit.reopen();
+                        let Some(ctx) = ctx.upgrade() else { return };
+                        let _ = tokio::task::spawn_blocking(move || {
+                            kafka_mtls_proxy::reload::reload_and_log(&ctx, "SIGHUP")
+                        })
+                        .await;
+                    }
+                });
             }
-        });
+            Err(_) => tracing::warn!("cannot listen for SIGHUP; reload by file change only"),
+        }
     }
     server.run(shutdown_signal()).await?;
     Ok(())

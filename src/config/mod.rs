@@ -47,7 +47,7 @@ use raw::RawConfig;
 use sources::Sources;
 
 pub use admin::{AdminConfig, AdminTokenSource};
-pub use audit::{AuditConfig, AuditDestination};
+pub use audit::{AuditConfig, AuditDestination, AuditRotation};
 pub use authorities::CertificateAuthority;
 pub use authorization::{AuthorizationConfig, CaAuthorization};
 pub use limits::{Limits, StartupLimits};
