@@ -25,7 +25,8 @@
 //! - [`scram`]: the client side of SCRAM-SHA-256/512 (RFC 5802), used by [`upstream`].
 //! - [`acl`]: proxy-side ACLs: the pools' rules, each request checked and refused the way a
 //!   broker refuses it.
-//! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt.
+//! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt, written by one
+//!   task to a file rotated by size and re-opened on SIGHUP.
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
 //! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
 //!   iam/v2 API that manages certificate authorities and identity pools live.

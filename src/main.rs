@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kafka_mtls_proxy::config::{self, Config, LogFormat};
+use kafka_mtls_proxy::config::{self, AbsentSecrets, Config, LogFormat};
 use kafka_mtls_proxy::server;
 use tracing_subscriber::EnvFilter;
 
@@ -36,9 +36,16 @@ enum Command {
         config: PathBuf,
     },
     /// Load and check a configuration; print every problem with its file, field and reason.
+    ///
+    /// A secret that cannot be read here (a SCRAM password, the admin token) is a warning:
+    /// the proxy reads secrets when it uses them, so a configuration can be checked without
+    /// them (e.g. in CI). `run` refuses to start without them.
     CheckConfig {
         #[arg(long, short, default_value = DEFAULT_CONFIG, env = "KAFKA_MTLS_PROXY_CONFIG")]
         config: PathBuf,
+        /// A secret that cannot be read is an error, as when the proxy starts.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show, as JSON, how the proxy would treat a client certificate (exit 1 if refused).
     Explain {
@@ -61,7 +68,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run(&config),
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig { config, strict } => {
+            let absent_secrets = if strict {
+                AbsentSecrets::Refuse
+            } else {
+                AbsentSecrets::Warn
+            };
+            check_config(&config, absent_secrets)
+        }
         Command::Explain { config, cert } => explain_cmd(&config, &cert),
         Command::Pki(args) => match pki::run(&args) {
             Ok(report) => {
@@ -80,7 +94,15 @@ fn main() -> ExitCode {
 
 /// Load a configuration or print every problem and return the exit code.
 fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
-    match config::load(path) {
+    load_or_report_with(path, AbsentSecrets::Refuse)
+}
+
+/// [`load_or_report`], with `absent_secrets` deciding what an unreadable secret is.
+fn load_or_report_with(
+    path: &std::path::Path,
+    absent_secrets: AbsentSecrets,
+) -> Result<Config, ExitCode> {
+    match config::load_with(path, absent_secrets) {
         Ok(c) => Ok(c),
         Err(e) => {
             for line in e.issues() {
@@ -91,8 +113,8 @@ fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
     }
 }
 
-fn check_config(path: &std::path::Path) -> ExitCode {
-    let config = match load_or_report(path) {
+fn check_config(path: &std::path::Path, absent_secrets: AbsentSecrets) -> ExitCode {
+    let config = match load_or_report_with(path, absent_secrets) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -190,23 +212,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("starting the proxy")?;
     #[cfg(unix)]
     {
+        use tokio::signal::unix::{SignalKind, signal};
         // Weak: this task lives until the process ends, and a strong reference would keep the
         // audit sink open after shutdown, so the audit writer would wait out its timeout.
+        // (The audit re-open handle is weak too.)
         let ctx = std::sync::Arc::downgrade(server.reloader());
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                tracing::warn!("cannot listen for SIGHUP; reload by file change only");
-                return;
-            };
-            while hup.recv().await.is_some() {
-                let Some(ctx) = ctx.upgrade() else { return };
-                let _ = tokio::task::spawn_blocking(move || {
-                    kafka_mtls_proxy::reload::reload_and_log(&ctx, "SIGHUP")
-                })
-                .await;
+        let audit = server.audit_reopen().clone();
+        // Listening before the proxy serves: a SIGHUP from then on (logrotate's) must not
+        // end the process, which is what SIGHUP does by default.
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        // logrotate moved the audit file away: write on to a new one.
+                        audit.reopen();
+                        let Some(ctx) = ctx.upgrade() else { return };
+                        let _ = tokio::task::spawn_blocking(move || {
+                            kafka_mtls_proxy::reload::reload_and_log(&ctx, "SIGHUP")
+                        })
+                        .await;
+                    }
+                });
             }
-        });
+            Err(_) => tracing::warn!("cannot listen for SIGHUP; reload by file change only"),
+        }
     }
     server.run(shutdown_signal()).await?;
     Ok(())

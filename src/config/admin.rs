@@ -111,7 +111,8 @@ pub(super) fn check(
     Some((AdminConfig { listen }, token))
 }
 
-/// `admin.token_file` / `admin.token_env`: at most one, and the token readable now.
+/// `admin.token_file` / `admin.token_env`: at most one, and the token readable now (or, when
+/// the load allows it, a warning).
 fn token(issues: &mut Issues, a: &RawAdmin, sources: &Sources) -> Option<AdminTokenSource> {
     let source = match (&a.token_file, &a.token_env) {
         (None, None) => return None,
@@ -138,7 +139,9 @@ fn token(issues: &mut Issues, a: &RawAdmin, sources: &Sources) -> Option<AdminTo
             ),
         ),
         Ok(_) => {}
-        Err(reason) => issues.error(source.field(), reason),
+        Err(reason) => {
+            issues.secret(source.field(), reason);
+        }
     }
     Some(source)
 }

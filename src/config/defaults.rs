@@ -23,6 +23,10 @@ pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
 pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 10_000;
 pub const AUDIT_QUEUE_CAPACITY: usize = 10_000;
 pub const AUDIT_PATH: &str = "audit.log";
+/// About 40 seconds of records at 1,700 authentications per second.
+pub const AUDIT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
+/// Rotated audit files kept, as logback's and log4j's default rollover strategies keep a few.
+pub const AUDIT_MAX_FILES: usize = 5;
 pub const AUDIT_SOURCE: &str = "kafka-mtls-proxy";
 pub const RELOAD_WATCH_INTERVAL_MS: u64 = 2_000;
 pub const CRL_REFRESH_INTERVAL_MS: u64 = 24 * 60 * 60 * 1_000;

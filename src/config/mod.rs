@@ -47,7 +47,7 @@ use raw::RawConfig;
 use sources::Sources;
 
 pub use admin::{AdminConfig, AdminTokenSource};
-pub use audit::{AuditConfig, AuditDestination};
+pub use audit::{AuditConfig, AuditDestination, AuditRotation};
 pub use authorities::CertificateAuthority;
 pub use authorization::{AuthorizationConfig, CaAuthorization};
 pub use limits::{Limits, StartupLimits};
@@ -172,14 +172,33 @@ fn display_issues(file: &Path, issues: &[Issue]) -> String {
         .join("\n")
 }
 
-/// Read, parse and check a configuration file.
+/// What a secret that cannot be read now (a SCRAM password, the admin token: a variable unset
+/// or empty, a file missing or empty) makes of a configuration.
+///
+/// The proxy reads secrets again at use, so a configuration can be checked without them; only
+/// starting or reloading on one would fail at every use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AbsentSecrets {
+    /// An error: the configuration is refused (`run`, reloads, `check-config --strict`).
+    #[default]
+    Refuse,
+    /// A warning at the same field, with the same reason (`check-config`, e.g. in CI).
+    Warn,
+}
+
+/// Read, parse and check a configuration file; a secret that cannot be read is an error.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, AbsentSecrets::Refuse)
+}
+
+/// [`load`], with `absent_secrets` deciding what an unreadable secret is.
+pub fn load_with(path: &Path, absent_secrets: AbsentSecrets) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         file: path.to_path_buf(),
         source,
     })?;
     let raw = parse_yaml(path, &text)?;
-    from_raw(path, &raw)
+    check(path, &raw, &Sources::read(&raw), absent_secrets)
 }
 
 /// Deserialize the YAML text (shape only).
@@ -191,16 +210,24 @@ pub fn parse_yaml(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
 }
 
 /// Read what a deserialized configuration names, check it and build the typed one. `path`
-/// names the file in errors.
+/// names the file in errors; a secret that cannot be read is an error.
 pub fn from_raw(path: &Path, raw: &RawConfig) -> Result<Config, ConfigError> {
-    check(path, raw, &Sources::read(raw))
+    check(path, raw, &Sources::read(raw), AbsentSecrets::Refuse)
 }
 
 /// Check a deserialized configuration against what was read for it, and build the typed one.
 /// Every section is checked, in the order of the file's main dependencies, so every problem is
 /// reported at once.
-fn check(path: &Path, raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigError> {
-    let mut issues = Issues::default();
+fn check(
+    path: &Path,
+    raw: &RawConfig,
+    sources: &Sources,
+    absent_secrets: AbsentSecrets,
+) -> Result<Config, ConfigError> {
+    let mut issues = Issues {
+        absent_secrets,
+        ..Issues::default()
+    };
     let (startup_limits, limits) = limits::check(&mut issues, &raw.limits);
     let listener = listener::check(&mut issues, &raw.listener);
     let advertised_host = listener.as_ref().map(|l| l.advertised_host.as_str());
@@ -262,6 +289,7 @@ fn check(path: &Path, raw: &RawConfig, sources: &Sources) -> Result<Config, Conf
 struct Issues {
     errors: Vec<Issue>,
     warnings: Vec<Issue>,
+    absent_secrets: AbsentSecrets,
 }
 
 impl Issues {
@@ -277,6 +305,16 @@ impl Issues {
             field: field.into(),
             reason: reason.into(),
         });
+    }
+
+    /// A secret that cannot be read now: an error or a warning, as the load was asked
+    /// ([`AbsentSecrets`]). Whether it was an error.
+    fn secret(&mut self, field: impl Into<String>, reason: impl Into<String>) -> bool {
+        match self.absent_secrets {
+            AbsentSecrets::Refuse => self.error(field, reason),
+            AbsentSecrets::Warn => self.warn(field, reason),
+        }
+        self.absent_secrets == AbsentSecrets::Refuse
     }
 
     /// `value` when it is above zero, else `default` (with an error when it was given).

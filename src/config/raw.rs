@@ -231,6 +231,13 @@ pub struct RawAudit {
     pub source: Option<String>,
     #[serde(default)]
     pub queue_capacity: Option<usize>,
+    /// Rotate the file before a record would take it past this size (default 100 MiB);
+    /// 0: never (external rotation, e.g. logrotate, with a SIGHUP to re-open the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
+    /// Rotated files kept, `PATH.1` (newest) to `PATH.N` (default 5); older ones are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

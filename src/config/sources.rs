@@ -5,8 +5,9 @@
 //! failed and reported by the check of the field that names it, at that field's path, so every
 //! problem still comes out in one pass.
 //!
-//! Secrets are read here only to refuse a configuration that could not work; their values are
-//! not kept. The proxy reads them again when it uses them (a SCRAM password at every upstream
+//! Secrets are read here only to refuse a configuration that could not work (or, for
+//! `check-config` without `--strict`, to warn: [`super::AbsentSecrets`]); their values are not
+//! kept. The proxy reads them again when it uses them (a SCRAM password at every upstream
 //! login, the admin token at every IAM API write), so a rotated secret applies without a reload.
 
 use std::collections::HashMap;

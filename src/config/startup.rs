@@ -58,6 +58,7 @@ impl StartupConfig {
             destination,
             source,
             queue_capacity,
+            rotation,
         } = audit;
         let LogConfig { format, level } = log;
 
@@ -89,12 +90,13 @@ impl StartupConfig {
             "limits.max_broker_listeners",
             *max_broker_listeners != new.limits.max_broker_listeners,
         );
-        // The audit writer and its queue are made at start.
+        // The audit writer, its queue and its file are made at start.
         note(
             "audit",
             *destination != new.audit.destination
                 || *source != new.audit.source
-                || *queue_capacity != new.audit.queue_capacity,
+                || *queue_capacity != new.audit.queue_capacity
+                || *rotation != new.audit.rotation,
         );
         note("log", *format != new.log.format || *level != new.log.level);
         // Also when the section is added or removed: the admin server is bound at start.

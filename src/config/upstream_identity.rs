@@ -75,7 +75,8 @@ impl SecretSource {
 
 /// `upstream.identity`: the mode, the mechanism, and one credential per configured pool; in
 /// oauthbearer mode also the key ring's parameters, which belong to the startup configuration.
-/// Secrets are checked for presence here and read again at every connect.
+/// Secrets are checked for presence here ([`super::AbsentSecrets`]) and read again at every
+/// connect.
 pub(super) fn check(
     issues: &mut Issues,
     raw: &RawConfig,
@@ -191,8 +192,9 @@ fn scram_credential(
             SecretSource::Env(_) => "password_env",
             SecretSource::File(_) => "password_file",
         };
-        issues.error(format!("{field}.{sub}"), reason);
-        ok = false;
+        if issues.secret(format!("{field}.{sub}"), reason) {
+            ok = false;
+        }
     }
     ok.then(|| ScramCredential {
         username: c.username.clone(),

@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState, Readiness, UpstreamProbe};
-use crate::audit::{AuditError, AuditSink};
+use crate::audit::{AuditError, AuditReopen, AuditSink};
 use crate::config::Config;
 use crate::generation::GenerationError;
 use crate::metrics::Metrics;
@@ -57,6 +57,7 @@ pub struct Server {
     bootstrap: TcpListener,
     admin: Option<TcpListener>,
     audit_task: Option<tokio::task::JoinHandle<()>>,
+    audit_reopen: AuditReopen,
 }
 
 impl Server {
@@ -65,6 +66,7 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let startup = &config.startup;
         let (audit, audit_task) = AuditSink::start(&startup.audit, metrics.clone())?;
+        let audit_reopen = audit.reopener();
         let crls = first_crls(&config, &metrics).await;
         let token_keys = match &config.startup.oauth_keys {
             Some(keys) => Some(Arc::new(KeyRing::open(
@@ -135,6 +137,7 @@ impl Server {
             bootstrap,
             admin,
             audit_task,
+            audit_reopen,
         })
     }
 
@@ -150,6 +153,11 @@ impl Server {
     /// Reloads and the configuration in force.
     pub fn reloader(&self) -> &Arc<Reloader> {
         &self.reloader
+    }
+
+    /// What re-opens the audit file (SIGHUP, after logrotate moved it).
+    pub fn audit_reopen(&self) -> &AuditReopen {
+        &self.audit_reopen
     }
 
     /// The admitted connections.
@@ -170,6 +178,7 @@ impl Server {
             bootstrap,
             admin,
             audit_task,
+            audit_reopen: _,
         } = self;
         let admin_task = admin.map(|listener| {
             let state = AdminState {

@@ -2,6 +2,7 @@
 //! fixture here, the tests in one file per section of the configuration.
 
 mod admin;
+mod audit;
 mod authorities;
 mod authorization;
 mod listener;

@@ -98,6 +98,14 @@ fn every_startup_setting_is_reported_by_its_name() {
             "audit",
             listener("path: \"off\"", "path: \"off\"\n  queue_capacity: 7"),
         ),
+        (
+            "audit",
+            listener("path: \"off\"", "path: \"off\"\n  max_file_bytes: 0"),
+        ),
+        (
+            "audit",
+            listener("path: \"off\"", "path: \"off\"\n  max_files: 9"),
+        ),
         ("log", appended("log:\n  format: json\n")),
         ("log", appended("log:\n  level: debug\n")),
         (

@@ -5,6 +5,9 @@
 //! handshake. If the queue is full the record is counted as dropped and an error is logged —
 //! the data path never waits on the audit log.
 //!
+//! The writer task (`writer.rs`) rotates the file by size (`audit.max_file_bytes`,
+//! `audit.max_files`) and re-opens it on SIGHUP ([`AuditReopen`]), for logrotate.
+//!
 //! A record (pretty-printed here; on disk it is one line):
 //! ```json
 //! {"specversion":"1.0","id":"6c0f…","source":"kafka-mtls-proxy","type":"io.confluent.kafka.server/authentication",
@@ -26,10 +29,11 @@
 //! `upstream_reauthentication_failed` (KIP-368 re-authentication on a live connection, which is
 //! then closed), with that pool as the principal.
 
-use std::io::Write;
+mod writer;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -41,6 +45,9 @@ use crate::metrics::Metrics;
 use crate::pools::Resolved;
 use crate::tls::{RefusalReason, Verdict};
 
+pub use writer::AuditReopen;
+use writer::{AuditFile, Entry, Output};
+
 pub const EVENT_TYPE: &str = "io.confluent.kafka.server/authentication";
 /// The type of authorization records (proxy ACL denials).
 pub const AUTHORIZATION_EVENT_TYPE: &str = "io.confluent.kafka.server/authorization";
@@ -48,10 +55,11 @@ pub const AUTHORIZATION_EVENT_TYPE: &str = "io.confluent.kafka.server/authorizat
 /// Where audit records are sent. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: Option<mpsc::Sender<String>>,
+    tx: Option<mpsc::Sender<Entry>>,
     source: Arc<str>,
     dropped: Arc<AtomicU64>,
     metrics: Option<Arc<Metrics>>,
+    reopen: AuditReopen,
 }
 
 /// What happened on one authentication attempt.
@@ -105,6 +113,7 @@ impl AuditSink {
             source: Arc::from("kafka-mtls-proxy"),
             dropped: Arc::new(AtomicU64::new(0)),
             metrics: None,
+            reopen: AuditReopen::default(),
         }
     }
 
@@ -114,58 +123,42 @@ impl AuditSink {
         config: &AuditConfig,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, Option<JoinHandle<()>>), AuditError> {
-        let mut writer: Box<dyn Write + Send> = match &config.destination {
+        let output = match &config.destination {
             AuditDestination::Off => {
                 let mut sink = Self::disabled();
                 sink.source = Arc::from(config.source.as_str());
                 return Ok((sink, None));
             }
-            AuditDestination::Stdout => Box::new(std::io::stdout()),
+            AuditDestination::Stdout => Output::Stdout(std::io::stdout()),
             AuditDestination::File(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| AuditError::Open {
+                Output::File(AuditFile::open(path, config.rotation).map_err(|source| {
+                    AuditError::Open {
                         path: path.display().to_string(),
                         source,
-                    })?;
-                }
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| AuditError::Open {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                Box::new(std::io::BufWriter::new(file))
+                    }
+                })?)
             }
         };
-        let (tx, mut rx) = mpsc::channel::<String>(config.queue_capacity);
+        let (tx, rx) = mpsc::channel::<Entry>(config.queue_capacity);
+        let pending = Arc::new(AtomicBool::new(false));
+        let reopen = AuditReopen::new(&tx, pending.clone());
         // Blocking file I/O runs on the blocking pool, never on a runtime worker.
-        let handle = tokio::task::spawn_blocking(move || {
-            while let Some(line) = rx.blocking_recv() {
-                let mut batch = vec![line];
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
-                }
-                for line in &batch {
-                    if let Err(e) = writer.write_all(line.as_bytes()) {
-                        tracing::error!(error = %e, "audit log write failed");
-                    }
-                }
-                if let Err(e) = writer.flush() {
-                    tracing::error!(error = %e, "audit log flush failed");
-                }
-            }
-        });
+        let handle = tokio::task::spawn_blocking(move || writer::run(output, rx, &pending));
         Ok((
             Self {
                 tx: Some(tx),
                 source: Arc::from(config.source.as_str()),
                 dropped: Arc::new(AtomicU64::new(0)),
                 metrics: Some(metrics),
+                reopen,
             },
             Some(handle),
         ))
+    }
+
+    /// What re-opens the audit file (on SIGHUP); it does not keep the writer running.
+    pub fn reopener(&self) -> AuditReopen {
+        self.reopen.clone()
     }
 
     /// Records that could not be queued.
@@ -203,7 +196,7 @@ impl AuditSink {
         let Some(tx) = &self.tx else { return };
         let mut line = record.to_string();
         line.push('\n');
-        if tx.try_send(line).is_err() {
+        if tx.try_send(Entry::Line(line)).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(m) = &self.metrics {
                 m.audit_dropped(1);
