@@ -33,7 +33,7 @@ pub enum FrameError {
     #[error("frame of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge { size: usize, max: usize },
     /// The size prefix is negative: the peer does not speak Kafka (or the stream is corrupt).
-    #[error("negative frame length {0}")]
+    #[error("negative size prefix {0}: a frame's size is 0 or more")]
     NegativeLength(i32),
     /// The peer closed the stream inside a frame. Both counts include the 4-byte prefix.
     #[error("connection closed mid-frame after {read} of {expected} bytes")]
@@ -260,6 +260,37 @@ mod tests {
             r.read_frame().await,
             Err(FrameError::NegativeLength(-5))
         ));
+    }
+
+    #[tokio::test]
+    async fn negative_and_oversized_prefixes_say_what_came_and_what_was_allowed() {
+        let data = (-1i32).to_be_bytes();
+        let e = FrameReader::new(&data[..], 1024)
+            .read_frame()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "negative size prefix -1: a frame's size is 0 or more"
+        );
+        let data = 1025i32.to_be_bytes();
+        let e = FrameReader::new(&data[..], 1024)
+            .read_frame()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "frame of 1025 bytes exceeds the limit of 1024 bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zero_size_frame_is_an_empty_frame() {
+        // Kafka's framing allows it; what it lacks is the header parser's to say.
+        let data = 0i32.to_be_bytes();
+        let mut r = FrameReader::new(&data[..], 1024);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b""[..]);
+        assert!(r.read_frame().await.unwrap().is_none());
     }
 
     #[tokio::test]
