@@ -493,6 +493,30 @@ async fn bad_client_size_prefixes_close_at_once_without_buffering() {
             .await,
             "oversized frame not logged"
         );
+        // A client that announces 100 bytes, sends 10 and leaves: with a TLS close_notify, and
+        // without one (as Kafka clients do). Either way one close line says what happened.
+        let mut cut = 100i32.to_be_bytes().to_vec();
+        cut.extend([0u8; 10]);
+        for close_notify in [true, false] {
+            let mut conn = proxy.connect_good().await;
+            conn.send(&cut).await.unwrap();
+            let client = conn.local;
+            if close_notify {
+                conn.stream.shutdown().await.unwrap();
+            }
+            drop(conn);
+            let reason = wait_for_close_reason(client, CLOSE_WITHIN).await;
+            // One line, at the default level, with the reason.
+            let said = "INFO conn{";
+            let why = "reason=client closed the connection in the middle of a frame (14 of 104 \
+                       bytes)";
+            assert!(
+                reason.lines().count() == 1 && reason.contains(said) && reason.contains(why),
+                "close_notify {close_notify}: {reason}"
+            );
+            good.wait_for_progress("after a client left mid-frame")
+                .await;
+        }
     })
     .await;
 }

@@ -157,7 +157,7 @@ impl Session {
                     connection_id: &self.connection_id,
                     peer: self.peer,
                 };
-                return end.report(party, listener, &self.handles);
+                return end.report(party, listener, &self.handles.audit, &self.handles.metrics);
             }
         };
         let Some(identity) = self.admitted(&verdict, listener) else {
@@ -174,7 +174,13 @@ impl Session {
             end = self.proxy(&generation, &identity, listener, *tls, shutdown) => end,
             Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
         };
-        end.report(Party::Admitted(&identity), listener, &self.handles);
+        let handles = &self.handles;
+        end.report(
+            Party::Admitted(&identity),
+            listener,
+            &handles.audit,
+            &handles.metrics,
+        );
     }
 
     /// Connect upstream as the connection's pool, then move frames until the session ends.
@@ -255,7 +261,10 @@ impl Session {
             &handles.metrics,
             shutdown,
         );
-        pumped.await.err().unwrap_or(SessionEnd::Closed)
+        match pumped.await {
+            Ok(closed) => SessionEnd::Closed(closed),
+            Err(end) => end,
+        }
     }
 
     /// Audit, count and log an admitted handshake; the connection's identity.
