@@ -60,7 +60,7 @@ use support::kafka_client::{
     CLOSE_WITHIN, KafkaConn, decode, find_coordinator_request, metadata_request, raw_request,
     request_for,
 };
-use support::logs::{close_reason, close_reason_in, wait_for_log};
+use support::logs::{close_reason, close_reason_in, wait_for_close_reason, wait_for_log};
 use support::proxy::{Pki, framed, request};
 use support::test_proxy::{
     DRAIN_TIMEOUT, MAX_BROKER_LISTENERS, MAX_FRAME_BYTES, TestProxy, check_brokers, free_port,
@@ -450,6 +450,17 @@ async fn malformed_client_frames_are_closed_at_the_proxy_and_never_reach_the_bro
                 !proxy.fake.received_frame(&bytes[4..]),
                 "{what}: the proxy forwarded it to the broker"
             );
+            if bytes.len() == 4 {
+                // Size prefix 0: said as such, not as a missing api key.
+                let reason = wait_for_close_reason(conn.local, CLOSE_WITHIN).await;
+                assert!(
+                    reason.contains(
+                        "reason=client sent a malformed request: empty frame: size prefix 0 (a \
+                         request needs at least its 8-byte header)"
+                    ),
+                    "{reason}"
+                );
+            }
             good.wait_for_progress(&format!("after {what}")).await;
         }
     })
@@ -482,6 +493,30 @@ async fn bad_client_size_prefixes_close_at_once_without_buffering() {
             .await,
             "oversized frame not logged"
         );
+        // A client that announces 100 bytes, sends 10 and leaves: with a TLS close_notify, and
+        // without one (as Kafka clients do). Either way one close line says what happened.
+        let mut cut = 100i32.to_be_bytes().to_vec();
+        cut.extend([0u8; 10]);
+        for close_notify in [true, false] {
+            let mut conn = proxy.connect_good().await;
+            conn.send(&cut).await.unwrap();
+            let client = conn.local;
+            if close_notify {
+                conn.stream.shutdown().await.unwrap();
+            }
+            drop(conn);
+            let reason = wait_for_close_reason(client, CLOSE_WITHIN).await;
+            // One line, at the default level, with the reason.
+            let said = "INFO conn{";
+            let why = "reason=client closed the connection in the middle of a frame (14 of 104 \
+                       bytes)";
+            assert!(
+                reason.lines().count() == 1 && reason.contains(said) && reason.contains(why),
+                "close_notify {close_notify}: {reason}"
+            );
+            good.wait_for_progress("after a client left mid-frame")
+                .await;
+        }
     })
     .await;
 }

@@ -9,9 +9,24 @@ use super::api_key::ApiKey;
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug)]
 pub enum ProtocolError {
-    /// The peer sent a frame that ends before a field it must contain.
-    #[error("frame truncated while reading {what}")]
-    Truncated { what: &'static str },
+    /// The peer sent a frame that ends before a field it must contain: `needed` bytes at
+    /// offset `at`, of which the frame has only `found`.
+    #[error(
+        "frame truncated while reading {what}: needed {needed} byte(s) at offset {at}, found {found}"
+    )]
+    Truncated {
+        what: &'static str,
+        at: usize,
+        needed: usize,
+        found: usize,
+    },
+    /// A frame with size prefix 0, where a `message` ("request", "response") of at least
+    /// `header` bytes was due. Kafka's framing allows it; no message fits in it.
+    #[error("empty frame: size prefix 0 (a {message} needs at least its {header}-byte header)")]
+    EmptyFrame {
+        message: &'static str,
+        header: usize,
+    },
     /// The peer sent bytes that no valid frame contains (negative lengths, trailing bytes, …).
     #[error("malformed frame: {0}")]
     Malformed(String),

@@ -33,7 +33,7 @@ pub enum FrameError {
     #[error("frame of {size} bytes exceeds the limit of {max} bytes")]
     TooLarge { size: usize, max: usize },
     /// The size prefix is negative: the peer does not speak Kafka (or the stream is corrupt).
-    #[error("negative frame length {0}")]
+    #[error("negative size prefix {0}: a frame's size is 0 or more")]
     NegativeLength(i32),
     /// The peer closed the stream inside a frame. Both counts include the 4-byte prefix.
     #[error("connection closed mid-frame after {read} of {expected} bytes")]
@@ -63,6 +63,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     ///
     /// `Ok(None)` on a clean EOF at a frame boundary; EOF inside a frame is
     /// [`FrameError::UnexpectedEof`]. Cancel-safe: bytes already read stay buffered.
+    ///
+    /// A read that fails with [`std::io::ErrorKind::UnexpectedEof`] is an end of stream too:
+    /// that is how rustls reports a peer that closed without a TLS `close_notify`, which Kafka
+    /// clients and brokers routinely do. The framing still tells a cut frame from a clean end.
     pub async fn read_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
         loop {
             let total = self.current_frame_total()?;
@@ -80,10 +84,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 .reserve(needed.clamp(READ_CHUNK, MAX_RESERVE_AHEAD));
             // `take` bounds this read: the rest of the frame, or one chunk if that is less.
             let limit = needed.max(READ_CHUNK) as u64;
-            let n = (&mut self.inner)
-                .take(limit)
-                .read_buf(&mut self.buf)
-                .await?;
+            let n = match (&mut self.inner).take(limit).read_buf(&mut self.buf).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
@@ -263,6 +268,68 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn negative_and_oversized_prefixes_say_what_came_and_what_was_allowed() {
+        let data = (-1i32).to_be_bytes();
+        let e = FrameReader::new(&data[..], 1024)
+            .read_frame()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "negative size prefix -1: a frame's size is 0 or more"
+        );
+        let data = 1025i32.to_be_bytes();
+        let e = FrameReader::new(&data[..], 1024)
+            .read_frame()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "frame of 1025 bytes exceeds the limit of 1024 bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_zero_size_frame_is_an_empty_frame() {
+        // Kafka's framing allows it; what it lacks is the header parser's to say.
+        let data = 0i32.to_be_bytes();
+        let mut r = FrameReader::new(&data[..], 1024);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b""[..]);
+        assert!(r.read_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_tls_close_without_close_notify_is_an_end_of_stream() {
+        // rustls reports a peer that closed without close_notify as an `UnexpectedEof` error.
+        let data = framed(b"whole");
+        let mut r = FrameReader::new(ending_with(&data, std::io::ErrorKind::UnexpectedEof), 1024);
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"whole"[..]);
+        assert!(r.read_frame().await.unwrap().is_none());
+
+        let cut = &data[..6];
+        let mut r = FrameReader::new(ending_with(cut, std::io::ErrorKind::UnexpectedEof), 1024);
+        match r.read_frame().await {
+            Err(FrameError::UnexpectedEof {
+                read: 6,
+                expected: 9,
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn other_read_errors_stay_io_errors() {
+        let mut r = FrameReader::new(
+            ending_with(&framed(b"x")[..2], std::io::ErrorKind::ConnectionReset),
+            1024,
+        );
+        match r.read_frame().await {
+            Err(FrameError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn buffer_never_holds_more_than_frame_plus_chunk() {
         // Many small frames sent at once: each read is bounded by READ_CHUNK.
         let mut data = Vec::new();
@@ -299,6 +366,23 @@ mod tests {
         let mut expected = framed(&small);
         expected.extend(framed(&large));
         assert_eq!(out, expected);
+    }
+
+    /// A reader that returns `data`, then fails with `kind`.
+    fn ending_with(data: &[u8], kind: std::io::ErrorKind) -> impl AsyncRead + Unpin + use<> {
+        AsyncReadExt::chain(std::io::Cursor::new(data.to_vec()), FailingReader(kind))
+    }
+
+    struct FailingReader(std::io::ErrorKind);
+
+    impl AsyncRead for FailingReader {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            _buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(self.0.into()))
+        }
     }
 
     /// A reader that returns at most `step` bytes per read.

@@ -23,6 +23,12 @@ pub struct RequestHeader {
 /// Request header version 1 (client id) — used for api keys kafka-protocol does not know.
 const HEADER_V1: i16 = 1;
 
+/// The fields every request header starts with: api key (2), api version (2), correlation id (4).
+const REQUEST_HEADER_MIN: usize = 8;
+
+/// A response header starts with its correlation id.
+const RESPONSE_HEADER_MIN: usize = 4;
+
 /// Parses a request header (v0, v1, or flexible v2 with tagged fields), choosing the version by
 /// api key and api version as Kafka does.
 ///
@@ -30,6 +36,14 @@ const HEADER_V1: i16 = 1;
 /// correlation id, client id) is parsed and `header_len` covers just that, so the frame can be
 /// forwarded opaquely.
 pub fn parse_request_header(frame: &[u8]) -> Result<RequestHeader, ProtocolError> {
+    // Kafka's framing allows a size prefix of 0 (the frame reader hands it over), but no
+    // request fits in it: say so, rather than which field it lacks first.
+    if frame.is_empty() {
+        return Err(ProtocolError::EmptyFrame {
+            message: "request",
+            header: REQUEST_HEADER_MIN,
+        });
+    }
     let mut r = Reader::new(frame);
     let api_key = ApiKey(r.i16("request api key")?);
     let api_version = r.i16("request api version")?;
@@ -57,6 +71,12 @@ pub fn parse_request_header(frame: &[u8]) -> Result<RequestHeader, ProtocolError
 
 /// The correlation id of a response: its first four bytes, in every response header version.
 pub fn response_correlation_id(frame: &[u8]) -> Result<i32, ProtocolError> {
+    if frame.is_empty() {
+        return Err(ProtocolError::EmptyFrame {
+            message: "response",
+            header: RESPONSE_HEADER_MIN,
+        });
+    }
     Reader::new(frame).i32("response correlation id")
 }
 
@@ -73,8 +93,11 @@ pub fn produce_acks(frame: &[u8], header: &RequestHeader) -> Result<i16, Protoco
     }
     let body = frame
         .get(header.header_len..)
-        .ok_or(ProtocolError::Truncated {
+        .ok_or_else(|| ProtocolError::Truncated {
             what: "produce request body",
+            at: frame.len(),
+            needed: header.header_len.saturating_sub(frame.len()),
+            found: 0,
         })?;
     let mut r = Reader::new(body);
     match header.api_version {
@@ -194,6 +217,61 @@ mod tests {
         for len in 0..4 {
             assert!(response_correlation_id(&[0u8; 4][..len]).is_err());
         }
+    }
+
+    #[test]
+    fn an_empty_frame_is_reported_as_empty_not_as_a_missing_api_key() {
+        let e = parse_request_header(&[]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ProtocolError::EmptyFrame {
+                    message: "request",
+                    header: 8
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "empty frame: size prefix 0 (a request needs at least its 8-byte header)"
+        );
+        assert_eq!(
+            response_correlation_id(&[]).unwrap_err().to_string(),
+            "empty frame: size prefix 0 (a response needs at least its 4-byte header)"
+        );
+    }
+
+    #[test]
+    fn a_truncated_header_field_names_the_field_where_it_starts_and_what_came() {
+        // Api key, then one byte of the api version.
+        assert_eq!(
+            parse_request_header(&[0, 3, 0]).unwrap_err().to_string(),
+            "frame truncated while reading request api version: needed 2 byte(s) at offset 2, \
+             found 1"
+        );
+        // Api key and version, then half the correlation id.
+        assert_eq!(
+            parse_request_header(&[0, 3, 0, 12, 0, 0])
+                .unwrap_err()
+                .to_string(),
+            "frame truncated while reading request correlation id: needed 4 byte(s) at offset \
+             4, found 2"
+        );
+        // A client id announced longer than the frame.
+        let mut frame = vec![0, 3, 0, 4, 0, 0, 0, 9];
+        frame.extend(30_000i16.to_be_bytes());
+        frame.extend(b"short");
+        assert_eq!(
+            parse_request_header(&frame).unwrap_err().to_string(),
+            "frame truncated while reading request client id: needed 30000 byte(s) at offset \
+             10, found 5"
+        );
+        assert_eq!(
+            response_correlation_id(&[0, 0, 1]).unwrap_err().to_string(),
+            "frame truncated while reading response correlation id: needed 4 byte(s) at \
+             offset 0, found 3"
+        );
     }
 
     #[test]

@@ -20,14 +20,14 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ProtocolError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or(ProtocolError::Truncated { what })?;
-        let bytes = self
-            .buf
-            .get(self.pos..end)
-            .ok_or(ProtocolError::Truncated { what })?;
+        let truncated = || ProtocolError::Truncated {
+            what,
+            at: self.pos,
+            needed: n,
+            found: self.buf.len().saturating_sub(self.pos),
+        };
+        let end = self.pos.checked_add(n).ok_or_else(truncated)?;
+        let bytes = self.buf.get(self.pos..end).ok_or_else(truncated)?;
         self.pos = end;
         Ok(bytes)
     }
@@ -156,7 +156,12 @@ mod tests {
         let mut r = Reader::new(&[1, 2, 3]);
         assert!(matches!(
             r.take(4, "x"),
-            Err(ProtocolError::Truncated { what: "x" })
+            Err(ProtocolError::Truncated {
+                what: "x",
+                at: 0,
+                needed: 4,
+                found: 3
+            })
         ));
         assert!(matches!(
             r.take(usize::MAX, "x"),

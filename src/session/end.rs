@@ -4,21 +4,22 @@
 //! The variants say who is at fault (as rustls' errors do): the client, the broker, or the
 //! proxy's policy. Their messages are the `reason` of the closing log line.
 
-use crate::audit::{AttemptOutcome, AuthenticationAttempt};
+use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
 use crate::kafka::ProtocolError;
 use crate::kafka::frame::FrameError;
+use crate::metrics::Metrics;
 use crate::tls::{RefusalReason, Verdict};
 use crate::upstream::UpstreamError;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::{ConnectionIdentity, SessionHandles};
+use super::ConnectionIdentity;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SessionEnd {
     /// The client left, or the proxy stopped it, with every answer delivered.
-    #[error("closed")]
-    Closed,
+    #[error(transparent)]
+    Closed(ClosedBy),
     /// The TLS handshake refused the client (no, untrusted or revoked certificate, no pool).
     #[error("client refused ({reason}): {detail}")]
     Refused {
@@ -40,6 +41,27 @@ pub(crate) enum SessionEnd {
     /// Proxy ACLs refused a request they cannot authorize.
     #[error("request refused by proxy ACLs: {0}")]
     Unauthorizable(String),
+}
+
+/// Who ended a session that ended without a fault, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ClosedBy {
+    /// The stream ended between two frames (with or without a TLS `close_notify`).
+    #[error("client closed the connection")]
+    Client,
+    /// The stream ended inside a frame. Both counts include the 4-byte size prefix.
+    #[error("client closed the connection in the middle of a frame ({read} of {expected} bytes)")]
+    ClientMidFrame { read: usize, expected: usize },
+    /// A TCP reset (or an abort): whatever the client had half-sent is lost with it.
+    #[error("client reset the connection")]
+    ClientReset,
+    /// The proxy stopped reading requests to shut down.
+    #[error("the proxy is shutting down")]
+    Shutdown,
+    /// The session ended with nothing unanswered and no other cause recorded (the requests
+    /// side stopped because the answers side had ended, and that side ended cleanly).
+    #[error("the session ended with every answer delivered")]
+    Finished,
 }
 
 /// The client broke the protocol or went quiet.
@@ -101,8 +123,17 @@ pub(crate) enum Party<'a> {
 }
 
 impl SessionEnd {
-    /// The log line, metric and audit record of this end: the one place that decides them.
-    pub(crate) fn report(&self, party: Party<'_>, listener: &str, handles: &SessionHandles) {
+    /// The log lines, metric and audit record of this end: the one place that decides them.
+    ///
+    /// An admitted connection ends with exactly one `connection closed` line at info, whose
+    /// `reason` is this end; a refused handshake with one `client refused` warning instead.
+    pub(crate) fn report(
+        &self,
+        party: Party<'_>,
+        listener: &str,
+        audit: &AuditSink,
+        metrics: &Metrics,
+    ) {
         let (connection_id, peer) = match &party {
             Party::Unknown {
                 connection_id,
@@ -117,7 +148,6 @@ impl SessionEnd {
             outcome,
         };
         match (self, &party) {
-            (SessionEnd::Closed, _) => debug!("connection closed"),
             (
                 SessionEnd::Refused {
                     reason,
@@ -127,28 +157,26 @@ impl SessionEnd {
                 _,
             ) => {
                 warn!(%reason, %detail, "client refused");
-                handles.metrics.handshake_refused(*reason);
-                handles
-                    .audit
-                    .authentication(&attempt(AttemptOutcome::Refused {
-                        reason: *reason,
-                        detail,
-                        verdict: verdict.as_deref(),
-                    }));
+                metrics.handshake_refused(*reason);
+                audit.authentication(&attempt(AttemptOutcome::Refused {
+                    reason: *reason,
+                    detail,
+                    verdict: verdict.as_deref(),
+                }));
+                // Never admitted: no connection to close.
+                return;
             }
             (SessionEnd::NoUpstream(e), Party::Admitted(identity)) => {
-                handles.metrics.upstream_connect_error();
+                metrics.upstream_connect_error();
                 match e.refused_pool() {
                     Some(pool) => {
                         warn!(%pool, error = %e, "closing: the broker refused the pool's upstream identity");
-                        handles
-                            .audit
-                            .authentication(&attempt(AttemptOutcome::UpstreamRefused {
-                                resolved: &identity.resolved,
-                                verified_by: &identity.verified_by,
-                                pool,
-                                detail: &e.to_string(),
-                            }));
+                        audit.authentication(&attempt(AttemptOutcome::UpstreamRefused {
+                            resolved: &identity.resolved,
+                            verified_by: &identity.verified_by,
+                            pool,
+                            detail: &e.to_string(),
+                        }));
                     }
                     None => warn!(error = %e, "closing: no upstream connection"),
                 }
@@ -163,17 +191,15 @@ impl SessionEnd {
                     error = %e,
                     "closing: re-authentication to the broker failed; the client will reconnect"
                 );
-                handles.audit.authentication(&attempt(
-                    AttemptOutcome::UpstreamReauthenticationFailed {
-                        resolved: &identity.resolved,
-                        verified_by: &identity.verified_by,
-                        pool: &pool,
-                        detail: &e.to_string(),
-                    },
-                ));
-                info!(reason = %self, "connection closed");
+                audit.authentication(&attempt(AttemptOutcome::UpstreamReauthenticationFailed {
+                    resolved: &identity.resolved,
+                    verified_by: &identity.verified_by,
+                    pool: &pool,
+                    detail: &e.to_string(),
+                }));
             }
-            (end, _) => info!(reason = %end, "connection closed"),
+            _ => {}
         }
+        info!(reason = %self, "connection closed");
     }
 }

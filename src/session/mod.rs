@@ -157,7 +157,7 @@ impl Session {
                     connection_id: &self.connection_id,
                     peer: self.peer,
                 };
-                return end.report(party, listener, &self.handles);
+                return end.report(party, listener, &self.handles.audit, &self.handles.metrics);
             }
         };
         let Some(identity) = self.admitted(&verdict, listener) else {
@@ -180,7 +180,12 @@ impl Session {
                 let refused = e.refused_pool().is_some();
                 // Reported while the client is still connected: by the time it sees the
                 // close, the log line and the audit record exist.
-                SessionEnd::NoUpstream(e).report(party, listener, &self.handles);
+                SessionEnd::NoUpstream(e).report(
+                    party,
+                    listener,
+                    &self.handles.audit,
+                    &self.handles.metrics,
+                );
                 if refused {
                     let limits = &generation.config.limits;
                     let (max_frame, timeout) = (limits.max_frame_bytes, limits.handshake_timeout);
@@ -197,7 +202,8 @@ impl Session {
             end = self.proxy(&generation, &identity, listener, *tls, upstream, login_started, shutdown) => end,
             Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
         };
-        end.report(party, listener, &self.handles);
+        let handles = &self.handles;
+        end.report(party, listener, &handles.audit, &handles.metrics);
     }
 
     /// Move frames between the client and the broker, through the filters, until the session
@@ -266,7 +272,10 @@ impl Session {
             &handles.metrics,
             shutdown,
         );
-        pumped.await.err().unwrap_or(SessionEnd::Closed)
+        match pumped.await {
+            Ok(closed) => SessionEnd::Closed(closed),
+            Err(end) => end,
+        }
     }
 
     /// Audit, count and log an admitted handshake; the connection's identity.

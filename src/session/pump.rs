@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 use tracing::{debug, error};
 
-use super::end::{ClientFault, SessionEnd, UpstreamFault};
+use super::end::{ClientFault, ClosedBy, SessionEnd, UpstreamFault};
 use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
 use super::reauth::{Reauthentication, Renewal};
 use crate::kafka::ApiKey;
@@ -52,7 +52,8 @@ pub(crate) struct ResponseSide<'a> {
     pub brokers: &'a BrokerDirectory,
 }
 
-/// Move Kafka frames both ways until one side closes or fails.
+/// Move Kafka frames both ways until one side closes or fails: `Ok` says who closed it, once
+/// every answer due was delivered.
 pub(crate) async fn pump<C, U>(
     requests: RequestSide<'_, C>,
     responses: ResponseSide<'_>,
@@ -61,7 +62,7 @@ pub(crate) async fn pump<C, U>(
     limits: PumpLimits,
     metrics: &Metrics,
     shutdown: broadcast::Receiver<()>,
-) -> Result<(), SessionEnd>
+) -> Result<ClosedBy, SessionEnd>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -96,11 +97,12 @@ where
     // requests loop still waits for, so it ends at once with its own verdict.
     tokio::select! {
         end = &mut forward => {
-            end?;
-            deliver.await.result
+            let stopped = end?;
+            deliver.await.result?;
+            Ok(stopped.closed_by())
         }
         ended = &mut deliver => match ended {
-            Delivered { result: Ok(()), .. } => forward.await,
+            Delivered { result: Ok(()), .. } => forward.await.map(Stopped::closed_by),
             Delivered { result: Err(end), during_own_exchange: true } => {
                 drop(deliver);
                 match forward.await {
@@ -112,6 +114,46 @@ where
             }
             Delivered { result: Err(end), .. } => Err(end),
         },
+    }
+}
+
+/// Why the requests loop stopped, when not for an error of its own.
+enum Stopped {
+    /// It reads no more: the session closes this way once the answers in flight are delivered.
+    Reading(ClosedBy),
+    /// The responses loop ended first: the session ends for its reason.
+    AnswersEnded,
+}
+
+impl Stopped {
+    /// Who closed a session whose responses loop then ended cleanly.
+    fn closed_by(self) -> ClosedBy {
+        match self {
+            Stopped::Reading(by) => by,
+            // The responses loop ends cleanly only after this loop has ended, so after
+            // `AnswersEnded` it has ended with an error, which is the session's end. Should
+            // that ever change, this is all that is known.
+            Stopped::AnswersEnded => ClosedBy::Finished,
+        }
+    }
+}
+
+/// What a failed read of the client's next frame means for the session.
+fn read_failed(e: FrameError) -> Result<Stopped, SessionEnd> {
+    match e {
+        // Kafka clients close without a TLS close_notify (the reader reports that as an end);
+        // some cut a frame short as they go.
+        FrameError::UnexpectedEof { read, expected } => {
+            Ok(Stopped::Reading(ClosedBy::ClientMidFrame {
+                read,
+                expected,
+            }))
+        }
+        FrameError::Io(e) if client_went_away(&e) => Ok(Stopped::Reading(ClosedBy::ClientReset)),
+        FrameError::Io(e) => Err(ClientFault::Io(e).into()),
+        e @ (FrameError::TooLarge { .. } | FrameError::NegativeLength(_)) => {
+            Err(ClientFault::Frame(e).into())
+        }
     }
 }
 
@@ -134,7 +176,7 @@ async fn forward_requests<R, W>(
     idle: Duration,
     metrics: &Metrics,
     mut shutdown: broadcast::Receiver<()>,
-) -> Result<(), SessionEnd>
+) -> Result<Stopped, SessionEnd>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -146,20 +188,18 @@ where
                 match reauth.run(&in_flight, &mut upstream).await? {
                     Renewal::Renewed => continue,
                     // The responses loop has ended; its reason is the session's.
-                    Renewal::SessionGone => return Ok(()),
+                    Renewal::SessionGone => return Ok(Stopped::AnswersEnded),
                 }
             },
             read = tokio::time::timeout(idle, client.read_frame()) => match read {
                 Err(_) => return Err(ClientFault::Idle(idle.as_millis()).into()),
-                // Kafka clients close without a TLS close_notify, or reset: they left.
-                Ok(Err(FrameError::Io(e))) if client_went_away(&e) => return Ok(()),
-                Ok(Err(e)) => return Err(ClientFault::Frame(e).into()),
-                // Clean EOF: let the responses loop drain what is in flight.
-                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(e)) => return read_failed(e),
+                // EOF between frames: let the responses loop drain what is in flight.
+                Ok(Ok(None)) => return Ok(Stopped::Reading(ClosedBy::Client)),
                 Ok(Ok(Some(frame))) => frame,
             },
             // Stop taking requests; answers to those in flight are still delivered.
-            _ = shutdown.recv() => return Ok(()),
+            _ = shutdown.recv() => return Ok(Stopped::Reading(ClosedBy::Shutdown)),
         };
         let header = parse_request_header(&frame).map_err(ClientFault::Protocol)?;
         tracing::trace!(
@@ -173,7 +213,7 @@ where
         let frame = match queue(&in_flight, &header, expects_answer, decision).await {
             Next::Forward(frame) => frame,
             Next::ReadMore => continue,
-            Next::Stop => return Ok(()),
+            Next::Stop => return Ok(Stopped::AnswersEnded),
         };
         write_frame(&mut upstream, &frame)
             .await
@@ -433,10 +473,8 @@ fn frame_bytes(frame: &[u8]) -> u64 {
     frame.len() as u64 + 4
 }
 
+/// The client reset or aborted the connection (its end of a clean close is an EOF).
 pub(crate) fn client_went_away(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-    matches!(
-        e.kind(),
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
-    )
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
 }

@@ -12,21 +12,26 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::MetadataResponse;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestHeader, ResponseHeader};
-use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, duplex};
 use tokio::sync::broadcast;
 
+use super::ConnectionIdentity;
 use super::brokers::{BrokerDirectory, broker_listeners};
-use super::end::{ClientFault, SessionEnd, UpstreamFault};
+use super::end::{ClientFault, ClosedBy, Party, SessionEnd, UpstreamFault};
 use super::pump::{PumpLimits, RequestSide, ResponseSide, pump};
 use super::reauth::Reauthentication;
+use crate::audit::AuditSink;
+use crate::identity::CertIdentity;
 use crate::kafka::codec::{encode_request, encode_response};
 use crate::kafka::frame::{FrameReader, write_frame};
 use crate::kafka::rewrite::testing::TestMapper;
 use crate::metrics::Metrics;
+use crate::pools::{Evaluation, Resolution, Resolved};
 use crate::session::filter::local::LocalAnswers;
 use crate::session::filter::rewrite::AddressRewrite;
 use crate::session::filter::{RequestChain, ResponseChain};
-use crate::upstream::BrokerBook;
+use crate::tls::RefusalReason;
+use crate::upstream::{BrokerBook, UpstreamError};
 
 const LIMITS: PumpLimits = PumpLimits {
     max_frame_bytes: 1 << 20,
@@ -53,11 +58,32 @@ struct Harness {
     client: DuplexStream,
     broker: FrameReader<DuplexStream>,
     stop: broadcast::Sender<()>,
-    pumped: tokio::task::JoinHandle<Result<(), SessionEnd>>,
+    pumped: tokio::task::JoinHandle<Result<ClosedBy, SessionEnd>>,
 }
 
 fn start(limits: PumpLimits) -> Harness {
     let (client, proxy_client) = duplex(1 << 16);
+    let (broker, stop, pumped) = spawn_pump(limits, proxy_client);
+    Harness {
+        client,
+        broker,
+        stop,
+        pumped,
+    }
+}
+
+/// A pump whose client side is `proxy_client`; the test's broker end, shutdown and the pump.
+fn spawn_pump<C>(
+    limits: PumpLimits,
+    proxy_client: C,
+) -> (
+    FrameReader<DuplexStream>,
+    broadcast::Sender<()>,
+    tokio::task::JoinHandle<Result<ClosedBy, SessionEnd>>,
+)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (proxy_upstream, broker) = duplex(1 << 16);
     let (stop, shutdown) = broadcast::channel(1);
     let pumped = tokio::spawn(async move {
@@ -85,12 +111,7 @@ fn start(limits: PumpLimits) -> Harness {
         )
         .await
     });
-    Harness {
-        client,
-        broker: FrameReader::new(broker, 1 << 20),
-        stop,
-        pumped,
-    }
+    (FrameReader::new(broker, 1 << 20), stop, pumped)
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,7 +169,7 @@ async fn on_shutdown_the_answer_in_flight_is_delivered_then_the_session_ends() {
     let mut client = FrameReader::new(h.client, 1 << 20);
     let answer = client.read_frame().await.unwrap().unwrap();
     assert_eq!(crate::kafka::response_correlation_id(&answer).unwrap(), 3);
-    assert!(h.pumped.await.unwrap().is_ok());
+    assert_eq!(h.pumped.await.unwrap().unwrap(), ClosedBy::Shutdown);
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,4 +192,315 @@ async fn a_session_drains_with_the_limit_it_was_started_with() {
         SessionEnd::Upstream(UpstreamFault::DrainTimeout { .. })
     ));
     assert_eq!(left.elapsed(), Duration::from_secs(2));
+}
+
+// ---- how a session that ends without a fault closes ------------------------------------------
+
+/// A client stream that plays `reads` (bytes, or a read error of that kind), then waits; what
+/// the proxy writes to it is discarded. For the ends an in-memory pipe cannot make: a reset, and
+/// rustls' `UnexpectedEof` for a peer gone without a TLS close_notify.
+struct Scripted {
+    reads: std::collections::VecDeque<Result<Vec<u8>, std::io::ErrorKind>>,
+}
+
+fn scripted(reads: Vec<Result<Vec<u8>, std::io::ErrorKind>>) -> Scripted {
+    Scripted {
+        reads: reads.into(),
+    }
+}
+
+impl AsyncRead for Scripted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.reads.pop_front() {
+            Some(Ok(bytes)) => {
+                buf.put_slice(&bytes);
+                std::task::Poll::Ready(Ok(()))
+            }
+            Some(Err(kind)) => std::task::Poll::Ready(Err(kind.into())),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for Scripted {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// `frame` with its size prefix, as a client sends it.
+fn framed(frame: &[u8]) -> Vec<u8> {
+    let mut out = i32::try_from(frame.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(frame);
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_closes_between_frames_closed_the_connection() {
+    let mut h = start(LIMITS);
+    write_frame(&mut h.client, &metadata_request(5))
+        .await
+        .unwrap();
+    h.broker.read_frame().await.unwrap().unwrap();
+    write_frame(h.broker.get_mut(), &metadata_response(5))
+        .await
+        .unwrap();
+    let mut client = FrameReader::new(h.client, 1 << 20);
+    client.read_frame().await.unwrap().unwrap();
+    client.get_mut().shutdown().await.unwrap();
+    let closed = h.pumped.await.unwrap().unwrap();
+    assert_eq!(closed, ClosedBy::Client);
+    assert_eq!(closed.to_string(), "client closed the connection");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_closes_mid_frame_gets_its_answers_then_that_reason() {
+    let mut h = start(LIMITS);
+    let second = framed(&metadata_request(9));
+    let mut sent = framed(&metadata_request(8));
+    sent.extend_from_slice(&second[..7]);
+    h.client.write_all(&sent).await.unwrap();
+    h.client.shutdown().await.unwrap();
+    // The whole request before the cut still gets its answer.
+    assert_eq!(
+        h.broker.read_frame().await.unwrap().unwrap(),
+        metadata_request(8)
+    );
+    write_frame(h.broker.get_mut(), &metadata_response(8))
+        .await
+        .unwrap();
+    let mut client = FrameReader::new(h.client, 1 << 20);
+    let answer = client.read_frame().await.unwrap().unwrap();
+    assert_eq!(crate::kafka::response_correlation_id(&answer).unwrap(), 8);
+    let closed = h.pumped.await.unwrap().unwrap();
+    assert_eq!(
+        closed,
+        ClosedBy::ClientMidFrame {
+            read: 7,
+            expected: second.len()
+        }
+    );
+    assert_eq!(
+        closed.to_string(),
+        format!(
+            "client closed the connection in the middle of a frame (7 of {} bytes)",
+            second.len()
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_gone_without_tls_close_notify_closed_the_connection() {
+    use std::io::ErrorKind::UnexpectedEof;
+    // rustls reports a peer that closed without close_notify as an `UnexpectedEof` read error.
+    let (_broker, _stop, pumped) = spawn_pump(LIMITS, scripted(vec![Err(UnexpectedEof)]));
+    assert_eq!(pumped.await.unwrap().unwrap(), ClosedBy::Client);
+
+    let frame = framed(&metadata_request(1));
+    let cut = scripted(vec![Ok(frame[..6].to_vec()), Err(UnexpectedEof)]);
+    let (_broker, _stop, pumped) = spawn_pump(LIMITS, cut);
+    assert_eq!(
+        pumped.await.unwrap().unwrap(),
+        ClosedBy::ClientMidFrame {
+            read: 6,
+            expected: frame.len()
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_resets_reset_the_connection() {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset};
+    let frame = framed(&metadata_request(1));
+    for reads in [
+        vec![Err(ConnectionReset)],
+        vec![Ok(frame[..6].to_vec()), Err(ConnectionReset)],
+        vec![Err(ConnectionAborted)],
+    ] {
+        let (_broker, _stop, pumped) = spawn_pump(LIMITS, scripted(reads));
+        let closed = pumped.await.unwrap().unwrap();
+        assert_eq!(closed, ClosedBy::ClientReset);
+        assert_eq!(closed.to_string(), "client reset the connection");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_shutdown_an_idle_session_ends_as_the_proxy_shutting_down() {
+    let h = start(LIMITS);
+    h.stop.send(()).unwrap();
+    let closed = h.pumped.await.unwrap().unwrap();
+    assert_eq!(closed, ClosedBy::Shutdown);
+    assert_eq!(closed.to_string(), "the proxy is shutting down");
+    drop(h.client);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_read_error_other_than_a_reset_is_a_client_io_fault() {
+    let reads = vec![Err(std::io::ErrorKind::InvalidData)];
+    let (_broker, _stop, pumped) = spawn_pump(LIMITS, scripted(reads));
+    let end = pumped.await.unwrap().unwrap_err();
+    assert!(
+        matches!(end, SessionEnd::Client(ClientFault::Io(_))),
+        "{end}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_size_frame_is_refused_as_an_empty_frame() {
+    let mut h = start(LIMITS);
+    h.client.write_all(&0i32.to_be_bytes()).await.unwrap();
+    let end = h.pumped.await.unwrap().unwrap_err();
+    assert_eq!(
+        end.to_string(),
+        "client sent a malformed request: empty frame: size prefix 0 (a request needs at least \
+         its 8-byte header)"
+    );
+}
+
+// ---- the close line --------------------------------------------------------------------------
+
+/// What `end.report` logs (every level), as plain text lines.
+fn report_lines(end: &SessionEnd, party: Party<'_>) -> Vec<String> {
+    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = CapturedLogs(Arc::clone(&logs));
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let metrics = Metrics::new();
+    tracing::subscriber::with_default(subscriber, || {
+        end.report(party, "bootstrap", &AuditSink::disabled(), &metrics);
+    });
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[derive(Clone)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn admitted_identity() -> ConnectionIdentity {
+    let der = crate::identity::test_certs::self_signed(&rcgen::CertificateParams::default());
+    ConnectionIdentity {
+        connection_id: "conn-1".into(),
+        peer: "127.0.0.1:40000".parse().unwrap(),
+        resolved: Arc::new(Resolved {
+            identity: CertIdentity::from_der(&der).unwrap(),
+            evaluation: Evaluation {
+                results: Vec::new(),
+                resolution: Resolution {
+                    matched: Vec::new(),
+                    principals: Vec::new(),
+                    identifier: None,
+                },
+            },
+        }),
+        verified_by: vec!["ca".into()],
+    }
+}
+
+#[test]
+fn every_end_of_an_admitted_connection_logs_one_close_line_at_info_with_its_reason() {
+    let identity = admitted_identity();
+    let ends = [
+        (
+            SessionEnd::Closed(ClosedBy::Client),
+            "client closed the connection",
+        ),
+        (
+            SessionEnd::Closed(ClosedBy::ClientMidFrame {
+                read: 7,
+                expected: 30,
+            }),
+            "client closed the connection in the middle of a frame (7 of 30 bytes)",
+        ),
+        (
+            SessionEnd::Closed(ClosedBy::ClientReset),
+            "client reset the connection",
+        ),
+        (
+            SessionEnd::Closed(ClosedBy::Shutdown),
+            "the proxy is shutting down",
+        ),
+        (
+            SessionEnd::Client(ClientFault::Idle(600_000)),
+            "idle for 600000 ms",
+        ),
+        (
+            SessionEnd::Upstream(UpstreamFault::Closed(2)),
+            "upstream closed the connection with 2 request(s) unanswered",
+        ),
+        (
+            SessionEnd::NoUpstream(UpstreamError::UnknownNode(3)),
+            "no upstream connection: no broker address is known for node 3",
+        ),
+        (
+            SessionEnd::NoLongerAdmitted("pool removed".into()),
+            "no longer admitted (pool removed)",
+        ),
+        (
+            SessionEnd::Unauthorizable("topic id".into()),
+            "request refused by proxy ACLs: topic id",
+        ),
+    ];
+    for (end, reason) in ends {
+        let lines = report_lines(&end, Party::Admitted(&identity));
+        let closes: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("connection closed"))
+            .collect();
+        assert_eq!(closes.len(), 1, "{end}: {lines:#?}");
+        assert!(closes[0].contains(" INFO "), "{}", closes[0]);
+        assert!(
+            closes[0].contains(&format!("reason={reason}")),
+            "{reason}: {}",
+            closes[0]
+        );
+    }
+}
+
+#[test]
+fn a_refused_handshake_logs_client_refused_and_no_close_line() {
+    let end = SessionEnd::Refused {
+        reason: RefusalReason::NoCertificate,
+        detail: "no certificate".into(),
+        verdict: None,
+    };
+    let party = Party::Unknown {
+        connection_id: "conn-2",
+        peer: "127.0.0.1:40001".parse().unwrap(),
+    };
+    let lines = report_lines(&end, party);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("client refused"), "{}", lines[0]);
 }

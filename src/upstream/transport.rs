@@ -50,9 +50,13 @@ pub(crate) fn stamp_correlation_id(
     correlation_id: i32,
 ) -> Result<Bytes, SaslTransportError> {
     let mut out = bytes::BytesMut::from(request);
+    let found = out.len().saturating_sub(4).min(4);
     let slot = out.get_mut(4..8).ok_or(SaslTransportError::Protocol(
         crate::kafka::ProtocolError::Truncated {
-            what: "request header",
+            what: "request correlation id",
+            at: 4,
+            needed: 4,
+            found,
         },
     ))?;
     slot.copy_from_slice(&correlation_id.to_be_bytes());

@@ -79,6 +79,23 @@ pub async fn close_reason(client: SocketAddr) -> String {
     close_reason_in(&captured_logs(), client)
 }
 
+/// [`close_reason_in`] the logs of the in-process proxies, once they hold a close for `client`
+/// (or after `within`).
+pub async fn wait_for_close_reason(client: SocketAddr, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let peer = format!("peer={client}");
+    loop {
+        let logs = captured_logs();
+        let closed = logs
+            .lines()
+            .any(|l| l.contains(&peer) && l.contains("connection closed"));
+        if closed || Instant::now() > deadline {
+            return close_reason_in(&logs, client);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits until the captured logs contain `needle`.
 pub async fn wait_for_log(needle: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
