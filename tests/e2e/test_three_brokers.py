@@ -107,6 +107,10 @@ class _Traffic:
         self.consumed: list[bytes] = []
         self.logs: list[str] = []
         self.stop = threading.Event()
+        # Set once the producer's flush returned: only then is `acked` final, so the consumer
+        # may not judge what is missing before it (a record acknowledged during the flush
+        # would otherwise be missed by a consumer that had already stopped).
+        self.flushed = threading.Event()
         self.threads = [threading.Thread(target=self._produce, daemon=True),
                         threading.Thread(target=self._consume, daemon=True)]
 
@@ -131,7 +135,10 @@ class _Traffic:
             producer.produce(self.topic, value=f"r{i:06d}".encode(), on_delivery=delivered)
             producer.poll(0.02)
             i += 1
-        producer.flush(120)
+        try:
+            producer.flush(120)
+        finally:
+            self.flushed.set()
         del producer
         gc.collect()
 
@@ -150,7 +157,7 @@ class _Traffic:
                 idle_since = None
             elif msg is not None:
                 self._log("consume error", msg.error())
-            if self.stop.is_set():
+            if self.flushed.is_set():
                 # Drain: keep reading until every acknowledged record arrived or 60 s passed.
                 idle_since = idle_since or time.monotonic()
                 missing = {v for _, v in self.acked} - set(self.consumed)
