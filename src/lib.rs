@@ -38,6 +38,7 @@ pub mod acl;
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod expiry;
 pub mod generation;
 pub mod identity;
 pub mod kafka;

@@ -126,6 +126,11 @@ impl Reloader {
         &self.config_path
     }
 
+    /// The admitted connections.
+    pub fn live(&self) -> &LiveConnections {
+        &self.live
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
@@ -273,7 +278,7 @@ pub async fn watch_files(ctx: Arc<Reloader>) {
 pub async fn refresh_crls(ctx: Arc<Reloader>) {
     loop {
         let config = ctx.current().config.clone();
-        if config.authorities.iter().all(|a| a.crl_url.is_none()) {
+        if config.authorities.iter().all(|a| a.crl_urls().is_empty()) {
             // Nothing to fetch; a reload may add a URL, so look again later.
             tokio::time::sleep(Duration::from_secs(60)).await;
             continue;

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use super::authorization::{CaAuthorization, acl_rules};
+use super::certificate_facts::{
+    CertificateExpiry, DEFAULT_EXPIRY_WARNING_DAYS, crl_distribution_points, unix_now,
+};
 use super::limits::Limits;
 use super::raw::{RawCertificateAuthority, RawConfig, RawIdentityPool};
 use super::sources::Sources;
@@ -26,9 +29,32 @@ pub struct CertificateAuthority {
     /// CRLs from `crl_chain` (CRLs fetched from `crl_url` are kept by the proxy, not here).
     pub crls: Vec<CertificateRevocationListDer<'static>>,
     pub crl_url: Option<String>,
+    /// The http:// CRL distribution points of the bundle's certificates: fetched like a
+    /// `crl_url` when the CA has neither `crl_chain` nor `crl_url` (Confluent Cloud's rule).
+    pub crl_distribution_points: Vec<String>,
     pub require_crl: bool,
     pub pools: CaPools,
     pub authorization: CaAuthorization,
+}
+
+impl CertificateAuthority {
+    /// The URLs this CA's CRLs are fetched from: `crl_url`, or else — when there is no
+    /// `crl_chain` either — the bundle's CRL distribution points.
+    pub fn crl_urls(&self) -> &[String] {
+        match (&self.crl_url, &self.crl_chain_path) {
+            (Some(url), _) => std::slice::from_ref(url),
+            (None, None) => &self.crl_distribution_points,
+            (None, Some(_)) => &[],
+        }
+    }
+
+    /// When each certificate of the bundle expires, as in the file.
+    pub fn expiries(&self) -> Vec<CertificateExpiry> {
+        self.certificates
+            .iter()
+            .filter_map(CertificateExpiry::of)
+            .collect()
+    }
 }
 
 /// Check `certificate_authorities`: every CA's chain and CRLs, its pools (ids unique across
@@ -48,6 +74,11 @@ pub(super) fn check(
     let mut ca_ids = HashSet::new();
     let mut pool_ids: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Vec::new();
+    // `tls.expiry_warning_days` covers CA certificates too.
+    let expiry_warning_days = raw
+        .tls
+        .expiry_warning_days
+        .unwrap_or(DEFAULT_EXPIRY_WARNING_DAYS);
     for (i, ca) in raw.certificate_authorities.iter().enumerate() {
         let at = format!("certificate_authorities[{i}]");
         if let Err(reason) = check_id(&ca.id) {
@@ -58,7 +89,14 @@ pub(super) fn check(
                 format!("duplicate certificate authority id `{}`", ca.id),
             );
         }
-        if let Some(ca) = authority(issues, &at, ca, limits, sources, &mut pool_ids) {
+        let checked = authority(
+            issues,
+            &at,
+            ca,
+            (limits, sources, expiry_warning_days),
+            &mut pool_ids,
+        );
+        if let Some(ca) = checked {
             out.push(ca);
         }
     }
@@ -71,8 +109,7 @@ fn authority(
     issues: &mut Issues,
     at: &str,
     ca: &RawCertificateAuthority,
-    limits: &Limits,
-    sources: &Sources,
+    (limits, sources, expiry_warning_days): (&Limits, &Sources, u32),
     pool_ids: &mut BTreeMap<String, String>,
 ) -> Option<CertificateAuthority> {
     if ca.display_name.trim().is_empty() {
@@ -85,7 +122,11 @@ fn authority(
             None
         }
     };
-    let crls = crls(issues, at, ca, sources);
+    let distribution_points = certificates
+        .as_deref()
+        .map(|certs| distribution_points(issues, at, ca, certs, expiry_warning_days))
+        .unwrap_or_default();
+    let crls = crls(issues, at, ca, sources, &distribution_points);
     pool_count(issues, at, ca, limits);
     let authorization = CaAuthorization {
         enabled: ca.authorization.as_ref().and_then(|a| a.enabled),
@@ -111,6 +152,7 @@ fn authority(
         crl_chain_path: ca.crl_chain.clone(),
         crls: crls?,
         crl_url: ca.crl_url.clone(),
+        crl_distribution_points: distribution_points,
         require_crl: ca.require_crl_on_client_certificate,
         pools: CaPools {
             ca_id: ca.id.clone(),
@@ -127,6 +169,7 @@ fn crls(
     at: &str,
     ca: &RawCertificateAuthority,
     sources: &Sources,
+    distribution_points: &[String],
 ) -> Option<Vec<CertificateRevocationListDer<'static>>> {
     let crls = match &ca.crl_chain {
         None => Some(Vec::new()),
@@ -143,13 +186,51 @@ fn crls(
     {
         issues.error(format!("{at}.crl_url"), reason);
     }
-    if ca.require_crl_on_client_certificate && ca.crl_chain.is_none() && ca.crl_url.is_none() {
+    if ca.require_crl_on_client_certificate
+        && ca.crl_chain.is_none()
+        && ca.crl_url.is_none()
+        && distribution_points.is_empty()
+    {
         issues.error(
             format!("{at}.require_crl_on_client_certificate"),
-            "needs a crl_chain or a crl_url: without a CRL every certificate would be refused",
+            "needs a crl_chain, a crl_url or an http:// CRL distribution point in the \
+             certificate chain: without a CRL every certificate would be refused",
         );
     }
     crls
+}
+
+/// The bundle's usable CRL distribution points, and warnings for what the operator should
+/// know: certificates expiring soon, and distribution points the proxy cannot fetch when it
+/// would have used them.
+fn distribution_points(
+    issues: &mut Issues,
+    at: &str,
+    ca: &RawCertificateAuthority,
+    certificates: &[CertificateDer<'static>],
+    expiry_warning_days: u32,
+) -> Vec<String> {
+    let now = unix_now();
+    for warning in certificates
+        .iter()
+        .filter_map(CertificateExpiry::of)
+        .filter_map(|e| e.warning(now, expiry_warning_days))
+    {
+        issues.warn(format!("{at}.certificate_chain"), warning);
+    }
+    let (usable, unusable) = crl_distribution_points(certificates);
+    if ca.crl_chain.is_none() && ca.crl_url.is_none() && !unusable.is_empty() {
+        issues.warn(
+            format!("{at}.certificate_chain"),
+            format!(
+                "CRL distribution point(s) {} not used: only http:// URLs are fetched (at most \
+                 {MAX}); set crl_url or crl_chain",
+                unusable.join(", "),
+                MAX = super::certificate_facts::MAX_DISTRIBUTION_POINTS,
+            ),
+        );
+    }
+    usable
 }
 
 /// A CA without pools admits nobody (a warning); more than `limits.pools_per_ca` is an error.

@@ -137,6 +137,10 @@ pub struct RawServerTls {
     /// `"1.2"` (default: TLS 1.2 and 1.3) or `"1.3"` (TLS 1.3 only).
     #[serde(default)]
     pub min_version: Option<String>,
+    /// Warn this many days before the server certificate or a CA certificate expires
+    /// (default 30; 0: never).
+    #[serde(default)]
+    pub expiry_warning_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

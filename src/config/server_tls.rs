@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
 
+use super::certificate_facts::{CertificateExpiry, DEFAULT_EXPIRY_WARNING_DAYS, unix_now};
 use super::raw::RawServerTls;
 use super::sources::Sources;
 use super::{Issues, pem};
@@ -16,6 +17,19 @@ pub struct ServerTlsConfig {
     pub private_key_path: PathBuf,
     pub certified_key: Arc<CertifiedKey>,
     pub tls13_only: bool,
+    /// Days before a certificate (this one, or a CA's) expires that it is warned about; 0: never.
+    pub expiry_warning_days: u32,
+}
+
+impl ServerTlsConfig {
+    /// When each certificate of the chain expires, leaf first.
+    pub fn expiries(&self) -> Vec<CertificateExpiry> {
+        self.certified_key
+            .cert
+            .iter()
+            .filter_map(CertificateExpiry::of)
+            .collect()
+    }
 }
 
 impl fmt::Debug for ServerTlsConfig {
@@ -63,12 +77,22 @@ pub(super) fn check(
                     ),
                 );
             }
-            Some(ServerTlsConfig {
+            let config = ServerTlsConfig {
                 certificate_chain_path: t.certificate_chain.clone(),
                 private_key_path: t.private_key.clone(),
                 certified_key: Arc::new(key),
                 tls13_only,
-            })
+                expiry_warning_days: t.expiry_warning_days.unwrap_or(DEFAULT_EXPIRY_WARNING_DAYS),
+            };
+            let now = unix_now();
+            for warning in config
+                .expiries()
+                .iter()
+                .filter_map(|e| e.warning(now, config.expiry_warning_days))
+            {
+                issues.warn("tls.certificate_chain", warning);
+            }
+            Some(config)
         }
         Err((field, reason)) => {
             issues.error(format!("tls.{field}"), reason);

@@ -54,6 +54,33 @@ pub(super) struct CaLabels {
     pub(super) ca: String,
 }
 
+/// A certificate the configuration names: the proxy's own (`kind="server"`, `ca` empty) or one
+/// of a CA bundle's (`kind="ca"`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct CertificateLabels {
+    pub(super) kind: &'static str,
+    pub(super) ca: String,
+    pub(super) subject: String,
+}
+
+/// Whose certificate a [`CertificateLabels`] series is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateKind {
+    /// The proxy's own server certificate chain (`tls.certificate_chain`).
+    Server,
+    /// A certificate of a CA bundle (`certificate_authorities[].certificate_chain`).
+    Authority,
+}
+
+impl CertificateKind {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            CertificateKind::Server => "server",
+            CertificateKind::Authority => "ca",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct ApiLabels {
     pub(super) api_key: Cow<'static, str>,

@@ -31,7 +31,7 @@
 
 mod labels;
 
-pub use labels::{Direction, listener_label};
+pub use labels::{CertificateKind, Direction, listener_label};
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -47,8 +47,8 @@ use crate::kafka::ApiKey;
 use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
-    ApiLabels, CaLabels, DenialLabels, DirectionLabels, HandshakeLabels, ListenerLabels,
-    PoolLabels, ResultLabels,
+    ApiLabels, CaLabels, CertificateLabels, DenialLabels, DirectionLabels, HandshakeLabels,
+    ListenerLabels, PoolLabels, ResultLabels,
 };
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics 1.0 text, which Prometheus
@@ -109,6 +109,10 @@ pub struct Metrics {
     authorization_denials: Family<DenialLabels, Counter>,
     /// Unix time of each CA's last successful CRL fetch (`time() - x` is the CRL's age).
     crl_fetched: Family<CaLabels, Gauge>,
+    /// `notAfter` of every certificate the configuration names (server chain, CA bundles).
+    certificate_expiry: Family<CertificateLabels, Gauge>,
+    /// The earliest `notAfter` among the live connections of each pool.
+    client_certificate_expiry: Family<PoolLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -143,6 +147,8 @@ impl Metrics {
             audit_dropped: Counter::default(),
             authorization_denials: Family::default(),
             crl_fetched: Family::default(),
+            certificate_expiry: Family::default(),
+            client_certificate_expiry: Family::default(),
         };
         // Registration order is the exposition's order.
         metrics.register_connection_metrics();
@@ -225,6 +231,16 @@ impl Metrics {
             "crl_last_fetch_timestamp_seconds",
             "Unix time of the last successful fetch of each certificate authority's crl_url",
             self.crl_fetched.clone(),
+        );
+        self.registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "Unix time each certificate expires: the proxy's own chain (kind=server) and every CA bundle certificate (kind=ca)",
+            self.certificate_expiry.clone(),
+        );
+        self.registry.register(
+            "client_certificate_earliest_expiry_timestamp_seconds",
+            "Unix time the soonest-expiring client certificate of each pool's live connections expires",
+            self.client_certificate_expiry.clone(),
         );
     }
 
@@ -342,6 +358,40 @@ impl Metrics {
                 ca: ca_id.to_string(),
             })
             .set(i64::try_from(unix_seconds).unwrap_or(i64::MAX));
+    }
+
+    /// Replace the configured certificates' expiry series: `(kind, ca id or "", subject,
+    /// notAfter)`. Certificates no longer configured disappear.
+    pub fn set_certificate_expiries<'a>(
+        &self,
+        certificates: impl IntoIterator<Item = (CertificateKind, &'a str, &'a str, i64)>,
+    ) {
+        self.certificate_expiry.clear();
+        for (kind, ca, subject, not_after) in certificates {
+            self.certificate_expiry
+                .get_or_create(&CertificateLabels {
+                    kind: kind.as_str(),
+                    ca: ca.to_string(),
+                    subject: subject.to_string(),
+                })
+                .set(not_after);
+        }
+    }
+
+    /// Replace the per-pool earliest client certificate expiry: pools without live
+    /// connections disappear.
+    pub fn set_client_certificate_expiries<'a>(
+        &self,
+        earliest: impl IntoIterator<Item = (&'a str, i64)>,
+    ) {
+        self.client_certificate_expiry.clear();
+        for (pool, not_after) in earliest {
+            self.client_certificate_expiry
+                .get_or_create(&PoolLabels {
+                    pool: pool.to_string(),
+                })
+                .set(not_after);
+        }
     }
 
     /// Every metric in the OpenMetrics text format; serve it with [`CONTENT_TYPE`].

@@ -197,6 +197,7 @@ impl Server {
         let accept = tokio::spawn(accept_loop(acceptor.clone(), bootstrap, Target::Bootstrap));
         let watch = tokio::spawn(crate::reload::watch_files(reloader.clone()));
         let crl_refresh = tokio::spawn(crate::reload::refresh_crls(reloader.clone()));
+        let expiry = tokio::spawn(crate::expiry::watch(reloader.clone()));
         let probe_targets = tokio::spawn(follow_upstream(reloader.clone(), upstream_probe));
         let key_rotation = token_keys.map(|keys| {
             let mut stop = acceptor.shutdown.subscribe();
@@ -207,6 +208,7 @@ impl Server {
         shutdown.await;
         watch.abort();
         crl_refresh.abort();
+        expiry.abort();
         probe_targets.abort();
         info!("shutting down: no new connections; draining in-flight requests");
         readiness.set_shutting_down(true);

@@ -1,7 +1,7 @@
 //! The admitted connections of the proxy, so that a reload can check each one again against the
 //! new certificate authorities and pools, and close those it no longer admits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::ConnectionIdentity;
 use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
+use crate::config::CertificateExpiry;
 use crate::generation::Generation;
 use crate::tls::Verdict;
 
@@ -23,6 +24,8 @@ struct LiveConnection {
     /// The client's chain as presented: leaf first.
     chain: Arc<Vec<CertificateDer<'static>>>,
     pools: Vec<String>,
+    /// The client certificate's `notAfter` (Unix seconds), for the per-pool expiry gauge.
+    not_after: Option<i64>,
     /// Closes the connection (with the reason) when it is no longer admitted.
     close: Option<oneshot::Sender<String>>,
 }
@@ -66,6 +69,10 @@ impl LiveConnections {
                     connection_id: identity.connection_id.clone(),
                     peer: identity.peer,
                     listener: listener.to_string(),
+                    not_after: chain
+                        .first()
+                        .and_then(CertificateExpiry::of)
+                        .map(|e| e.not_after),
                     chain: Arc::new(chain),
                     pools: identity
                         .resolved
@@ -86,6 +93,26 @@ impl LiveConnections {
             },
             rx,
         )
+    }
+
+    /// The earliest client certificate `notAfter` among each pool's live connections.
+    pub fn earliest_expiry_by_pool(&self) -> BTreeMap<String, i64> {
+        let mut earliest = BTreeMap::new();
+        let Ok(entries) = self.entries.lock() else {
+            return earliest;
+        };
+        for live in entries.values() {
+            let Some(not_after) = live.not_after else {
+                continue;
+            };
+            for pool in &live.pools {
+                earliest
+                    .entry(pool.clone())
+                    .and_modify(|t: &mut i64| *t = (*t).min(not_after))
+                    .or_insert(not_after);
+            }
+        }
+        earliest
     }
 
     pub fn len(&self) -> usize {

@@ -1,4 +1,5 @@
-//! Certificate revocation lists fetched from `crl_url`s.
+//! Certificate revocation lists fetched from `crl_url`s, or from the CRL distribution points of a
+//! CA's certificates when it has neither `crl_url` nor `crl_chain`.
 //!
 //! CRLs from files (`crl_chain`) are part of the configuration. CRLs behind a URL are fetched
 //! when the proxy starts, when a reload names a URL not seen before, and every
@@ -82,12 +83,15 @@ impl FetchedCrls {
         SystemTime::now().duration_since(m.get(url)?.at).ok()
     }
 
-    /// Fetch every `crl_url` of `config` (all of them, or only those never fetched).
+    /// Fetch every CRL URL of `config` (all of them, or only those never fetched).
     /// Failures are logged; the last good CRL stays.
     pub fn refresh(&self, config: &ReloadableConfig, only_missing: bool) -> Refreshed {
         let mut refreshed = Refreshed::default();
-        for ca in &config.authorities {
-            let Some(url) = &ca.crl_url else { continue };
+        for (ca, url) in config
+            .authorities
+            .iter()
+            .flat_map(|ca| ca.crl_urls().iter().map(move |url| (ca, url)))
+        {
             let known = self.by_url.read().is_ok_and(|m| m.contains_key(url));
             if only_missing && known {
                 continue;

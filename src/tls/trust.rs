@@ -152,7 +152,7 @@ pub enum TrustError {
 }
 
 impl TrustStore {
-    /// `fetched` holds the CRLs downloaded from the CAs' `crl_url`s (may be empty).
+    /// `fetched` holds the CRLs downloaded from the CAs' CRL URLs (may be empty).
     pub fn new(
         authorities: &[CertificateAuthority],
         fetched: &FetchedCrls,
@@ -173,7 +173,7 @@ impl TrustStore {
             }
             hints.extend(roots.subjects());
             let mut crls = ca.crls.clone();
-            if let Some(url) = &ca.crl_url {
+            for url in ca.crl_urls() {
                 crls.extend(fetched.get(url));
             }
             let missing_required_crl = ca.require_crl && crls.is_empty();

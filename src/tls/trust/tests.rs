@@ -49,6 +49,7 @@ fn ca(id: &str, bundle: &str, pools: Vec<Pool>) -> CertificateAuthority {
         crl_chain_path: None,
         crls: Vec::new(),
         crl_url: None,
+        crl_distribution_points: Vec::new(),
         require_crl: false,
         pools: CaPools {
             ca_id: id.into(),
