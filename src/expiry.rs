@@ -15,7 +15,7 @@ use crate::reload::Reloader;
 use crate::session::LiveConnections;
 
 /// How often the gauges are brought up to date (live connections come and go).
-const GAUGE_INTERVAL: Duration = Duration::from_secs(60);
+const GAUGE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often a running proxy repeats its expiry warnings.
 const WARNING_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);

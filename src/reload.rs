@@ -168,6 +168,25 @@ impl Reloader {
         self.install((*config).clone())
     }
 
+    /// Fetch the CRL URLs never fetched so far (those just learned from client certificates);
+    /// when one brings a CRL, rebuild the trust store and re-evaluate live connections.
+    /// Blocking: run it off the workers.
+    pub fn fetch_new_crls(&self) -> Result<usize, GenerationError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let config = self.current().config.clone();
+        let refreshed = self.crls.refresh(&config, true);
+        record_crl_fetches(&refreshed, &self.metrics);
+        if !refreshed.changed {
+            return Ok(0);
+        }
+        self.install((*config).clone())
+    }
+
+    /// The CRLs fetched so far; sessions report the distribution points they learn to it.
+    pub fn crls(&self) -> &Arc<FetchedCrls> {
+        &self.crls
+    }
+
     /// Build a generation from `config`, make it current, and re-evaluate live connections
     /// (when configured); returns how many were closed.
     fn install(&self, config: ReloadableConfig) -> Result<usize, GenerationError> {
@@ -278,7 +297,7 @@ pub async fn watch_files(ctx: Arc<Reloader>) {
 pub async fn refresh_crls(ctx: Arc<Reloader>) {
     loop {
         let config = ctx.current().config.clone();
-        if config.authorities.iter().all(|a| a.crl_urls().is_empty()) {
+        if !ctx.crls.has_urls(&config) {
             // Nothing to fetch; a reload may add a URL, so look again later.
             tokio::time::sleep(Duration::from_secs(60)).await;
             continue;
@@ -289,6 +308,21 @@ pub async fn refresh_crls(ctx: Arc<Reloader>) {
             Ok(Ok(0)) => {}
             Ok(Ok(closed)) => info!(closed, "CRLs changed; live connections re-evaluated"),
             Ok(Err(e)) => error!(error = %e, "CRL refresh could not rebuild the trust store"),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Fetch each CRL distribution point as soon as a client certificate names it (see
+/// [`FetchedCrls::discover`]), so a revoked certificate's connection is closed within a fetch.
+pub async fn fetch_learned_crls(ctx: Arc<Reloader>) {
+    loop {
+        ctx.crls.discovered().await;
+        let ctx2 = ctx.clone();
+        match tokio::task::spawn_blocking(move || ctx2.fetch_new_crls()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(closed)) => info!(closed, "CRLs learned; live connections re-evaluated"),
+            Ok(Err(e)) => error!(error = %e, "a learned CRL could not rebuild the trust store"),
             Err(_) => {}
         }
     }

@@ -48,6 +48,12 @@ impl CertificateAuthority {
         }
     }
 
+    /// Whether this CA learns CRL URLs from its client certificates' distribution points: only
+    /// when nothing configures its CRLs (neither `crl_url` nor `crl_chain`).
+    pub fn learns_crl_urls(&self) -> bool {
+        self.crl_url.is_none() && self.crl_chain_path.is_none()
+    }
+
     /// When each certificate of the bundle expires, as in the file.
     pub fn expiries(&self) -> Vec<CertificateExpiry> {
         self.certificates

@@ -51,7 +51,9 @@ pub use admin::{AdminConfig, AdminTokenSource};
 pub use audit::{AuditConfig, AuditDestination, AuditRotation};
 pub use authorities::CertificateAuthority;
 pub use authorization::{AuthorizationConfig, CaAuthorization};
-pub use certificate_facts::{CertificateExpiry, unix_now};
+pub use certificate_facts::{
+    CertificateExpiry, MAX_DISTRIBUTION_POINTS, crl_distribution_points, unix_now,
+};
 pub use limits::{Limits, StartupLimits};
 pub use listener::{BrokerPorts, ListenerConfig};
 pub use log::{LogConfig, LogFormat};

@@ -206,6 +206,35 @@ fn crl_fetch_time_is_exported_per_ca() {
 }
 
 #[test]
+fn certificate_expiries_replace_the_previous_set() {
+    let m = Metrics::new();
+    m.set_certificate_expiries([
+        (CertificateKind::Server, "", "CN=localhost", 1_800_000_000),
+        (
+            CertificateKind::Authority,
+            "ca-acme",
+            "CN=Acme CA",
+            1_900_000_000,
+        ),
+    ]);
+    m.set_client_certificate_expiries([("pool-a", 1_795_000_000)]);
+    let text = m.encode();
+    for line in [
+        "kafka_mtls_proxy_certificate_expiry_timestamp_seconds{kind=\"server\",ca=\"\",subject=\"CN=localhost\"} 1800000000",
+        "kafka_mtls_proxy_certificate_expiry_timestamp_seconds{kind=\"ca\",ca=\"ca-acme\",subject=\"CN=Acme CA\"} 1900000000",
+        "kafka_mtls_proxy_client_certificate_earliest_expiry_timestamp_seconds{pool=\"pool-a\"} 1795000000",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    // A CA removed by a reload, a pool whose last connection closed: their series go.
+    m.set_certificate_expiries([(CertificateKind::Server, "", "CN=localhost", 1_800_000_000)]);
+    m.set_client_certificate_expiries([]);
+    let text = m.encode();
+    assert!(!text.contains("ca-acme"), "{text}");
+    assert!(!text.contains("pool-a"), "{text}");
+}
+
+#[test]
 fn the_other_counters_move() {
     let m = Metrics::new();
     m.bytes(Direction::ClientToUpstream, 100);

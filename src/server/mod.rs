@@ -109,6 +109,7 @@ impl Server {
             brokers,
             mapper,
             live.clone(),
+            reloader.crls().clone(),
         );
         let handles = Arc::new(handles);
         let (shutdown, _) = broadcast::channel(1);
@@ -198,6 +199,7 @@ impl Server {
         let watch = tokio::spawn(crate::reload::watch_files(reloader.clone()));
         let crl_refresh = tokio::spawn(crate::reload::refresh_crls(reloader.clone()));
         let expiry = tokio::spawn(crate::expiry::watch(reloader.clone()));
+        let learned_crls = tokio::spawn(crate::reload::fetch_learned_crls(reloader.clone()));
         let probe_targets = tokio::spawn(follow_upstream(reloader.clone(), upstream_probe));
         let key_rotation = token_keys.map(|keys| {
             let mut stop = acceptor.shutdown.subscribe();
@@ -209,6 +211,7 @@ impl Server {
         watch.abort();
         crl_refresh.abort();
         expiry.abort();
+        learned_crls.abort();
         probe_targets.abort();
         info!("shutting down: no new connections; draining in-flight requests");
         readiness.set_shutting_down(true);

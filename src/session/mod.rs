@@ -37,6 +37,7 @@ use crate::pools::Resolved;
 use crate::session::filter::acl::AclFilter;
 use crate::session::filter::local::LocalAnswers;
 use crate::session::filter::{RequestChain, ResponseChain};
+use crate::tls::crl::FetchedCrls;
 use crate::tls::{HandshakeOutcome, Verdict};
 use crate::upstream::{Target, UpstreamConnection};
 
@@ -84,6 +85,8 @@ pub struct SessionHandles {
     /// The response filters (the same for every session: addresses depend on the listeners).
     pub(crate) responses: ResponseChain,
     pub live: Arc<LiveConnections>,
+    /// Where the CRL distribution points of admitted client certificates are reported.
+    pub crls: Arc<FetchedCrls>,
 }
 
 impl SessionHandles {
@@ -94,6 +97,7 @@ impl SessionHandles {
         brokers: BrokerDirectory,
         mapper: Arc<dyn crate::kafka::rewrite::AddressMapper + Send + Sync>,
         live: Arc<LiveConnections>,
+        crls: Arc<FetchedCrls>,
     ) -> Self {
         Self {
             generations,
@@ -104,6 +108,7 @@ impl SessionHandles {
                 mapper,
             )),
             live,
+            crls,
         }
     }
 }
@@ -169,6 +174,7 @@ impl Session {
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
+        learn_crl_urls(&self.handles.crls, &generation, &identity, chain.first());
         let (_live, closed_by_reload) = self.handles.live.register(&identity, listener, chain);
         // The broker's session lifetime counts from no later than this (the proxy errs early).
         let login_started = tokio::time::Instant::now();
@@ -312,5 +318,32 @@ impl Session {
         }
         info!(principals = ?identity.principals(), "client authenticated");
         Some(identity)
+    }
+}
+
+/// Report the CRL distribution points of an admitted client certificate for each CA that
+/// verified it and has no CRL configured (`crl_url`, `crl_chain`): the proxy then fetches that
+/// CRL and closes the connection if it is revoked. Only verified certificates get here.
+fn learn_crl_urls(
+    crls: &FetchedCrls,
+    generation: &Generation,
+    identity: &ConnectionIdentity,
+    leaf: Option<&CertificateDer<'static>>,
+) {
+    let Some(leaf) = leaf else { return };
+    let mut urls = None;
+    for ca in generation
+        .config
+        .authorities
+        .iter()
+        .filter(|ca| ca.learns_crl_urls() && identity.verified_by.contains(&ca.id))
+    {
+        // Parsed once, and only when some CA would use it.
+        let urls = urls.get_or_insert_with(|| {
+            crate::config::crl_distribution_points(std::slice::from_ref(leaf)).0
+        });
+        if !urls.is_empty() {
+            crls.discover(ca, urls);
+        }
     }
 }

@@ -12,11 +12,16 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+
 use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
 
 use rustls_pki_types::CertificateRevocationListDer;
 
-use crate::config::{ReloadableConfig, defaults::CRL_MAX_BYTES, load_crls_bytes};
+use crate::config::{
+    CertificateAuthority, MAX_DISTRIBUTION_POINTS, ReloadableConfig, defaults::CRL_MAX_BYTES,
+    load_crls_bytes,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CrlError {
@@ -33,10 +38,17 @@ struct Fetched {
     at: SystemTime,
 }
 
-/// The CRLs fetched so far, by URL. Shared by every configuration generation.
+/// The CRLs fetched so far, by URL, and the CRL URLs learned from client certificates. Shared by
+/// every configuration generation.
 #[derive(Debug, Default)]
 pub struct FetchedCrls {
     by_url: RwLock<HashMap<String, Fetched>>,
+    /// CA id → the http:// CRL distribution points of its admitted client certificates, for a
+    /// CA with neither `crl_chain` nor `crl_url` (at most `MAX_DISTRIBUTION_POINTS` each: a
+    /// certificate holder cannot make the proxy fetch without bound).
+    discovered: RwLock<HashMap<String, Vec<String>>>,
+    /// Woken when a URL is discovered, so it is fetched at once rather than at the next refresh.
+    wake: Notify,
 }
 
 /// Download one CRL document (PEM or DER), within `timeout` and `CRL_MAX_BYTES`.
@@ -68,6 +80,70 @@ pub fn fetch(
 }
 
 impl FetchedCrls {
+    /// Every URL `ca`'s CRLs come from: its `crl_url` or bundle distribution points (see
+    /// [`CertificateAuthority::crl_urls`]), and — with neither `crl_url` nor `crl_chain` — the
+    /// distribution points its admitted client certificates named.
+    pub fn urls_of(&self, ca: &CertificateAuthority) -> Vec<String> {
+        let mut urls = ca.crl_urls().to_vec();
+        if ca.learns_crl_urls()
+            && let Ok(discovered) = self.discovered.read()
+            && let Some(more) = discovered.get(&ca.id)
+        {
+            urls.extend(
+                more.iter()
+                    .filter(|u| !urls.contains(u))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        urls
+    }
+
+    /// Whether any CA of `config` has a CRL URL to fetch.
+    pub fn has_urls(&self, config: &ReloadableConfig) -> bool {
+        config
+            .authorities
+            .iter()
+            .any(|ca| !self.urls_of(ca).is_empty())
+    }
+
+    /// Learn the CRL distribution points of a client certificate `ca` admitted (the caller
+    /// checked [`CertificateAuthority::learns_crl_urls`]). True when a URL was new: it is
+    /// then fetched by the task waiting in [`FetchedCrls::discovered`].
+    pub fn discover(&self, ca: &CertificateAuthority, urls: &[String]) -> bool {
+        let Ok(mut discovered) = self.discovered.write() else {
+            return false;
+        };
+        let known = discovered.entry(ca.id.clone()).or_default();
+        let mut new = false;
+        for url in urls {
+            if known.contains(url) || ca.crl_urls().contains(url) {
+                continue;
+            }
+            if known.len() >= MAX_DISTRIBUTION_POINTS {
+                tracing::warn!(
+                    ca = %ca.id,
+                    %url,
+                    max = MAX_DISTRIBUTION_POINTS,
+                    "CRL distribution point of a client certificate ignored: this CA's limit is reached"
+                );
+                break;
+            }
+            tracing::info!(ca = %ca.id, %url, "CRL distribution point learned from a client certificate");
+            known.push(url.clone());
+            new = true;
+        }
+        if new {
+            self.wake.notify_one();
+        }
+        new
+    }
+
+    /// Resolves when [`FetchedCrls::discover`] learned a URL since the last call.
+    pub async fn discovered(&self) {
+        self.wake.notified().await;
+    }
+
     /// The CRLs last fetched from `url` (empty when it never answered).
     pub fn get(&self, url: &str) -> Vec<CertificateRevocationListDer<'static>> {
         self.by_url
@@ -90,8 +166,9 @@ impl FetchedCrls {
         for (ca, url) in config
             .authorities
             .iter()
-            .flat_map(|ca| ca.crl_urls().iter().map(move |url| (ca, url)))
+            .flat_map(|ca| self.urls_of(ca).into_iter().map(move |url| (ca, url)))
         {
+            let url = &url;
             let known = self.by_url.read().is_ok_and(|m| m.contains_key(url));
             if only_missing && known {
                 continue;

@@ -173,8 +173,8 @@ impl TrustStore {
             }
             hints.extend(roots.subjects());
             let mut crls = ca.crls.clone();
-            for url in ca.crl_urls() {
-                crls.extend(fetched.get(url));
+            for url in fetched.urls_of(ca) {
+                crls.extend(fetched.get(&url));
             }
             let missing_required_crl = ca.require_crl && crls.is_empty();
             if missing_required_crl {

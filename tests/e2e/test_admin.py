@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+import time
 import urllib.error
 import urllib.request
 
@@ -11,7 +13,8 @@ import pytest
 
 from clients import driver
 from conftest import _PROCESSES, proxy_config
-from harness import KAFKA_NODE_ID, Process, broker_port_base, free_port, raw_tls_attempt
+from harness import (KAFKA_NODE_ID, Process, broker_port_base, free_port, open_kafka_connection,
+                     raw_tls_attempt)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +90,31 @@ def test_metrics_count_handshakes_pools_requests_and_bytes(kafka, admin_proxy, c
     assert delta("kafka_mtls_proxy_bytes_total", direction="client_to_upstream") > 0
     assert delta("kafka_mtls_proxy_bytes_total", direction="upstream_to_client") > 0
     assert delta("kafka_mtls_proxy_connections_total", listener="bootstrap") >= 2
+
+
+def not_after(pem) -> float:
+    """A certificate file's notAfter, Unix seconds."""
+    return ssl.cert_time_to_seconds(ssl._ssl._test_decode_cert(str(pem))["notAfter"])
+
+
+def test_metrics_show_when_each_certificate_expires(admin_proxy, client_tls, pki):
+    url = admin_proxy["admin"] + "/metrics"
+    text = get(url)[1]
+    name = "kafka_mtls_proxy_certificate_expiry_timestamp_seconds"
+    assert metric(text, name, kind="server", subject="CN=localhost") == not_after(pki / "server.pem")
+    bundle = metric(text, name, kind="ca", ca="ca-acme")
+    assert bundle > time.time(), text
+
+    # The soonest-expiring client certificate of each pool among the live connections.
+    live = open_kafka_connection(admin_proxy["port"], client_tls("acme-client"))
+    try:
+        name = "kafka_mtls_proxy_client_certificate_earliest_expiry_timestamp_seconds"
+        deadline = time.monotonic() + 15  # the gauges are brought up to date every 10 s
+        while metric(get(url)[1], name, pool="pool-acme-all") == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert metric(get(url)[1], name, pool="pool-acme-all") == not_after(pki / "acme-client.pem")
+    finally:
+        live.close()
 
 
 def test_an_idle_proxy_with_an_admin_server_stops_at_once_on_sigterm(proxy_bin, pki, kafka,

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from clients import driver
-from harness import (free_port, is_closed_by_peer, open_kafka_connection, raw_tls_attempt,
-                     reason_of, status_of)
+from harness import (ClientTLS, free_port, is_closed_by_peer, open_kafka_connection,
+                     raw_tls_attempt, reason_of, run_cli, status_of)
 from test_reload import Reloadable
 
 from conftest import POOLS_YAML, _PROCESSES
@@ -91,3 +91,65 @@ def test_require_crl_without_a_reachable_crl_fails_closed(start, client_tls):
     r.audit.wait_for(before, lambda rec: status_of(rec) == "UNAUTHENTICATED")
     assert refusal_reasons(r, before) == ["revocation_status_unknown"]
     assert "CRL fetch failed" in r.log_text()
+
+
+@pytest.fixture
+def pki_naming_its_crl(tmp_path):
+    """A development PKI whose client certificates name their issuer's CRL as CRL distribution
+    point (`pki --crl-base-url`), that directory served over HTTP, and the paths requested."""
+    out = tmp_path / "pki-cdp"
+    port = free_port()
+    result = run_cli("pki", "--out", out, "--force", "--no-jks",
+                     "--crl-base-url", f"http://127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    requested: list[str] = []
+
+    class Recording(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            requested.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Recording, directory=str(out))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield out, requested
+    httpd.shutdown()
+
+
+def test_a_ca_without_crl_settings_learns_the_crl_its_client_certificates_name(
+        kafka, proxy_bin, tmp_path, pki_naming_its_crl):
+    pki, requested = pki_naming_its_crl
+    workdir = tmp_path / "proxy"
+    workdir.mkdir()
+    r = Reloadable(workdir, pki, kafka.bootstrap(), proxy_bin)  # no crl_url, no crl_chain
+    _PROCESSES["proxy-revocation-cdp"] = r.process
+    try:
+        r.process.wait_for_port("127.0.0.1", r.port, timeout=30)
+        assert requested == [], "nothing names a CRL before a client certificate does"
+
+        def tls(name):
+            return ClientTLS(pki / "server-ca.pem", pki / f"{name}.pem", pki / f"{name}.key")
+
+        # The first connection of a certificate whose CRL is not known yet gets in; the proxy
+        # fetches the CRL its certificate names and closes it, since that CRL revokes it.
+        live = open_kafka_connection(r.port, tls("revoked"))
+        r.wait_for_log("closing a live connection")
+        assert is_closed_by_peer(live, timeout=5), "the revoked certificate's connection stayed open"
+        assert "/acme-intermediate-ca.crl.pem" in requested, requested
+        assert "CRL distribution point learned from a client certificate" in r.log_text()
+
+        # From then on the handshake refuses it, and the CRL spares the others.
+        before = len(r.audit.records())
+        attempt = raw_tls_attempt("127.0.0.1", r.port, tls("revoked"))
+        assert not attempt.kafka_ok and attempt.error is not None, "a revoked certificate got in"
+        r.audit.wait_for(before, lambda rec: reason_of(rec) == "revoked")
+        view = driver("confluent-kafka", r.bootstrap, tls("acme-client")).cluster()
+        assert view.cluster_id == kafka.cluster_id
+        # One fetch per distribution point, not one per connection.
+        assert requested.count("/acme-intermediate-ca.crl.pem") == 1, requested
+    finally:
+        r.process.stop()
+        _PROCESSES.pop("proxy-revocation-cdp", None)

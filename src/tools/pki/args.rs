@@ -47,6 +47,12 @@ pub struct PkiArgs {
     /// machine; PKCS#12 alone works with every Java client since Java 9).
     #[arg(long)]
     pub no_jks: bool,
+
+    /// Name `URL/acme-intermediate-ca.crl.pem` as the CRL distribution point of the client
+    /// certificates the intermediate issues (serve the output directory at URL): a CA with
+    /// neither `crl_url` nor `crl_chain` then learns the CRL from the certificates.
+    #[arg(long, value_name = "URL")]
+    pub crl_base_url: Option<String>,
 }
 
 impl Default for PkiArgs {
@@ -58,6 +64,7 @@ impl Default for PkiArgs {
             password: None,
             hosts: Vec::new(),
             no_jks: false,
+            crl_base_url: None,
         }
     }
 }

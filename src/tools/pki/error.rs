@@ -29,6 +29,12 @@ pub enum PkiError {
     #[error("--password must not be empty")]
     EmptyPassword,
 
+    /// A `--crl-base-url` the proxy could not fetch from (it fetches plain http:// only).
+    #[error(
+        "--crl-base-url {0:?} must be an http:// URL with a host (the proxy fetches CRLs over http://)"
+    )]
+    InvalidCrlBaseUrl(String),
+
     /// A `--host` that is neither an IP address nor a DNS name (ASCII, no wildcards).
     #[error("--host {host:?} is neither an IP address nor a DNS name (ASCII, no wildcards)")]
     InvalidHost {

@@ -27,6 +27,7 @@ pub(super) fn generate(
     valid: Window,
     now: OffsetDateTime,
     password: &str,
+    crl_url: Option<&str>,
 ) -> Result<Vec<OutFile>, PkiError> {
     let mut files = Vec::new();
     let server_ca = server_side(&mut files, server_sans, valid)?;
@@ -42,6 +43,7 @@ pub(super) fn generate(
         out_dir,
         truststore_path: out_dir.join(truststore_name),
         password,
+        crl_url,
     };
 
     let expired = Window {
@@ -85,7 +87,7 @@ fn server_side(
         &[(Attr::Cn, "localhost")],
         server_sans.to_vec(),
         ExtendedKeyUsagePurpose::ServerAuth,
-        valid,
+        (valid, None),
         &server_ca,
     )?;
     push_leaf(files, "server", &server, &server_ca);
@@ -95,7 +97,7 @@ fn server_side(
         &[(Attr::Cn, "localhost")],
         host_sans(DEFAULT_SERVER_HOSTS)?,
         ExtendedKeyUsagePurpose::ServerAuth,
-        valid,
+        (valid, None),
         &server_ca,
     )?;
     push_leaf(files, "broker", &broker, &server_ca);
@@ -105,7 +107,7 @@ fn server_side(
         &[(Attr::Cn, "kafka-mtls-proxy")],
         Vec::new(),
         ExtendedKeyUsagePurpose::ClientAuth,
-        valid,
+        (valid, None),
         &server_ca,
     )?;
     push_leaf(files, "proxy-upstream-client", &upstream_client, &server_ca);
@@ -168,6 +170,8 @@ struct ClientOutput<'a> {
     out_dir: &'a Path,
     truststore_path: PathBuf,
     password: &'a str,
+    /// The intermediate's CRL, named in the certificates it issues (`--crl-base-url`).
+    crl_url: Option<&'a str>,
 }
 
 impl ClientOutput<'_> {
@@ -187,12 +191,16 @@ impl ClientOutput<'_> {
         for dns in spec.dns_sans {
             sans.push(SanType::DnsName(ia5(spec.name, dns)?));
         }
+        let crl_url = match spec.issuer {
+            ClientIssuer::AcmeIntermediate => self.crl_url,
+            ClientIssuer::Rogue => None,
+        };
         let client = leaf(
             spec.name,
             spec.subject,
             sans,
             ExtendedKeyUsagePurpose::ClientAuth,
-            window,
+            (window, crl_url),
             issuer,
         )?;
         push_leaf(files, spec.name, &client, issuer);

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use rcgen::string::Ia5String;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName,
+    BasicConstraints, CertificateParams, CertifiedIssuer, CrlDistributionPoint, DistinguishedName,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams,
     SanType, SerialNumber,
 };
@@ -123,7 +123,7 @@ pub(super) fn leaf(
     subject: &[(Attr, &str)],
     sans: Vec<SanType>,
     usage: ExtendedKeyUsagePurpose,
-    window: Window,
+    (window, crl_url): (Window, Option<&str>),
     issuer: &Ca,
 ) -> Result<Leaf, PkiError> {
     let mut params = CertificateParams::default();
@@ -137,6 +137,13 @@ pub(super) fn leaf(
     params.use_authority_key_identifier_extension = true;
     params.not_before = window.not_before;
     params.not_after = window.not_after;
+    params.crl_distribution_points = crl_url
+        .map(|url| {
+            vec![CrlDistributionPoint {
+                uris: vec![url.to_string()],
+            }]
+        })
+        .unwrap_or_default();
     let key = new_key(what)?;
     let cert = params
         .signed_by(&key, issuer)

@@ -283,6 +283,7 @@ mod tests {
             password: Some("jks-test-pw".to_owned()),
             hosts: Vec::new(),
             no_jks: false,
+            crl_base_url: None,
         })
         .expect("pki");
         assert_eq!(
@@ -329,6 +330,7 @@ mod tests {
             password: Some("jks-test-pw".to_owned()),
             hosts: Vec::new(),
             no_jks: false,
+            crl_base_url: None,
         })
         .expect("pki --force");
         assert!(

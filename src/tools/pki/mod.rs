@@ -88,6 +88,19 @@ pub fn run(args: &PkiArgs) -> Result<PkiReport, PkiError> {
         None => (generate_password(), true),
     };
     let server_sans = server_sans(&args.hosts)?;
+    let crl_url = match &args.crl_base_url {
+        None => None,
+        Some(base) => {
+            let host = base.strip_prefix("http://").unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') {
+                return Err(PkiError::InvalidCrlBaseUrl(base.clone()));
+            }
+            Some(format!(
+                "{}/acme-intermediate-ca.crl.pem",
+                base.trim_end_matches('/')
+            ))
+        }
+    };
 
     // The .properties files need absolute paths (Kafka resolves relative ones against the
     // client's working directory, not the file's), so the directory must exist first.
@@ -105,7 +118,14 @@ pub fn run(args: &PkiArgs) -> Result<PkiReport, PkiError> {
         not_before: now - CLOCK_SKEW_ALLOWANCE,
         not_after: now + Duration::days(i64::from(args.validity_days)),
     };
-    let files = generate(&out_dir, &server_sans, valid, now, &password)?;
+    let files = generate(
+        &out_dir,
+        &server_sans,
+        valid,
+        now,
+        &password,
+        crl_url.as_deref(),
+    )?;
 
     if !args.force {
         // Checked for every file before writing any, so a refusal leaves the directory as it was.
