@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use super::Issues;
-use super::raw::RawListener;
+use super::raw::{RawAdvertised, RawListener};
+use super::upstream::split_host_port;
 
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
@@ -12,6 +13,38 @@ pub struct ListenerConfig {
     pub advertised_host: String,
     pub broker_bind: IpAddr,
     pub broker_ports: BrokerPorts,
+    /// What clients are told when it differs from what is bound (`listener.advertised`).
+    pub advertised: AdvertisedBrokers,
+}
+
+impl ListenerConfig {
+    /// The address clients are told for `node_id`: `advertised.nodes`, else `advertised_host`
+    /// with the advertised port (`advertised.node_ports`, `advertised.first_port + N`), else the
+    /// port the proxy binds for it. `None` when the node has no proxy port, bound or advertised.
+    pub fn advertised_address(&self, node_id: i32) -> Option<(&str, u16)> {
+        // A node the proxy does not serve is never advertised, whatever the table says.
+        let bound = self.broker_ports.port_for(node_id)?;
+        if let Some((host, port)) = self.advertised.nodes.get(&node_id) {
+            return Some((host, *port));
+        }
+        let port = match (
+            self.advertised.node_ports.get(&node_id),
+            self.advertised.first_port,
+        ) {
+            (Some(port), _) => *port,
+            (None, Some(first)) => u16::try_from(i64::from(first) + i64::from(node_id)).ok()?,
+            (None, None) => bound,
+        };
+        Some((&self.advertised_host, port))
+    }
+}
+
+/// `listener.advertised`: the broker addresses clients are told, apart from the bound ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdvertisedBrokers {
+    pub first_port: Option<u16>,
+    pub node_ports: BTreeMap<i32, u16>,
+    pub nodes: BTreeMap<i32, (String, u16)>,
 }
 
 /// Port-per-broker mapping: how a node id becomes the proxy port clients dial.
@@ -88,6 +121,10 @@ pub(super) fn check(issues: &mut Issues, l: &RawListener) -> Option<ListenerConf
             issues.error(&field, format!("port {port} is the bootstrap port"));
         }
     }
+    let advertised = advertised(
+        issues,
+        l.advertised.as_ref().unwrap_or(&RawAdvertised::default()),
+    );
     Some(ListenerConfig {
         bootstrap: bootstrap?,
         advertised_host,
@@ -96,5 +133,38 @@ pub(super) fn check(issues: &mut Issues, l: &RawListener) -> Option<ListenerConf
             first_port: ports.first_port,
             node_ports: ports.node_ports.clone(),
         },
+        advertised,
     })
+}
+
+/// Check `listener.advertised`.
+fn advertised(issues: &mut Issues, a: &RawAdvertised) -> AdvertisedBrokers {
+    if a.first_port == Some(0) {
+        issues.error("listener.advertised.first_port", "must be a port above 0");
+    }
+    for (node, port) in &a.node_ports {
+        if *port == 0 {
+            issues.error(
+                format!("listener.advertised.node_ports.{node}"),
+                "must be a port above 0",
+            );
+        }
+    }
+    let mut nodes = BTreeMap::new();
+    for (node, address) in &a.nodes {
+        match split_host_port(address) {
+            Some((host, port)) if !host.contains(char::is_whitespace) => {
+                nodes.insert(*node, (host, port));
+            }
+            _ => issues.error(
+                format!("listener.advertised.nodes.{node}"),
+                format!("`{address}` is not host:port (e.g. broker-{node}.kafka.example.com:9093)"),
+            ),
+        }
+    }
+    AdvertisedBrokers {
+        first_port: a.first_port,
+        node_ports: a.node_ports.clone(),
+        nodes,
+    }
 }

@@ -55,7 +55,7 @@ pub use certificate_facts::{
     CertificateExpiry, MAX_DISTRIBUTION_POINTS, crl_distribution_points, unix_now,
 };
 pub use limits::{Limits, StartupLimits};
-pub use listener::{BrokerPorts, ListenerConfig};
+pub use listener::{AdvertisedBrokers, BrokerPorts, ListenerConfig};
 pub use log::{LogConfig, LogFormat};
 pub use pem::{load_crls, load_crls_bytes, load_pem_certificates};
 pub use reload::{ExistingConnections, ReloadConfig};
@@ -234,8 +234,8 @@ fn check(
     };
     let (startup_limits, limits) = limits::check(&mut issues, &raw.limits);
     let listener = listener::check(&mut issues, &raw.listener);
-    let advertised_host = listener.as_ref().map(|l| l.advertised_host.as_str());
-    let server_tls = server_tls::check(&mut issues, &raw.tls, advertised_host, sources);
+    let advertised_hosts = listener.as_ref().map(advertised_hosts).unwrap_or_default();
+    let server_tls = server_tls::check(&mut issues, &raw.tls, &advertised_hosts, sources);
     let upstream = upstream::check(&mut issues, &raw.upstream, sources);
     let audit = audit::check(&mut issues, &raw.audit);
     let log = log::check(&mut issues, &raw.log);
@@ -286,6 +286,21 @@ fn check(
             issues: issues.errors,
         }),
     }
+}
+
+/// Every host name clients are told, each with the field that names it, without repeats: the
+/// server certificate should carry them all.
+fn advertised_hosts(l: &ListenerConfig) -> Vec<(String, &str)> {
+    let mut hosts = vec![(
+        "listener.advertised_host".to_string(),
+        l.advertised_host.as_str(),
+    )];
+    for (node, (host, _)) in &l.advertised.nodes {
+        if !hosts.iter().any(|(_, h)| h == host) {
+            hosts.push((format!("listener.advertised.nodes.{node}"), host.as_str()));
+        }
+    }
+    hosts
 }
 
 /// Collects errors and warnings while the section checks build typed values.

@@ -105,6 +105,24 @@ pub struct RawListener {
     pub broker_bind_address: Option<String>,
     #[serde(default)]
     pub broker_ports: RawBrokerPorts,
+    /// What clients are told for each broker when it is not what the proxy binds (a load
+    /// balancer or a Kubernetes Service in front). Absent: `advertised_host` and the bound ports.
+    #[serde(default)]
+    pub advertised: Option<RawAdvertised>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdvertised {
+    /// Node N is advertised on `first_port + N` (with `advertised_host`).
+    #[serde(default)]
+    pub first_port: Option<u16>,
+    /// Explicit node id → advertised port entries; they win over `first_port + N`.
+    #[serde(default)]
+    pub node_ports: BTreeMap<i32, u16>,
+    /// Explicit node id → `host:port` entries; they win over everything else.
+    #[serde(default)]
+    pub nodes: BTreeMap<i32, String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

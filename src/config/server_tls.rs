@@ -42,11 +42,12 @@ impl fmt::Debug for ServerTlsConfig {
     }
 }
 
-/// Check `tls`; `advertised_host` (when valid) is the name the certificate should carry.
+/// Check `tls`; `advertised_hosts` are the names the certificate should carry, each with the
+/// field that names it.
 pub(super) fn check(
     issues: &mut Issues,
     t: &RawServerTls,
-    advertised_host: Option<&str>,
+    advertised_hosts: &[(String, &str)],
     sources: &Sources,
 ) -> Option<ServerTlsConfig> {
     let tls13_only = match t.min_version.as_deref() {
@@ -65,17 +66,18 @@ pub(super) fn check(
         sources.file(&t.private_key),
     ) {
         Ok(key) => {
-            if let Some(host) = advertised_host
-                && let Some(leaf) = key.cert.first()
-                && !pem::certificate_names_host(leaf, host)
-            {
-                issues.warn(
-                    "tls.certificate_chain",
-                    format!(
-                        "the server certificate does not name `{host}` (listener.advertised_host); \
-                         Java clients verify the host name and will refuse the connection"
-                    ),
-                );
+            for (field, host) in advertised_hosts {
+                if let Some(leaf) = key.cert.first()
+                    && !pem::certificate_names_host(leaf, host)
+                {
+                    issues.warn(
+                        "tls.certificate_chain",
+                        format!(
+                            "the server certificate does not name `{host}` ({field}); \
+                             Java clients verify the host name and will refuse the connection"
+                        ),
+                    );
+                }
             }
             let config = ServerTlsConfig {
                 certificate_chain_path: t.certificate_chain.clone(),

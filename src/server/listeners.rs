@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tracing::{error, info, warn};
 
-use crate::config::{BrokerPorts, ListenerConfig};
+use crate::config::ListenerConfig;
 use crate::kafka::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
 use crate::session::{ServeBroker, Session, SessionHandles};
@@ -38,14 +38,13 @@ pub enum ListenerError {
 /// Broker address → the proxy's address for it (port-per-broker).
 #[derive(Debug, Clone)]
 pub struct ProxyAddressMapper {
-    pub advertised_host: String,
-    pub ports: BrokerPorts,
+    pub listener: ListenerConfig,
 }
 
 impl AddressMapper for ProxyAddressMapper {
     fn client_address(&self, upstream: &BrokerAddress) -> Result<(String, i32), ProtocolError> {
-        match self.ports.port_for(upstream.node_id) {
-            Some(port) => Ok((self.advertised_host.clone(), i32::from(port))),
+        match self.listener.advertised_address(upstream.node_id) {
+            Some((host, port)) => Ok((host.to_string(), i32::from(port))),
             None => Err(ProtocolError::UnmappedBroker {
                 node_id: upstream.node_id,
                 host: upstream.host.clone(),

@@ -98,8 +98,7 @@ impl Server {
 
         let (listeners, serve_requests) = broker_listeners();
         let mapper = Arc::new(ProxyAddressMapper {
-            advertised_host: listener_config.advertised_host.clone(),
-            ports: listener_config.broker_ports.clone(),
+            listener: listener_config.clone(),
         });
         let brokers = BrokerDirectory { book, listeners };
         let handles = SessionHandles::new(
