@@ -75,7 +75,7 @@ impl Pki {
             .arg("pki")
             .arg("--out")
             .arg(dir.path())
-            .args(["--force", "--validity-days", "30", "--password", password])
+            .args(["--force", "--validity-days", "365", "--password", password])
             .arg("--no-jks")
             .output()
             .unwrap();
