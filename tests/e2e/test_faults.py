@@ -168,6 +168,10 @@ def run_fault(faulty, tls, name: str, fault, record_property, *, settle: float =
                f"consumed")
     faulty["recoveries"].append(summary)
     print(summary)
+    # Measured here 0 to 3 s and 2 to 12 s (2-core machine under load): generous bounds that
+    # still tell a recovery from a stall of the clients' 15 s request timeouts, twice.
+    assert first_ack < 30, f"the first record after the fault took {first_ack:.1f} s"
+    assert gap < 45, f"the producer stalled {gap:.1f} s"
     warnings = repeated_warnings(log.text())
     print(f"{name}: proxy warnings over the fault: {dict(warnings)}")
     return traffic, ended, warnings
