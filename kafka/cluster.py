@@ -87,6 +87,10 @@ class Node:
     ports: dict[str, int]
     dir: Path
     proc: subprocess.Popen | None = None
+    # The address the node binds and advertises, and the network namespace it runs in (None:
+    # the host's); the fault tests put one node behind a veth pair they can cut.
+    host: str = "127.0.0.1"
+    netns: str | None = None
 
     @property
     def name(self) -> str:
@@ -137,10 +141,10 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
             return False
         except OSError:
             return True
@@ -159,13 +163,15 @@ class Cluster:
     """Apache Kafka nodes under `workdir`, from configuration to stop.
 
     `port_base=None` picks free ports (tests); a number fixes them (the quickstart: 19092 is the
-    first node's PLAINTEXT listener).
+    first node's PLAINTEXT listener). `hosts` (node id → address, default 127.0.0.1) and `netns`
+    (node id → network namespace to run it in) place nodes elsewhere on this machine.
     """
 
     def __init__(self, workdir: Path, *, brokers: int = 1, pki: Path,
                  port_base: int | None = None, oauth: OAuthSettings | None = None,
                  reauth_ms: int | None = None, anonymous_acls: bool = True,
-                 advertise: dict[str, str] | None = None, heap: str = "-Xms384m -Xmx384m"):
+                 advertise: dict[str, str] | None = None, heap: str = "-Xms384m -Xmx384m",
+                 hosts: dict[int, str] | None = None, netns: dict[int, str] | None = None):
         if brokers not in (1, 3):
             raise ClusterError(f"brokers: 1 or 3, not {brokers}")
         self.workdir = Path(workdir).resolve()
@@ -181,7 +187,9 @@ class Cluster:
             raise ClusterError("advertise: only for a one-node cluster")
         self.cluster_id = random_cluster_id()
         free = iter(free_ports(brokers * len(ALL_LISTENERS)) if port_base is None else ())
-        self.nodes = [Node(n, self._ports(n, port_base, free), self.workdir / f"node-{n}")
+        hosts, netns = hosts or {}, netns or {}
+        self.nodes = [Node(n, self._ports(n, port_base, free), self.workdir / f"node-{n}",
+                           host=hosts.get(n, "127.0.0.1"), netns=netns.get(n))
                       for n in range(1, brokers + 1)]
 
     # ----------------------------------------------------------------------------------------
@@ -203,7 +211,7 @@ class Cluster:
     def bootstrap(self, listener: str = "PLAINTEXT", nodes=None) -> str:
         """`host:port,…` of `listener` on every node (or those in `nodes`)."""
         chosen = [n for n in self.nodes if nodes is None or n.node_id in nodes]
-        return ",".join(f"127.0.0.1:{n.ports[listener]}" for n in chosen)
+        return ",".join(f"{n.host}:{n.ports[listener]}" for n in chosen)
 
     @property
     def admin_properties(self) -> Path:
@@ -240,10 +248,10 @@ class Cluster:
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
             "controller.quorum.voters": ",".join(
-                f"{n.node_id}@127.0.0.1:{n.ports['CONTROLLER']}" for n in self.nodes),
-            "listeners": ",".join(f"{l}://127.0.0.1:{node.ports[l]}" for l in listeners),
+                f"{n.node_id}@{n.host}:{n.ports['CONTROLLER']}" for n in self.nodes),
+            "listeners": ",".join(f"{l}://{node.host}:{node.ports[l]}" for l in listeners),
             "advertised.listeners": ",".join(
-                f"{l}://{self.advertise.get(l, f'127.0.0.1:{node.ports[l]}')}"
+                f"{l}://{self.advertise.get(l, f'{node.host}:{node.ports[l]}')}"
                 for l in listeners if l != "CONTROLLER"),
             "listener.security.protocol.map": ",".join(f"{l}:{PROTOCOL[l]}" for l in listeners),
             "inter.broker.listener.name": "INTERNAL",
@@ -352,9 +360,11 @@ class Cluster:
                                    f"(exit {result.returncode}):\n{result.stdout}{result.stderr}")
 
     def check_ports(self) -> None:
-        taken = [f"{l} of node {n.node_id} on 127.0.0.1:{p}"
-                 for n in self.nodes for l, p in n.ports.items()
-                 if (l in self.listeners() or l in ("INTERNAL", "CONTROLLER")) and port_in_use(p)]
+        # A node in its own network namespace has its ports to itself.
+        taken = [f"{l} of node {n.node_id} on {n.host}:{p}"
+                 for n in self.nodes if n.netns is None for l, p in n.ports.items()
+                 if (l in self.listeners() or l in ("INTERNAL", "CONTROLLER"))
+                 and port_in_use(p, n.host)]
         if taken:
             raise ClusterError("ports already in use (another Kafka or proxy running?): "
                                + "; ".join(taken))
@@ -377,8 +387,10 @@ class Cluster:
 
     def start_node(self, node: Node, *, detach: bool = False) -> None:
         log = open(node.log_path, "ab")
+        # `ip netns exec` execs the script, which execs java: the pid is the broker's.
+        netns = ["ip", "netns", "exec", node.netns] if node.netns else []
         node.proc = subprocess.Popen(
-            [str(BIN / "kafka-server-start.sh"), str(node.properties_path)],
+            [*netns, str(BIN / "kafka-server-start.sh"), str(node.properties_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env(),
             start_new_session=detach)
         log.close()
@@ -412,7 +424,8 @@ class Cluster:
                 raise ClusterError(f"Kafka node {node.node_id} exited with {code} while "
                                    f"starting.\n{node.diagnosis()}")
             try:
-                if len(metadata_brokers(node.ports["PLAINTEXT"])) == len(self.nodes):
+                if len(metadata_brokers(node.ports["PLAINTEXT"], host=node.host)) \
+                        == len(self.nodes):
                     waiting.pop(0)
                     continue
             except OSError:
@@ -431,6 +444,12 @@ class Cluster:
         try:
             node.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait(timeout=timeout)
+
+    def kill_node(self, node: Node, timeout: float = 30.0) -> None:
+        """SIGKILL: the broker gets no chance to shut down (no controlled shutdown, no flush)."""
+        if node.alive():
             node.proc.kill()
             node.proc.wait(timeout=timeout)
 
@@ -468,12 +487,13 @@ class Cluster:
 # --------------------------------------------------------------------------------------------
 
 
-def metadata_brokers(port: int, timeout: float = 2.0) -> list[tuple[int, str, int]]:
-    """The brokers a Metadata v4 request (no topics) on 127.0.0.1:`port` returns."""
+def metadata_brokers(port: int, timeout: float = 2.0,
+                     host: str = "127.0.0.1") -> list[tuple[int, str, int]]:
+    """The brokers a Metadata v4 request (no topics) on `host`:`port` returns."""
     client_id = b"kafka-cluster-ready"
     body = struct.pack(">hhih", 3, 4, 1, len(client_id)) + client_id
     body += struct.pack(">i?", 0, False)  # topics: empty array; allow_auto_topic_creation
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(struct.pack(">i", len(body)) + body)
         size = struct.unpack(">i", _recv(sock, 4))[0]
         payload = _recv(sock, size)

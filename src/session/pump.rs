@@ -359,6 +359,8 @@ where
                     Ok(Some(frame)) => frame,
                     // Even with nothing due: the client must reconnect, not talk into a void.
                     Ok(None) => return Err(UpstreamFault::Closed(in_flight.len()).into()),
+                    // A reset is the broker (or its host) gone, not a broken frame.
+                    Err(FrameError::Io(e)) => return Err(UpstreamFault::Io(e).into()),
                     Err(e) => return Err(UpstreamFault::Frame(e).into()),
                 };
                 let got = response_correlation_id(&frame).map_err(UpstreamFault::Protocol)?;

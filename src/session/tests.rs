@@ -86,7 +86,22 @@ where
 {
     let (proxy_upstream, broker) = duplex(1 << 16);
     let (stop, shutdown) = broadcast::channel(1);
-    let pumped = tokio::spawn(async move {
+    let pumped = spawn_pump_between(limits, proxy_client, proxy_upstream, shutdown);
+    (FrameReader::new(broker, 1 << 20), stop, pumped)
+}
+
+/// A pump between `proxy_client` and `proxy_upstream`, the streams the proxy holds.
+fn spawn_pump_between<C, U>(
+    limits: PumpLimits,
+    proxy_client: C,
+    proxy_upstream: U,
+    shutdown: broadcast::Receiver<()>,
+) -> tokio::task::JoinHandle<Result<ClosedBy, SessionEnd>>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
         let (listeners, _requests) = broker_listeners();
         let brokers = BrokerDirectory {
             book: Arc::new(BrokerBook::default()),
@@ -110,8 +125,7 @@ where
             shutdown,
         )
         .await
-    });
-    (FrameReader::new(broker, 1 << 20), stop, pumped)
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -363,6 +377,28 @@ async fn a_client_read_error_other_than_a_reset_is_a_client_io_fault() {
         matches!(end, SessionEnd::Client(ClientFault::Io(_))),
         "{end}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broker_that_resets_is_an_upstream_io_fault_not_a_bad_frame() {
+    // A broker host that crashed, then answers the proxy's next packet with a reset: the close
+    // line must say so, not blame the broker's framing.
+    use std::io::ErrorKind::ConnectionReset;
+    let frame = framed(&metadata_response(1));
+    for reads in [
+        vec![Err(ConnectionReset)],
+        vec![Ok(frame[..6].to_vec()), Err(ConnectionReset)],
+    ] {
+        let (_client, proxy_client) = duplex(1 << 16);
+        let (_stop, shutdown) = broadcast::channel(1);
+        let pumped = spawn_pump_between(LIMITS, proxy_client, scripted(reads), shutdown);
+        let end = pumped.await.unwrap().unwrap_err();
+        assert!(
+            matches!(end, SessionEnd::Upstream(UpstreamFault::Io(_))),
+            "{end}"
+        );
+        assert!(end.to_string().starts_with("upstream I/O: "), "{end}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

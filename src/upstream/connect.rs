@@ -10,6 +10,7 @@ use std::time::Duration;
 use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::ServerName;
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -80,6 +81,23 @@ impl AsyncWrite for UpstreamStream {
     }
 }
 
+/// TCP keepalive on every upstream connection. A broker host that vanishes without a FIN or RST
+/// (crashed, cut off, rebooted) leaves the proxy's socket half-open: nothing is read, and a
+/// client with nothing to send keeps a dead connection until the idle timeout. Probes after
+/// `KEEPALIVE_IDLE` of silence find out within `KEEPALIVE_IDLE + KEEPALIVE_INTERVAL *
+/// KEEPALIVE_RETRIES` (a reset from a broker that came back, sooner); the read fails and the
+/// client's connection is closed, so it reconnects. The OS default (2 h idle) is of no use here.
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
+
+fn keepalive() -> TcpKeepalive {
+    TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES)
+}
+
 /// Opens the byte stream to one broker: TCP, then TLS when `upstream.tls` is configured, each
 /// bounded by the connect timeout.
 pub(super) struct Dialer {
@@ -123,6 +141,9 @@ impl Dialer {
         };
         // Kafka is request/response: small frames must not wait for Nagle.
         let _ = tcp.set_nodelay(true);
+        // Best effort, like Nagle's: without it a vanished broker is noticed later, not never
+        // (the client's request timeout, then the drain timeout, still end the session).
+        let _ = SockRef::from(&tcp).set_tcp_keepalive(&keepalive());
         let Some((connector, server_name)) = &self.tls else {
             return Ok(UpstreamStream::Plain(tcp));
         };
@@ -171,4 +192,27 @@ fn tls_connector(
         None => builder.with_no_client_auth(),
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn upstream_sockets_probe_a_silent_broker_with_keepalive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dialer = Dialer {
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+        };
+        let UpstreamStream::Plain(tcp) = dialer.dial("127.0.0.1", port).await.unwrap() else {
+            panic!("no TLS configured, yet a TLS stream");
+        };
+        let socket = SockRef::from(&tcp);
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+    }
 }
