@@ -11,6 +11,8 @@
 //! PodDisruptionBudget keeps a pod; the container runs non-root on a read-only root.
 //!
 //! [`broken_manifests_are_caught`] breaks one thing at a time and checks that it is reported.
+//! [`a_kubernetes_symlink_swap_of_the_mounted_volume_is_reloaded`] pins the reload the
+//! manifests rely on: a ConfigMap or Secret update arrives as the kubelet's `..data` swap.
 
 #![allow(
     clippy::unwrap_used,
@@ -914,5 +916,90 @@ fn mount_paths_are_rewritten_once() {
     assert_eq!(
         rewrite_mount_paths(text, &mounts, root),
         "a: /tmp/r/etc/p/x.pem\nb: \"/tmp/r/etc/p-tls/k.key\"\nc: /etc/px/no\nd: /other/etc/p/no\ne: /tmp/r/etc/p\n"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reload the manifests rely on: a ConfigMap or Secret update is a symlink swap.
+// ---------------------------------------------------------------------------------------------
+
+/// Write one generation of a mounted volume as the kubelet does: the files in a timestamped
+/// directory `vol/..<stamp>`, reached through `vol/..data`.
+fn write_volume_generation(vol: &Path, stamp: &str, pki: &Path, drain_timeout_ms: u64) {
+    let generation = vol.join(stamp);
+    std::fs::create_dir_all(generation.join("tls")).unwrap();
+    for (key, stand_in) in SECRET_STAND_INS {
+        std::fs::copy(pki.join(stand_in), generation.join("tls").join(key)).unwrap();
+    }
+    let tls = vol.join("tls");
+    let text = format!(
+        r#"listener:
+  bootstrap: 127.0.0.1:0
+  advertised_host: localhost
+tls:
+  certificate_chain: "{tls}/server.pem"
+  private_key: "{tls}/server.key"
+upstream:
+  bootstrap_servers: [127.0.0.1:9]
+audit:
+  path: "off"
+reload:
+  watch_interval_ms: 50
+limits:
+  drain_timeout_ms: {drain_timeout_ms}
+certificate_authorities:
+  - id: ca-acme
+    display_name: Acme Internal Client CA
+    certificate_chain: "{tls}/client-ca.pem"
+    identity_pools:
+      - id: pool-payments
+        display_name: Payments
+        external_identifier: CN
+        filter: 'CN == "acme-client"'
+"#,
+        tls = tls.display(),
+    );
+    std::fs::write(generation.join("proxy.yaml"), text).unwrap();
+    // The kubelet's atomic step: a new `..data` link renamed over the old one.
+    let next = vol.join("..data_tmp");
+    std::os::unix::fs::symlink(stamp, &next).unwrap();
+    std::fs::rename(&next, vol.join("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn a_kubernetes_symlink_swap_of_the_mounted_volume_is_reloaded() {
+    let pki = pki_for("localhost");
+    let vol = tempfile::tempdir().unwrap();
+    let vol = vol.path();
+    write_volume_generation(vol, "..2026_12_06_01_00_00.000000001", pki.path(), 600_000);
+    // The names the configuration uses are links through `..data`, as in a projected volume.
+    std::os::unix::fs::symlink("..data/proxy.yaml", vol.join("proxy.yaml")).unwrap();
+    std::os::unix::fs::symlink("..data/tls", vol.join("tls")).unwrap();
+
+    let config = config::load(&vol.join("proxy.yaml")).unwrap();
+    let server = kafka_mtls_proxy::server::Server::bind(config)
+        .await
+        .unwrap();
+    let ctx = server.reloader().clone();
+    let watch = tokio::spawn(kafka_mtls_proxy::reload::watch_files(ctx.clone()));
+    // On this single-threaded runtime the watch now runs to its first sleep: it has taken
+    // the files' stamps before they change.
+    tokio::task::yield_now().await;
+    let drain = || ctx.current().config.limits.drain_timeout;
+    assert_eq!(drain(), std::time::Duration::from_secs(600));
+
+    // The update: a new generation directory and the swap; the old one goes, as it does.
+    write_volume_generation(vol, "..2026_12_06_01_01_00.000000002", pki.path(), 250);
+    std::fs::remove_dir_all(vol.join("..2026_12_06_01_00_00.000000001")).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while drain() != std::time::Duration::from_millis(250) && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    watch.abort();
+    assert_eq!(
+        drain(),
+        std::time::Duration::from_millis(250),
+        "the file watch did not reload after the symlink swap"
     );
 }
