@@ -198,6 +198,7 @@ fn check(docs: &[Value]) -> Vec<String> {
     check_drain(&config, pod, proxy, &mut problems);
     check_pod_ports(&config, &containers, &mut problems);
     check_disruption_budget(docs, workload, &pod_labels, &mut problems);
+    check_network_policies(docs, &pod_labels, &client_ports, &mut problems);
     problems
 }
 
@@ -555,6 +556,40 @@ fn check_disruption_budget(
     }
 }
 
+/// A NetworkPolicy over the pods lets anyone reach every client port (an ingress rule without
+/// `from`): the Service's clients come from anywhere.
+fn check_network_policies(
+    docs: &[Value],
+    pod_labels: &BTreeMap<String, String>,
+    client_ports: &BTreeMap<u16, String>,
+    problems: &mut Vec<String>,
+) {
+    for policy in of_kind(docs, "NetworkPolicy") {
+        if !selects(
+            &labels(&policy["spec"]["podSelector"]["matchLabels"]),
+            pod_labels,
+        ) {
+            continue;
+        }
+        let open: BTreeSet<u16> = policy["spec"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|rule| rule["from"].is_null())
+            .flat_map(|rule| rule["ports"].as_array().into_iter().flatten())
+            .filter_map(|p| resolve_port(&p["port"], &BTreeMap::new()))
+            .collect();
+        for (port, field) in client_ports {
+            if !open.contains(port) {
+                problems.push(format!(
+                    "NetworkPolicy {}: port {port} ({field}) is not open to clients",
+                    name(policy)
+                ));
+            }
+        }
+    }
+}
+
 /// `kustomization.yaml` lists every manifest of the directory, and names the proxy's image.
 fn check_kustomization(layout: &str) -> Vec<String> {
     let dir = layout_dir(layout);
@@ -886,6 +921,15 @@ fn broken_manifests_are_caught() {
     assert_caught("gateway", gateway);
 
     let sidecar: Vec<(&str, Breakage)> = vec![
+        (
+            "NetworkPolicy kafka: port 9095 (listener.broker_ports.node_ports.2) is not open",
+            set(
+                "NetworkPolicy",
+                "kafka",
+                "/spec/ingress/0/ports/3",
+                Value::Null,
+            ),
+        ),
         (
             "port 9093 is declared by containers kafka and kafka-mtls-proxy",
             set(
