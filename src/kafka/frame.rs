@@ -2,9 +2,18 @@
 //!
 //! The reader owns its buffer and hands out each frame as `Bytes` split off that buffer, so a
 //! frame that is forwarded untouched is never copied.
+//!
+//! On the client side the reader also takes frames larger than its own buffer from the shared
+//! [`RequestBudget`], and closes a client that stops sending in the middle of a frame
+//! ([`FrameReader::with_budget`]).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::budget::{Held, OverBudget, RequestBudget};
 
 /// Kafka's default `socket.request.max.bytes`: brokers refuse larger requests, so the proxy does
 /// too, before buffering them.
@@ -17,6 +26,10 @@ const LENGTH_PREFIX: usize = 4;
 /// small pipelined frames with one read, small enough that the buffer never holds much more than
 /// the current frame.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// Frames up to this size (prefix included) fit the reader's own buffer and take nothing from
+/// the [`RequestBudget`]: every connection may hold that much.
+pub const FREE_FRAME_BYTES: usize = READ_CHUNK;
 
 /// The most memory reserved ahead of bytes actually received. A peer that announces a 100 MiB
 /// frame has to send it before the proxy holds 100 MiB for it.
@@ -38,6 +51,20 @@ pub enum FrameError {
     /// The peer closed the stream inside a frame. Both counts include the 4-byte prefix.
     #[error("connection closed mid-frame after {read} of {expected} bytes")]
     UnexpectedEof { read: usize, expected: usize },
+    /// Nothing more of a started frame arrived for the stall timeout. Both counts include the
+    /// 4-byte prefix.
+    #[error(
+        "stalled in the middle of a frame: {read} of {expected} bytes received, then nothing \
+         for {waited_ms} ms"
+    )]
+    Stalled {
+        read: usize,
+        expected: usize,
+        waited_ms: u128,
+    },
+    /// The frame is larger than the whole request memory budget: it could never be held.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -48,6 +75,15 @@ pub struct FrameReader<R> {
     /// Bytes received but not yet handed out: at most the current frame plus one `READ_CHUNK`.
     buf: BytesMut,
     max_frame: usize,
+    /// Client side only: where frames larger than [`FREE_FRAME_BYTES`] take their bytes from.
+    budget: Option<Arc<RequestBudget>>,
+    /// Client side only: how long a started frame may go without a byte arriving.
+    stall: Option<Duration>,
+    /// The budget held for the frame at the front of `buf`, taken once its prefix arrived.
+    held: Option<Held>,
+    /// The budget held for the frame handed out last: the caller forwards it before asking
+    /// for the next one, so it is given back then.
+    handed_out: Option<Held>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -56,7 +92,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
             max_frame,
+            budget: None,
+            stall: None,
+            held: None,
+            handed_out: None,
         }
+    }
+
+    /// Take frames larger than [`FREE_FRAME_BYTES`] from `budget` (waiting, and so not
+    /// reading, while it is spent), and fail with [`FrameError::Stalled`] when a started frame
+    /// gets no byte for `stall`. Waiting for the budget is not a stall: the proxy is the one
+    /// not reading then.
+    pub fn with_budget(mut self, budget: Arc<RequestBudget>, stall: Duration) -> Self {
+        self.budget = Some(budget);
+        self.stall = Some(stall);
+        self
     }
 
     /// The next frame, without its 4-byte size prefix.
@@ -67,7 +117,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A read that fails with [`std::io::ErrorKind::UnexpectedEof`] is an end of stream too:
     /// that is how rustls reports a peer that closed without a TLS `close_notify`, which Kafka
     /// clients and brokers routinely do. The framing still tells a cut frame from a clean end.
+    ///
+    /// With a budget, the frame handed out last counts against it until this is called again.
     pub async fn read_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.handed_out = None;
         loop {
             let total = self.current_frame_total()?;
             if let Some(total) = total
@@ -75,7 +128,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             {
                 let mut frame = self.buf.split_to(total);
                 frame.advance(LENGTH_PREFIX);
+                self.handed_out = self.held.take();
                 return Ok(Some(frame.freeze()));
+            }
+            if let Some(total) = total
+                && total > FREE_FRAME_BYTES
+                && self.held.is_none()
+                && let Some(budget) = &self.budget
+            {
+                // Cancel-safe: a cancelled wait holds nothing, and a granted one is kept here.
+                self.held = Some(budget.acquire(total).await?);
             }
 
             let expected = total.unwrap_or(LENGTH_PREFIX);
@@ -84,7 +146,24 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 .reserve(needed.clamp(READ_CHUNK, MAX_RESERVE_AHEAD));
             // `take` bounds this read: the rest of the frame, or one chunk if that is less.
             let limit = needed.max(READ_CHUNK) as u64;
-            let n = match (&mut self.inner).take(limit).read_buf(&mut self.buf).await {
+            let stall = self.stall.filter(|_| !self.buf.is_empty());
+            let read = self.buf.len();
+            let mut source = (&mut self.inner).take(limit);
+            let reading = source.read_buf(&mut self.buf);
+            let result = match stall {
+                Some(stall) => match tokio::time::timeout(stall, reading).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        return Err(FrameError::Stalled {
+                            read,
+                            expected,
+                            waited_ms: stall.as_millis(),
+                        });
+                    }
+                },
+                None => reading.await,
+            };
+            let n = match result {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
                 Err(e) => return Err(e.into()),

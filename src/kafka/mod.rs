@@ -8,6 +8,7 @@
 //!
 //! - [`ApiKey`], [`ErrorCode`]: the wire's api keys and error codes as open newtypes.
 //! - [`frame`]: length-prefixed framing with a size limit.
+//! - [`budget`]: the request memory budget shared by every client connection.
 //! - [`header`]: request header, response correlation id, Produce `acks`.
 //! - [`versions`]: the one table of API versions the proxy supports, and the refusal of SASL on
 //!   the mTLS listener.
@@ -21,6 +22,7 @@
 
 mod api_key;
 pub mod api_versions;
+pub mod budget;
 pub(crate) mod codec;
 mod error;
 mod error_code;

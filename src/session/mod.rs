@@ -20,6 +20,8 @@ pub(crate) mod pump;
 pub(crate) mod reauth;
 pub(crate) mod refusal;
 #[cfg(test)]
+mod test_budget;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ use tracing::{Instrument, debug, info};
 
 use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
 use crate::generation::Generation;
+use crate::kafka::budget::RequestBudget;
 use crate::metrics::Metrics;
 use crate::pools::Resolved;
 use crate::session::filter::acl::AclFilter;
@@ -84,6 +87,8 @@ pub struct SessionHandles {
     /// The response filters (the same for every session: addresses depend on the listeners).
     pub(crate) responses: ResponseChain,
     pub live: Arc<LiveConnections>,
+    /// Request bytes held across every connection (`limits.max_buffered_request_bytes`).
+    pub budget: Arc<RequestBudget>,
 }
 
 impl SessionHandles {
@@ -94,8 +99,11 @@ impl SessionHandles {
         brokers: BrokerDirectory,
         mapper: Arc<dyn crate::kafka::rewrite::AddressMapper + Send + Sync>,
         live: Arc<LiveConnections>,
+        max_buffered_request_bytes: usize,
     ) -> Self {
+        let budget = RequestBudget::new(max_buffered_request_bytes, metrics.request_budget());
         Self {
+            budget,
             generations,
             audit,
             metrics,
@@ -243,6 +251,7 @@ impl Session {
         let requests = RequestSide {
             client,
             chain: RequestChain::new(LocalAnswers, Some(acl)),
+            budget: handles.budget.clone(),
         };
         let responses = ResponseSide {
             chain: &handles.responses,
@@ -260,6 +269,7 @@ impl Session {
         let limits = PumpLimits {
             max_frame_bytes: limits.max_frame_bytes,
             idle_timeout: limits.idle_timeout,
+            request_stall_timeout: limits.request_stall_timeout,
             max_in_flight_requests: limits.max_in_flight_requests,
             drain_timeout: limits.drain_timeout,
         };

@@ -12,6 +12,7 @@
 //! The two run as concurrent futures of one task, so that a broker busy writing answers never
 //! blocks the proxy writing it requests, and the other way round.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use super::end::{ClientFault, ClosedBy, SessionEnd, UpstreamFault};
 use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
 use super::reauth::{Reauthentication, Renewal};
 use crate::kafka::ApiKey;
+use crate::kafka::budget::RequestBudget;
 use crate::kafka::frame::{FrameError, FrameReader, write_frame};
 use crate::kafka::header::{
     RequestHeader, parse_request_header, produce_acks, response_correlation_id,
@@ -36,6 +38,8 @@ use crate::session::filter::{Decision, RequestChain, Response, ResponseChain};
 pub(crate) struct PumpLimits {
     pub max_frame_bytes: usize,
     pub idle_timeout: Duration,
+    /// How long a started request frame may go without a byte arriving.
+    pub request_stall_timeout: Duration,
     pub max_in_flight_requests: usize,
     pub drain_timeout: Duration,
 }
@@ -44,6 +48,8 @@ pub(crate) struct PumpLimits {
 pub(crate) struct RequestSide<'a, C> {
     pub client: C,
     pub chain: RequestChain<'a>,
+    /// The request memory budget every client connection shares.
+    pub budget: Arc<RequestBudget>,
 }
 
 /// The answer side: broker answers through `chain`, and the brokers they name.
@@ -71,7 +77,8 @@ where
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
     let (tx, rx) = in_flight(limits.max_in_flight_requests);
     let forward = forward_requests(
-        FrameReader::new(client_r, limits.max_frame_bytes),
+        FrameReader::new(client_r, limits.max_frame_bytes)
+            .with_budget(requests.budget, limits.request_stall_timeout),
         upstream_w,
         requests.chain,
         tx,
@@ -151,9 +158,19 @@ fn read_failed(e: FrameError) -> Result<Stopped, SessionEnd> {
         }
         FrameError::Io(e) if client_went_away(&e) => Ok(Stopped::Reading(ClosedBy::ClientReset)),
         FrameError::Io(e) => Err(ClientFault::Io(e).into()),
-        e @ (FrameError::TooLarge { .. } | FrameError::NegativeLength(_)) => {
-            Err(ClientFault::Frame(e).into())
+        FrameError::Stalled {
+            read,
+            expected,
+            waited_ms,
+        } => Err(ClientFault::Stalled {
+            read,
+            expected,
+            waited_ms,
         }
+        .into()),
+        e @ (FrameError::TooLarge { .. }
+        | FrameError::NegativeLength(_)
+        | FrameError::OverBudget(_)) => Err(ClientFault::Frame(e).into()),
     }
 }
 
