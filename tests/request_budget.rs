@@ -105,11 +105,9 @@ async fn stall(mut conn: KafkaConn) -> Instant {
     let _ = conn.stream.write_all(&bytes).await;
     let _ = conn.stream.flush().await;
     let mut buf = [0u8; 64];
-    loop {
-        match conn.stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return Instant::now(),
-            Ok(_) => panic!("the proxy answered a frame that never ended"),
-        }
+    match conn.stream.read(&mut buf).await {
+        Ok(0) | Err(_) => Instant::now(),
+        Ok(_) => panic!("the proxy answered a frame that never ended"),
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 /// the default `socket.request.max.bytes` (100 MiB) with room to spare.
 pub const DEFAULT_MAX_BUFFERED_REQUEST_BYTES: usize = 256 * 1024 * 1024;
 
-/// The metric handles the budget keeps current (built by `crate::metrics`).
+/// The metric handles the budget keeps current (the metrics module builds and exposes them).
 #[derive(Debug, Clone, Default)]
 pub struct BudgetMetrics {
     /// Bytes held against the budget now.
