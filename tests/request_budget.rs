@@ -93,13 +93,17 @@ async fn metric(proxy: &TestProxy, name: &str) -> i64 {
         .unwrap()
 }
 
-/// Sends the size prefix of a [`MAX_FRAME_BYTES`] frame and [`SENT`] bytes of it, then stalls,
-/// keeping the connection open until the proxy closes it. Returns when the proxy closed it.
+/// Sends the start of a [`MAX_FRAME_BYTES`] ApiVersions frame (a filter wants it, so it is
+/// held whole, against the budget), [`SENT`] bytes of it, then stalls, keeping the connection
+/// open until the proxy closes it. Returns when the proxy closed it.
 async fn stall(mut conn: KafkaConn) -> Instant {
     let mut bytes = i32::try_from(MAX_FRAME_BYTES)
         .unwrap()
         .to_be_bytes()
         .to_vec();
+    // Header v2: api key 18, version 3, correlation id 1, client id "evil".
+    bytes.extend_from_slice(&[0, 18, 0, 3, 0, 0, 0, 1, 0, 4]);
+    bytes.extend_from_slice(b"evil");
     bytes.resize(4 + SENT, 0);
     // A client the proxy does not read (the budget is spent) blocks here until it is.
     let _ = conn.stream.write_all(&bytes).await;

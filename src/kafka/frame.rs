@@ -84,6 +84,29 @@ pub struct FrameReader<R> {
     /// The budget held for the frame handed out last: the caller forwards it before asking
     /// for the next one, so it is given back then.
     handed_out: Option<Held>,
+    /// The caller wants the large frame at the front read whole ([`FrameReader::hold_whole`]).
+    whole: bool,
+}
+
+/// The start of the next frame ([`FrameReader::read_start`]).
+#[derive(Debug)]
+pub enum Start {
+    /// The whole frame, without its prefix.
+    Whole(Bytes),
+    /// A frame larger than [`FREE_FRAME_BYTES`], of which only the start has been read: `head`
+    /// is a copy of its first bytes (without the prefix), enough for its header in practice.
+    /// The caller either streams it ([`FrameReader::stream_to`]) or has it read whole
+    /// ([`FrameReader::hold_whole`], then `read_start` again).
+    Large { head: Bytes, size: usize },
+}
+
+/// Why a frame could not be streamed: the client's side or the writer's.
+#[derive(thiserror::Error, Debug)]
+pub enum StreamError {
+    #[error(transparent)]
+    Read(#[from] FrameError),
+    #[error(transparent)]
+    Write(std::io::Error),
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -96,6 +119,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             stall: None,
             held: None,
             handed_out: None,
+            whole: false,
         }
     }
 
@@ -107,6 +131,122 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.budget = Some(budget);
         self.stall = Some(stall);
         self
+    }
+
+    /// The next frame, or the start of a large one (see [`Start`]): a frame larger than
+    /// [`FREE_FRAME_BYTES`] is handed out as [`Start::Large`] once that much of it arrived,
+    /// before anything is taken from the budget, unless [`FrameReader::hold_whole`] asked for
+    /// it whole. Cancel-safe, as [`FrameReader::read_frame`].
+    pub async fn read_start(&mut self) -> Result<Option<Start>, FrameError> {
+        self.handed_out = None;
+        loop {
+            match self.current_frame_total()? {
+                None => {
+                    self.buf.reserve(READ_CHUNK);
+                    if self.fill(READ_CHUNK, self.buf.len(), LENGTH_PREFIX).await? == 0 {
+                        if self.buf.is_empty() {
+                            return Ok(None);
+                        }
+                        return Err(self.cut(LENGTH_PREFIX));
+                    }
+                }
+                Some(total) if total > FREE_FRAME_BYTES && !self.whole => {
+                    if self.buf.len() >= FREE_FRAME_BYTES {
+                        let head = Bytes::copy_from_slice(&self.buf[LENGTH_PREFIX..]);
+                        let size = total - LENGTH_PREFIX;
+                        return Ok(Some(Start::Large { head, size }));
+                    }
+                    let limit = FREE_FRAME_BYTES - self.buf.len();
+                    self.buf.reserve(limit);
+                    if self.fill(limit, self.buf.len(), total).await? == 0 {
+                        return Err(self.cut(total));
+                    }
+                }
+                Some(_) => {
+                    let frame = self.read_frame().await?;
+                    self.whole = false;
+                    return Ok(frame.map(Start::Whole));
+                }
+            }
+        }
+    }
+
+    /// Read the large frame [`FrameReader::read_start`] started whole (taking its size from the
+    /// budget) at the next `read_start`.
+    pub fn hold_whole(&mut self) {
+        self.whole = true;
+    }
+
+    /// Write the large frame [`FrameReader::read_start`] started to `w` (prefix included), each
+    /// chunk as it arrives: it takes nothing from the budget. Returns the bytes written. Not
+    /// cancel-safe: once started, the frame must be finished (or the connection dropped).
+    pub async fn stream_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+    ) -> Result<usize, StreamError> {
+        let Some(total) = self.current_frame_total()? else {
+            return Ok(0);
+        };
+        let mut remaining = total.saturating_sub(self.buf.len());
+        loop {
+            w.write_all(&self.buf).await.map_err(StreamError::Write)?;
+            self.buf.clear();
+            if remaining == 0 {
+                return Ok(total);
+            }
+            let limit = remaining.min(READ_CHUNK);
+            self.buf.reserve(limit);
+            let n = self.fill(limit, total - remaining, total).await?;
+            if n == 0 {
+                return Err(FrameError::UnexpectedEof {
+                    read: total - remaining,
+                    expected: total,
+                }
+                .into());
+            }
+            remaining -= n;
+        }
+    }
+
+    /// Read at most `limit` bytes into the buffer; 0 at the end of the stream. A read inside a
+    /// started frame (`read` bytes of its `expected` total already received) fails with
+    /// [`FrameError::Stalled`] after the stall timeout.
+    async fn fill(
+        &mut self,
+        limit: usize,
+        read: usize,
+        expected: usize,
+    ) -> Result<usize, FrameError> {
+        let stall = self.stall.filter(|_| read > 0);
+        // `take` bounds this read.
+        let mut source = (&mut self.inner).take(limit as u64);
+        let reading = source.read_buf(&mut self.buf);
+        let result = match stall {
+            Some(stall) => match tokio::time::timeout(stall, reading).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(FrameError::Stalled {
+                        read,
+                        expected,
+                        waited_ms: stall.as_millis(),
+                    });
+                }
+            },
+            None => reading.await,
+        };
+        match result {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The end of the stream inside the frame at the front of the buffer.
+    fn cut(&self, expected: usize) -> FrameError {
+        FrameError::UnexpectedEof {
+            read: self.buf.len(),
+            expected,
+        }
     }
 
     /// The next frame, without its 4-byte size prefix.
@@ -144,30 +284,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let needed = expected.saturating_sub(self.buf.len());
             self.buf
                 .reserve(needed.clamp(READ_CHUNK, MAX_RESERVE_AHEAD));
-            // `take` bounds this read: the rest of the frame, or one chunk if that is less.
-            let limit = needed.max(READ_CHUNK) as u64;
-            let stall = self.stall.filter(|_| !self.buf.is_empty());
-            let read = self.buf.len();
-            let mut source = (&mut self.inner).take(limit);
-            let reading = source.read_buf(&mut self.buf);
-            let result = match stall {
-                Some(stall) => match tokio::time::timeout(stall, reading).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        return Err(FrameError::Stalled {
-                            read,
-                            expected,
-                            waited_ms: stall.as_millis(),
-                        });
-                    }
-                },
-                None => reading.await,
-            };
-            let n = match result {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                Err(e) => return Err(e.into()),
-            };
+            // The rest of the frame, or one chunk if that is less.
+            let n = self
+                .fill(needed.max(READ_CHUNK), self.buf.len(), expected)
+                .await?;
             if n == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
