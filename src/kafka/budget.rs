@@ -2,9 +2,9 @@
 //! client connection, as Kafka's `queued.max.request.bytes` is for a broker.
 //!
 //! A frame small enough for the reader's own buffer ([`super::frame::FREE_FRAME_BYTES`]) needs
-//! nothing from the budget: every connection has that much anyway. A larger frame takes its
-//! whole size from the budget once its size prefix has arrived, before its body is read, and
-//! gives it back once it has been forwarded. All or nothing, as Kafka's memory pool does: two
+//! nothing from the budget: every connection has that much anyway, nor does a large frame
+//! streamed to the broker as it arrives. A large frame read whole takes its whole size from the
+//! budget before the rest of its body is read, and gives it back once it has been forwarded. All or nothing, as Kafka's memory pool does: two
 //! connections each holding half a frame could otherwise wait on each other for ever.
 //!
 //! Unlike Kafka's pool, which lets one allocation overdraw it, the budget is strict: the held

@@ -1,7 +1,7 @@
 //! The Kafka wire protocol, as far as a proxy needs it.
 //!
-//! Frames stay raw bytes until something must change: every frame is read whole
-//! ([`frame`]), its request header is parsed by hand ([`header`]), and only the responses that
+//! Frames stay raw bytes until something must change: a frame is read whole ([`frame`]) unless
+//! it is large and no filter wants it (then it is streamed), its request header is parsed by hand ([`header`]), and only the responses that
 //! carry broker addresses — or the ApiVersions answer the proxy narrows — are decoded once
 //! ([`response`]), rewritten and encoded again ([`rewrite`], [`api_versions`]). Everything else
 //! is forwarded as it came.
