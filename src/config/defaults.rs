@@ -18,6 +18,12 @@ pub const POOLS_PER_CA: usize = 100;
 /// Per-broker listeners the proxy opens at most: a broker (or an attacker in its place)
 /// listing thousands of node ids must not exhaust the proxy's file descriptors.
 pub const MAX_BROKER_LISTENERS: usize = 1_000;
+/// The request memory budget (Kafka's `queued.max.request.bytes`, unlimited there).
+pub const MAX_BUFFERED_REQUEST_BYTES: usize =
+    crate::kafka::budget::DEFAULT_MAX_BUFFERED_REQUEST_BYTES;
+/// A client that starts a request frame and then sends nothing for this long is closed, and
+/// the memory budget its frame held goes back to the others.
+pub const REQUEST_STALL_TIMEOUT_MS: u64 = 30_000;
 /// How long shutdown waits for connections to deliver the answers already in flight.
 pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
 pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 10_000;

@@ -12,6 +12,8 @@ pub struct StartupLimits {
     /// The connection semaphore's size.
     pub max_connections: usize,
     pub max_broker_listeners: usize,
+    /// The request memory budget's size: request bytes held across every connection.
+    pub max_buffered_request_bytes: usize,
 }
 
 /// The limits a reload can change: each connection uses those of its configuration generation,
@@ -21,6 +23,8 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long a client may leave a started request frame without sending a byte.
+    pub request_stall_timeout: Duration,
     pub max_in_flight_requests: usize,
     pub pool_cache_entries: usize,
     pub pools_per_ca: usize,
@@ -75,15 +79,37 @@ pub(super) fn check(issues: &mut Issues, l: &RawLimits) -> (StartupLimits, Limit
         l.drain_timeout_ms,
         defaults::DRAIN_TIMEOUT_MS,
     ));
+    let max_buffered_request_bytes = issues.positive(
+        "limits.max_buffered_request_bytes",
+        l.max_buffered_request_bytes,
+        defaults::MAX_BUFFERED_REQUEST_BYTES,
+    );
+    if max_buffered_request_bytes < max_frame_bytes {
+        // The budget is strict: a frame larger than all of it could never be read.
+        issues.error(
+            "limits.max_buffered_request_bytes",
+            format!(
+                "must be at least limits.max_frame_bytes ({max_frame_bytes}), so that the \
+                 largest request can be held (got {max_buffered_request_bytes})"
+            ),
+        );
+    }
+    let request_stall_timeout = Duration::from_millis(issues.positive(
+        "limits.request_stall_timeout_ms",
+        l.request_stall_timeout_ms,
+        defaults::REQUEST_STALL_TIMEOUT_MS,
+    ));
     (
         StartupLimits {
             max_connections,
             max_broker_listeners,
+            max_buffered_request_bytes,
         },
         Limits {
             max_frame_bytes,
             handshake_timeout,
             idle_timeout,
+            request_stall_timeout,
             max_in_flight_requests,
             pool_cache_entries,
             pools_per_ca,

@@ -283,6 +283,12 @@ pub struct RawLimits {
     pub max_broker_listeners: Option<usize>,
     #[serde(default)]
     pub drain_timeout_ms: Option<u64>,
+    /// The request memory budget: request bytes held across every client connection.
+    #[serde(default)]
+    pub max_buffered_request_bytes: Option<usize>,
+    /// How long a client may leave a started request frame without sending a byte.
+    #[serde(default)]
+    pub request_stall_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

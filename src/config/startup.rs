@@ -54,6 +54,7 @@ impl StartupConfig {
         let StartupLimits {
             max_connections,
             max_broker_listeners,
+            max_buffered_request_bytes,
         } = limits;
         let AuditConfig {
             destination,
@@ -94,6 +95,10 @@ impl StartupConfig {
         note(
             "limits.max_broker_listeners",
             *max_broker_listeners != new.limits.max_broker_listeners,
+        );
+        note(
+            "limits.max_buffered_request_bytes",
+            *max_buffered_request_bytes != new.limits.max_buffered_request_bytes,
         );
         // The audit writer, its queue and its file are made at start.
         note(

@@ -2,9 +2,18 @@
 //!
 //! The reader owns its buffer and hands out each frame as `Bytes` split off that buffer, so a
 //! frame that is forwarded untouched is never copied.
+//!
+//! On the client side the reader also takes frames larger than its own buffer from the shared
+//! [`RequestBudget`], and closes a client that stops sending in the middle of a frame
+//! ([`FrameReader::with_budget`]).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::budget::{Held, OverBudget, RequestBudget};
 
 /// Kafka's default `socket.request.max.bytes`: brokers refuse larger requests, so the proxy does
 /// too, before buffering them.
@@ -17,6 +26,10 @@ const LENGTH_PREFIX: usize = 4;
 /// small pipelined frames with one read, small enough that the buffer never holds much more than
 /// the current frame.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// Frames up to this size (prefix included) fit the reader's own buffer and take nothing from
+/// the [`RequestBudget`]: every connection may hold that much.
+pub const FREE_FRAME_BYTES: usize = READ_CHUNK;
 
 /// The most memory reserved ahead of bytes actually received. A peer that announces a 100 MiB
 /// frame has to send it before the proxy holds 100 MiB for it.
@@ -38,6 +51,20 @@ pub enum FrameError {
     /// The peer closed the stream inside a frame. Both counts include the 4-byte prefix.
     #[error("connection closed mid-frame after {read} of {expected} bytes")]
     UnexpectedEof { read: usize, expected: usize },
+    /// Nothing more of a started frame arrived for the stall timeout. Both counts include the
+    /// 4-byte prefix.
+    #[error(
+        "stalled in the middle of a frame: {read} of {expected} bytes received, then nothing \
+         for {waited_ms} ms"
+    )]
+    Stalled {
+        read: usize,
+        expected: usize,
+        waited_ms: u128,
+    },
+    /// The frame is larger than the whole request memory budget: it could never be held.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -48,6 +75,38 @@ pub struct FrameReader<R> {
     /// Bytes received but not yet handed out: at most the current frame plus one `READ_CHUNK`.
     buf: BytesMut,
     max_frame: usize,
+    /// Client side only: where frames larger than [`FREE_FRAME_BYTES`] take their bytes from.
+    budget: Option<Arc<RequestBudget>>,
+    /// Client side only: how long a started frame may go without a byte arriving.
+    stall: Option<Duration>,
+    /// The budget held for the frame at the front of `buf`, taken once its prefix arrived.
+    held: Option<Held>,
+    /// The budget held for the frame handed out last: the caller forwards it before asking
+    /// for the next one, so it is given back then.
+    handed_out: Option<Held>,
+    /// The caller wants the large frame at the front read whole ([`FrameReader::hold_whole`]).
+    whole: bool,
+}
+
+/// The start of the next frame ([`FrameReader::read_start`]).
+#[derive(Debug)]
+pub enum Start {
+    /// The whole frame, without its prefix.
+    Whole(Bytes),
+    /// A frame larger than [`FREE_FRAME_BYTES`], of which only the start has been read: `head`
+    /// is a copy of its first bytes (without the prefix), enough for its header in practice.
+    /// The caller either streams it ([`FrameReader::stream_to`]) or has it read whole
+    /// ([`FrameReader::hold_whole`], then `read_start` again).
+    Large { head: Bytes, size: usize },
+}
+
+/// Why a frame could not be streamed: the client's side or the writer's.
+#[derive(thiserror::Error, Debug)]
+pub enum StreamError {
+    #[error(transparent)]
+    Read(#[from] FrameError),
+    #[error(transparent)]
+    Write(std::io::Error),
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -56,6 +115,137 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             inner,
             buf: BytesMut::with_capacity(READ_CHUNK),
             max_frame,
+            budget: None,
+            stall: None,
+            held: None,
+            handed_out: None,
+            whole: false,
+        }
+    }
+
+    /// Take frames larger than [`FREE_FRAME_BYTES`] from `budget` (waiting, and so not
+    /// reading, while it is spent), and fail with [`FrameError::Stalled`] when a started frame
+    /// gets no byte for `stall`. Waiting for the budget is not a stall: the proxy is the one
+    /// not reading then.
+    pub fn with_budget(mut self, budget: Arc<RequestBudget>, stall: Duration) -> Self {
+        self.budget = Some(budget);
+        self.stall = Some(stall);
+        self
+    }
+
+    /// The next frame, or the start of a large one (see [`Start`]): a frame larger than
+    /// [`FREE_FRAME_BYTES`] is handed out as [`Start::Large`] once that much of it arrived,
+    /// before anything is taken from the budget, unless [`FrameReader::hold_whole`] asked for
+    /// it whole. Cancel-safe, as [`FrameReader::read_frame`].
+    pub async fn read_start(&mut self) -> Result<Option<Start>, FrameError> {
+        self.handed_out = None;
+        loop {
+            match self.current_frame_total()? {
+                None => {
+                    self.buf.reserve(READ_CHUNK);
+                    if self.fill(READ_CHUNK, self.buf.len(), LENGTH_PREFIX).await? == 0 {
+                        if self.buf.is_empty() {
+                            return Ok(None);
+                        }
+                        return Err(self.cut(LENGTH_PREFIX));
+                    }
+                }
+                Some(total) if total > FREE_FRAME_BYTES && !self.whole => {
+                    if self.buf.len() >= FREE_FRAME_BYTES {
+                        let head = Bytes::copy_from_slice(&self.buf[LENGTH_PREFIX..]);
+                        let size = total - LENGTH_PREFIX;
+                        return Ok(Some(Start::Large { head, size }));
+                    }
+                    let limit = FREE_FRAME_BYTES - self.buf.len();
+                    self.buf.reserve(limit);
+                    if self.fill(limit, self.buf.len(), total).await? == 0 {
+                        return Err(self.cut(total));
+                    }
+                }
+                Some(_) => {
+                    let frame = self.read_frame().await?;
+                    self.whole = false;
+                    return Ok(frame.map(Start::Whole));
+                }
+            }
+        }
+    }
+
+    /// Read the large frame [`FrameReader::read_start`] started whole (taking its size from the
+    /// budget) at the next `read_start`.
+    pub fn hold_whole(&mut self) {
+        self.whole = true;
+    }
+
+    /// Write the large frame [`FrameReader::read_start`] started to `w` (prefix included), each
+    /// chunk as it arrives: it takes nothing from the budget. Returns the bytes written. Not
+    /// cancel-safe: once started, the frame must be finished (or the connection dropped).
+    pub async fn stream_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+    ) -> Result<usize, StreamError> {
+        let Some(total) = self.current_frame_total()? else {
+            return Ok(0);
+        };
+        let mut remaining = total.saturating_sub(self.buf.len());
+        loop {
+            w.write_all(&self.buf).await.map_err(StreamError::Write)?;
+            self.buf.clear();
+            if remaining == 0 {
+                return Ok(total);
+            }
+            let limit = remaining.min(READ_CHUNK);
+            self.buf.reserve(limit);
+            let n = self.fill(limit, total - remaining, total).await?;
+            if n == 0 {
+                return Err(FrameError::UnexpectedEof {
+                    read: total - remaining,
+                    expected: total,
+                }
+                .into());
+            }
+            remaining -= n;
+        }
+    }
+
+    /// Read at most `limit` bytes into the buffer; 0 at the end of the stream. A read inside a
+    /// started frame (`read` bytes of its `expected` total already received) fails with
+    /// [`FrameError::Stalled`] after the stall timeout.
+    async fn fill(
+        &mut self,
+        limit: usize,
+        read: usize,
+        expected: usize,
+    ) -> Result<usize, FrameError> {
+        let stall = self.stall.filter(|_| read > 0);
+        // `take` bounds this read.
+        let mut source = (&mut self.inner).take(limit as u64);
+        let reading = source.read_buf(&mut self.buf);
+        let result = match stall {
+            Some(stall) => match tokio::time::timeout(stall, reading).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(FrameError::Stalled {
+                        read,
+                        expected,
+                        waited_ms: stall.as_millis(),
+                    });
+                }
+            },
+            None => reading.await,
+        };
+        match result {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The end of the stream inside the frame at the front of the buffer.
+    fn cut(&self, expected: usize) -> FrameError {
+        FrameError::UnexpectedEof {
+            read: self.buf.len(),
+            expected,
         }
     }
 
@@ -67,7 +257,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A read that fails with [`std::io::ErrorKind::UnexpectedEof`] is an end of stream too:
     /// that is how rustls reports a peer that closed without a TLS `close_notify`, which Kafka
     /// clients and brokers routinely do. The framing still tells a cut frame from a clean end.
+    ///
+    /// With a budget, the frame handed out last counts against it until this is called again.
     pub async fn read_frame(&mut self) -> Result<Option<Bytes>, FrameError> {
+        self.handed_out = None;
         loop {
             let total = self.current_frame_total()?;
             if let Some(total) = total
@@ -75,20 +268,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             {
                 let mut frame = self.buf.split_to(total);
                 frame.advance(LENGTH_PREFIX);
+                self.handed_out = self.held.take();
                 return Ok(Some(frame.freeze()));
+            }
+            if let Some(total) = total
+                && total > FREE_FRAME_BYTES
+                && self.held.is_none()
+                && let Some(budget) = &self.budget
+            {
+                // Cancel-safe: a cancelled wait holds nothing, and a granted one is kept here.
+                self.held = Some(budget.acquire(total).await?);
             }
 
             let expected = total.unwrap_or(LENGTH_PREFIX);
             let needed = expected.saturating_sub(self.buf.len());
             self.buf
                 .reserve(needed.clamp(READ_CHUNK, MAX_RESERVE_AHEAD));
-            // `take` bounds this read: the rest of the frame, or one chunk if that is less.
-            let limit = needed.max(READ_CHUNK) as u64;
-            let n = match (&mut self.inner).take(limit).read_buf(&mut self.buf).await {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                Err(e) => return Err(e.into()),
-            };
+            // The rest of the frame, or one chunk if that is less.
+            let n = self
+                .fill(needed.max(READ_CHUNK), self.buf.len(), expected)
+                .await?;
             if n == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
@@ -157,262 +356,4 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> std:
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    reason = "in a test, a panic is the failure report"
-)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncWriteExt;
-
-    fn framed(body: &[u8]) -> Vec<u8> {
-        let mut v = (body.len() as i32).to_be_bytes().to_vec();
-        v.extend_from_slice(body);
-        v
-    }
-
-    #[tokio::test]
-    async fn reads_exact_frame_without_prefix() {
-        let data = framed(b"hello");
-        let mut r = FrameReader::new(&data[..], 1024);
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"hello"[..]);
-        assert!(r.read_frame().await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn reads_frame_split_across_reads() {
-        let data = framed(b"split-frame-body");
-        // Deliver one byte per read: the prefix and the body arrive in pieces.
-        let mut builder = chunked_reader(&data, 1);
-        let mut r = FrameReader::new(&mut builder, 1024);
-        assert_eq!(
-            r.read_frame().await.unwrap().unwrap(),
-            &b"split-frame-body"[..]
-        );
-        assert!(r.read_frame().await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn reads_several_frames_from_one_read() {
-        let mut data = framed(b"one");
-        data.extend(framed(b""));
-        data.extend(framed(b"three"));
-        let mut r = FrameReader::new(&data[..], 1024);
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"one"[..]);
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b""[..]);
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"three"[..]);
-        assert!(r.read_frame().await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn clean_eof_at_boundary_is_none() {
-        let mut r = FrameReader::new(&b""[..], 1024);
-        assert!(r.read_frame().await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn eof_inside_prefix_is_unexpected_eof() {
-        let mut r = FrameReader::new(&[0u8, 0][..], 1024);
-        match r.read_frame().await {
-            Err(FrameError::UnexpectedEof {
-                read: 2,
-                expected: 4,
-            }) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn eof_inside_body_is_unexpected_eof() {
-        let mut data = framed(b"0123456789");
-        data.truncate(8);
-        let mut r = FrameReader::new(&data[..], 1024);
-        match r.read_frame().await {
-            Err(FrameError::UnexpectedEof {
-                read: 8,
-                expected: 14,
-            }) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn oversized_frame_is_refused_before_its_body_is_buffered() {
-        // Announce 1 GiB but send only the prefix: the reader must fail at once instead of
-        // waiting for (or reserving) the body.
-        let (mut client, server) = tokio::io::duplex(64);
-        client.write_all(&(1i32 << 30).to_be_bytes()).await.unwrap();
-        let mut r = FrameReader::new(server, 1024);
-        match r.read_frame().await {
-            Err(FrameError::TooLarge { size, max: 1024 }) => assert_eq!(size, 1 << 30),
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(r.buf.capacity() < 1024 * 1024);
-    }
-
-    #[tokio::test]
-    async fn frame_at_limit_is_accepted() {
-        let data = framed(&[7u8; 16]);
-        let mut r = FrameReader::new(&data[..], 16);
-        assert_eq!(r.read_frame().await.unwrap().unwrap().len(), 16);
-    }
-
-    #[tokio::test]
-    async fn negative_length_is_refused() {
-        let data = (-5i32).to_be_bytes();
-        let mut r = FrameReader::new(&data[..], 1024);
-        assert!(matches!(
-            r.read_frame().await,
-            Err(FrameError::NegativeLength(-5))
-        ));
-    }
-
-    #[tokio::test]
-    async fn negative_and_oversized_prefixes_say_what_came_and_what_was_allowed() {
-        let data = (-1i32).to_be_bytes();
-        let e = FrameReader::new(&data[..], 1024)
-            .read_frame()
-            .await
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "negative size prefix -1: a frame's size is 0 or more"
-        );
-        let data = 1025i32.to_be_bytes();
-        let e = FrameReader::new(&data[..], 1024)
-            .read_frame()
-            .await
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "frame of 1025 bytes exceeds the limit of 1024 bytes"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_zero_size_frame_is_an_empty_frame() {
-        // Kafka's framing allows it; what it lacks is the header parser's to say.
-        let data = 0i32.to_be_bytes();
-        let mut r = FrameReader::new(&data[..], 1024);
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b""[..]);
-        assert!(r.read_frame().await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_tls_close_without_close_notify_is_an_end_of_stream() {
-        // rustls reports a peer that closed without close_notify as an `UnexpectedEof` error.
-        let data = framed(b"whole");
-        let mut r = FrameReader::new(ending_with(&data, std::io::ErrorKind::UnexpectedEof), 1024);
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"whole"[..]);
-        assert!(r.read_frame().await.unwrap().is_none());
-
-        let cut = &data[..6];
-        let mut r = FrameReader::new(ending_with(cut, std::io::ErrorKind::UnexpectedEof), 1024);
-        match r.read_frame().await {
-            Err(FrameError::UnexpectedEof {
-                read: 6,
-                expected: 9,
-            }) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn other_read_errors_stay_io_errors() {
-        let mut r = FrameReader::new(
-            ending_with(&framed(b"x")[..2], std::io::ErrorKind::ConnectionReset),
-            1024,
-        );
-        match r.read_frame().await {
-            Err(FrameError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn buffer_never_holds_more_than_frame_plus_chunk() {
-        // Many small frames sent at once: each read is bounded by READ_CHUNK.
-        let mut data = Vec::new();
-        for i in 0..10_000u32 {
-            data.extend(framed(&i.to_be_bytes()));
-        }
-        let mut r = FrameReader::new(&data[..], 1024);
-        let mut count = 0u32;
-        while let Some(frame) = r.read_frame().await.unwrap() {
-            assert_eq!(frame, &count.to_be_bytes()[..]);
-            assert!(r.buf.len() <= READ_CHUNK + LENGTH_PREFIX);
-            count += 1;
-        }
-        assert_eq!(count, 10_000);
-    }
-
-    #[tokio::test]
-    async fn large_frame_survives_small_reads() {
-        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-        let data = framed(&body);
-        let mut reader = chunked_reader(&data, 4093);
-        let mut r = FrameReader::new(&mut reader, DEFAULT_MAX_FRAME_BYTES);
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &body[..]);
-    }
-
-    #[tokio::test]
-    async fn write_frame_round_trips_small_and_large() {
-        let small = vec![1u8; 10];
-        let large = vec![2u8; COALESCE_WRITE_MAX + 1];
-        let mut out = Vec::new();
-        write_frame(&mut out, &small).await.unwrap();
-        write_frame(&mut out, &large).await.unwrap();
-        out.flush().await.unwrap();
-        let mut expected = framed(&small);
-        expected.extend(framed(&large));
-        assert_eq!(out, expected);
-    }
-
-    /// A reader that returns `data`, then fails with `kind`.
-    fn ending_with(data: &[u8], kind: std::io::ErrorKind) -> impl AsyncRead + Unpin + use<> {
-        AsyncReadExt::chain(std::io::Cursor::new(data.to_vec()), FailingReader(kind))
-    }
-
-    struct FailingReader(std::io::ErrorKind);
-
-    impl AsyncRead for FailingReader {
-        fn poll_read(
-            self: std::pin::Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
-            _buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Err(self.0.into()))
-        }
-    }
-
-    /// A reader that returns at most `step` bytes per read.
-    fn chunked_reader(data: &[u8], step: usize) -> impl AsyncRead + Unpin + use<> {
-        ChunkedReader {
-            data: data.to_vec(),
-            pos: 0,
-            step,
-        }
-    }
-
-    struct ChunkedReader {
-        data: Vec<u8>,
-        pos: usize,
-        step: usize,
-    }
-
-    impl AsyncRead for ChunkedReader {
-        fn poll_read(
-            mut self: std::pin::Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            let end = (self.pos + self.step)
-                .min(self.data.len())
-                .min(self.pos + buf.remaining());
-            let pos = self.pos;
-            buf.put_slice(&self.data[pos..end]);
-            self.pos = end;
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-}
+mod tests;

@@ -1,13 +1,14 @@
 //! The Kafka wire protocol, as far as a proxy needs it.
 //!
-//! Frames stay raw bytes until something must change: every frame is read whole
-//! ([`frame`]), its request header is parsed by hand ([`header`]), and only the responses that
+//! Frames stay raw bytes until something must change: a frame is read whole ([`frame`]) unless
+//! it is large and no filter wants it (then it is streamed), its request header is parsed by hand ([`header`]), and only the responses that
 //! carry broker addresses — or the ApiVersions answer the proxy narrows — are decoded once
 //! ([`response`]), rewritten and encoded again ([`rewrite`], [`api_versions`]). Everything else
 //! is forwarded as it came.
 //!
 //! - [`ApiKey`], [`ErrorCode`]: the wire's api keys and error codes as open newtypes.
 //! - [`frame`]: length-prefixed framing with a size limit.
+//! - [`budget`]: the request memory budget shared by every client connection.
 //! - [`header`]: request header, response correlation id, Produce `acks`.
 //! - [`versions`]: the one table of API versions the proxy supports, and the refusal of SASL on
 //!   the mTLS listener.
@@ -21,6 +22,7 @@
 
 mod api_key;
 pub mod api_versions;
+pub mod budget;
 pub(crate) mod codec;
 mod error;
 mod error_code;

@@ -18,6 +18,9 @@
 //! | `kafka_mtls_proxy_upstream_reauthentications_total` | `result` | `success` or `failure` |
 //! | `kafka_mtls_proxy_reloads_total` | `result` | `success` or `failure` |
 //! | `kafka_mtls_proxy_audit_records_dropped_total` | — | |
+//! | `kafka_mtls_proxy_request_budget_held_bytes` (gauge) | — | |
+//! | `kafka_mtls_proxy_request_budget_waits_total` | — | |
+//! | `kafka_mtls_proxy_clients_stalled_total` | — | |
 //!
 //! Inputs are typed where the label set is fixed ([`Target`], [`RefusalReason`], [`Direction`]),
 //! so a caller cannot invent a label value. The api key is the one label a client controls
@@ -44,6 +47,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::kafka::ApiKey;
+use crate::kafka::budget::BudgetMetrics;
 use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
@@ -106,6 +110,9 @@ pub struct Metrics {
     upstream_reauthentications: Family<ResultLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     audit_dropped: Counter,
+    /// Kept current by the request memory budget itself.
+    request_budget: BudgetMetrics,
+    clients_stalled: Counter,
     authorization_denials: Family<DenialLabels, Counter>,
     /// Unix time of each CA's last successful CRL fetch (`time() - x` is the CRL's age).
     crl_fetched: Family<CaLabels, Gauge>,
@@ -145,6 +152,8 @@ impl Metrics {
             upstream_reauthentications: Family::default(),
             reloads: Family::default(),
             audit_dropped: Counter::default(),
+            request_budget: BudgetMetrics::default(),
+            clients_stalled: Counter::default(),
             authorization_denials: Family::default(),
             crl_fetched: Family::default(),
             certificate_expiry: Family::default(),
@@ -197,6 +206,22 @@ impl Metrics {
         );
         self.registry
             .register("bytes", "Kafka frame bytes relayed, by direction", bytes);
+        self.registry.register_with_unit(
+            "request_budget_held",
+            "Request bytes held now against limits.max_buffered_request_bytes, across every connection",
+            Unit::Bytes,
+            self.request_budget.held.clone(),
+        );
+        self.registry.register(
+            "request_budget_waits",
+            "Times a client connection stopped being read until the request memory budget had room",
+            self.request_budget.waits.clone(),
+        );
+        self.registry.register(
+            "clients_stalled",
+            "Client connections closed for stalling in the middle of a request frame",
+            self.clients_stalled.clone(),
+        );
     }
 
     /// Registers the metrics of the proxy's own work: upstream connects and
@@ -300,6 +325,16 @@ impl Metrics {
             Direction::ClientToUpstream => self.client_to_upstream_bytes.inc_by(n),
             Direction::UpstreamToClient => self.upstream_to_client_bytes.inc_by(n),
         };
+    }
+
+    /// The handles the request memory budget keeps current (`kafka::budget::RequestBudget`).
+    pub fn request_budget(&self) -> BudgetMetrics {
+        self.request_budget.clone()
+    }
+
+    /// A client was closed for stalling in the middle of a request frame.
+    pub fn client_stalled(&self) {
+        self.clients_stalled.inc();
     }
 
     /// A connection attempt to an upstream broker failed (refused, timed out, TLS failed).

@@ -78,9 +78,10 @@ impl Server {
         let book = Arc::new(BrokerBook::default());
         let live = Arc::new(LiveConnections::default());
         let listener_config = config.startup.listener.clone();
-        let (max_connections, max_broker_listeners) = (
+        let (max_connections, max_broker_listeners, max_buffered_request_bytes) = (
             config.startup.limits.max_connections,
             config.startup.limits.max_broker_listeners,
+            config.startup.limits.max_buffered_request_bytes,
         );
         let admin_addr = config.startup.admin.as_ref().map(|a| a.listen);
         let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.reloadable.upstream));
@@ -107,8 +108,8 @@ impl Server {
             metrics,
             brokers,
             mapper,
-            live.clone(),
-            reloader.crls().clone(),
+            (live.clone(), reloader.crls().clone()),
+            max_buffered_request_bytes,
         );
         let handles = Arc::new(handles);
         let (shutdown, _) = broadcast::channel(1);

@@ -75,6 +75,17 @@ pub(crate) enum ClientFault {
     Io(std::io::Error),
     #[error("idle for {0} ms")]
     Idle(u128),
+    /// A started frame got no byte for `limits.request_stall_timeout_ms`: whatever budget the
+    /// frame held goes back to the other connections.
+    #[error(
+        "client stalled in the middle of a frame ({read} of {expected} bytes received, then \
+         nothing for {waited_ms} ms)"
+    )]
+    Stalled {
+        read: usize,
+        expected: usize,
+        waited_ms: u128,
+    },
     #[error("client used SASL on the TLS listener")]
     SaslRefused,
 }
@@ -198,6 +209,7 @@ impl SessionEnd {
                     detail: &e.to_string(),
                 }));
             }
+            (SessionEnd::Client(ClientFault::Stalled { .. }), _) => metrics.client_stalled(),
             _ => {}
         }
         info!(reason = %self, "connection closed");

@@ -20,6 +20,8 @@ pub(crate) mod pump;
 pub(crate) mod reauth;
 pub(crate) mod refusal;
 #[cfg(test)]
+mod test_budget;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
@@ -32,6 +34,7 @@ use tracing::{Instrument, debug, info};
 
 use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
 use crate::generation::Generation;
+use crate::kafka::budget::RequestBudget;
 use crate::metrics::Metrics;
 use crate::pools::Resolved;
 use crate::session::filter::acl::AclFilter;
@@ -87,19 +90,24 @@ pub struct SessionHandles {
     pub live: Arc<LiveConnections>,
     /// Where the CRL distribution points of admitted client certificates are reported.
     pub crls: Arc<FetchedCrls>,
+    /// Request bytes held across every connection (`limits.max_buffered_request_bytes`).
+    pub budget: Arc<RequestBudget>,
 }
 
 impl SessionHandles {
+    /// `live` and `crls` are the reloader's: it re-evaluates the one and fetches for the other.
     pub fn new(
         generations: watch::Receiver<Arc<Generation>>,
         audit: AuditSink,
         metrics: Arc<Metrics>,
         brokers: BrokerDirectory,
         mapper: Arc<dyn crate::kafka::rewrite::AddressMapper + Send + Sync>,
-        live: Arc<LiveConnections>,
-        crls: Arc<FetchedCrls>,
+        (live, crls): (Arc<LiveConnections>, Arc<FetchedCrls>),
+        max_buffered_request_bytes: usize,
     ) -> Self {
+        let budget = RequestBudget::new(max_buffered_request_bytes, metrics.request_budget());
         Self {
+            budget,
             generations,
             audit,
             metrics,
@@ -249,6 +257,7 @@ impl Session {
         let requests = RequestSide {
             client,
             chain: RequestChain::new(LocalAnswers, Some(acl)),
+            budget: handles.budget.clone(),
         };
         let responses = ResponseSide {
             chain: &handles.responses,
@@ -266,6 +275,7 @@ impl Session {
         let limits = PumpLimits {
             max_frame_bytes: limits.max_frame_bytes,
             idle_timeout: limits.idle_timeout,
+            request_stall_timeout: limits.request_stall_timeout,
             max_in_flight_requests: limits.max_in_flight_requests,
             drain_timeout: limits.drain_timeout,
         };

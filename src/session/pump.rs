@@ -12,6 +12,7 @@
 //! The two run as concurrent futures of one task, so that a broker busy writing answers never
 //! blocks the proxy writing it requests, and the other way round.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +24,8 @@ use super::end::{ClientFault, ClosedBy, SessionEnd, UpstreamFault};
 use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
 use super::reauth::{Reauthentication, Renewal};
 use crate::kafka::ApiKey;
-use crate::kafka::frame::{FrameError, FrameReader, write_frame};
+use crate::kafka::budget::RequestBudget;
+use crate::kafka::frame::{FrameError, FrameReader, Start, StreamError, write_frame};
 use crate::kafka::header::{
     RequestHeader, parse_request_header, produce_acks, response_correlation_id,
 };
@@ -36,6 +38,8 @@ use crate::session::filter::{Decision, RequestChain, Response, ResponseChain};
 pub(crate) struct PumpLimits {
     pub max_frame_bytes: usize,
     pub idle_timeout: Duration,
+    /// How long a started request frame may go without a byte arriving.
+    pub request_stall_timeout: Duration,
     pub max_in_flight_requests: usize,
     pub drain_timeout: Duration,
 }
@@ -44,6 +48,8 @@ pub(crate) struct PumpLimits {
 pub(crate) struct RequestSide<'a, C> {
     pub client: C,
     pub chain: RequestChain<'a>,
+    /// The request memory budget every client connection shares.
+    pub budget: Arc<RequestBudget>,
 }
 
 /// The answer side: broker answers through `chain`, and the brokers they name.
@@ -71,7 +77,8 @@ where
     let (upstream_r, upstream_w) = tokio::io::split(upstream);
     let (tx, rx) = in_flight(limits.max_in_flight_requests);
     let forward = forward_requests(
-        FrameReader::new(client_r, limits.max_frame_bytes),
+        FrameReader::new(client_r, limits.max_frame_bytes)
+            .with_budget(requests.budget, limits.request_stall_timeout),
         upstream_w,
         requests.chain,
         tx,
@@ -151,9 +158,41 @@ fn read_failed(e: FrameError) -> Result<Stopped, SessionEnd> {
         }
         FrameError::Io(e) if client_went_away(&e) => Ok(Stopped::Reading(ClosedBy::ClientReset)),
         FrameError::Io(e) => Err(ClientFault::Io(e).into()),
-        e @ (FrameError::TooLarge { .. } | FrameError::NegativeLength(_)) => {
-            Err(ClientFault::Frame(e).into())
+        FrameError::Stalled {
+            read,
+            expected,
+            waited_ms,
+        } => Err(ClientFault::Stalled {
+            read,
+            expected,
+            waited_ms,
         }
+        .into()),
+        e @ (FrameError::TooLarge { .. }
+        | FrameError::NegativeLength(_)
+        | FrameError::OverBudget(_)) => Err(ClientFault::Frame(e).into()),
+    }
+}
+
+/// A large frame that no filter wants can go to the broker as its bytes arrive: its header, and
+/// whether it expects an answer, from its first bytes. `None` when it must be read whole.
+fn streamable(chain: &RequestChain<'_>, head: &[u8]) -> Option<(RequestHeader, bool)> {
+    let header = parse_request_header(head).ok()?;
+    if chain.wants(&header) {
+        return None;
+    }
+    let expects_answer =
+        header.api_key != ApiKey::PRODUCE || produce_acks(head, &header).ok()? != 0;
+    Some((header, expects_answer))
+}
+
+/// A client read that failed in the middle of a streamed frame: the broker has part of it, so
+/// the session ends now rather than waiting for answers.
+fn stream_failed(e: FrameError) -> SessionEnd {
+    match read_failed(e) {
+        Ok(Stopped::Reading(by)) => SessionEnd::Closed(by),
+        Ok(Stopped::AnswersEnded) => SessionEnd::Closed(ClosedBy::Finished),
+        Err(end) => end,
     }
 }
 
@@ -191,12 +230,32 @@ where
                     Renewal::SessionGone => return Ok(Stopped::AnswersEnded),
                 }
             },
-            read = tokio::time::timeout(idle, client.read_frame()) => match read {
+            read = tokio::time::timeout(idle, client.read_start()) => match read {
                 Err(_) => return Err(ClientFault::Idle(idle.as_millis()).into()),
                 Ok(Err(e)) => return read_failed(e),
                 // EOF between frames: let the responses loop drain what is in flight.
                 Ok(Ok(None)) => return Ok(Stopped::Reading(ClosedBy::Client)),
-                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(Some(Start::Whole(frame)))) => frame,
+                Ok(Ok(Some(Start::Large { head, .. }))) => {
+                    match streamable(&chain, &head) {
+                        Some((header, expects_answer)) => {
+                            // Recorded before a byte of it leaves, as every request is.
+                            let decision = Decision::Forward { frame: Bytes::new(), patch: None };
+                            if let Next::Stop = queue(&in_flight, &header, expects_answer, decision).await {
+                                return Ok(Stopped::AnswersEnded);
+                            }
+                            let sent = client.stream_to(&mut upstream).await.map_err(|e| match e {
+                                StreamError::Read(e) => stream_failed(e),
+                                StreamError::Write(e) => UpstreamFault::Io(e).into(),
+                            })?;
+                            upstream.flush().await.map_err(UpstreamFault::Io)?;
+                            metrics.bytes(Direction::ClientToUpstream, sent as u64);
+                        }
+                        // A filter wants it (or its header is not in the head): read it whole.
+                        None => client.hold_whole(),
+                    }
+                    continue;
+                }
             },
             // Stop taking requests; answers to those in flight are still delivered.
             _ = shutdown.recv() => return Ok(Stopped::Reading(ClosedBy::Shutdown)),

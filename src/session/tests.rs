@@ -22,6 +22,7 @@ use super::pump::{PumpLimits, RequestSide, ResponseSide, pump};
 use super::reauth::Reauthentication;
 use crate::audit::AuditSink;
 use crate::identity::CertIdentity;
+use crate::kafka::budget::{BudgetMetrics, RequestBudget};
 use crate::kafka::codec::{encode_request, encode_response};
 use crate::kafka::frame::{FrameReader, write_frame};
 use crate::kafka::rewrite::testing::TestMapper;
@@ -33,14 +34,15 @@ use crate::session::filter::{RequestChain, ResponseChain};
 use crate::tls::RefusalReason;
 use crate::upstream::{BrokerBook, UpstreamError};
 
-const LIMITS: PumpLimits = PumpLimits {
+pub(super) const LIMITS: PumpLimits = PumpLimits {
     max_frame_bytes: 1 << 20,
     idle_timeout: Duration::from_secs(600),
+    request_stall_timeout: Duration::from_secs(30),
     max_in_flight_requests: 8,
     drain_timeout: Duration::from_secs(30),
 };
 
-fn metadata_request(correlation_id: i32) -> Bytes {
+pub(super) fn metadata_request(correlation_id: i32) -> Bytes {
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Metadata as i16)
         .with_request_api_version(12)
@@ -84,9 +86,26 @@ fn spawn_pump<C>(
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let budget = RequestBudget::new(1 << 30, BudgetMetrics::default());
+    spawn_pump_with(limits, proxy_client, budget)
+}
+
+/// [`spawn_pump`], with the request memory budget `budget` (shared with other pumps).
+pub(super) fn spawn_pump_with<C>(
+    limits: PumpLimits,
+    proxy_client: C,
+    budget: Arc<RequestBudget>,
+) -> (
+    FrameReader<DuplexStream>,
+    broadcast::Sender<()>,
+    tokio::task::JoinHandle<Result<ClosedBy, SessionEnd>>,
+)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (proxy_upstream, broker) = duplex(1 << 16);
     let (stop, shutdown) = broadcast::channel(1);
-    let pumped = spawn_pump_between(limits, proxy_client, proxy_upstream, shutdown);
+    let pumped = spawn_pump_between(limits, proxy_client, proxy_upstream, shutdown, budget);
     (FrameReader::new(broker, 1 << 20), stop, pumped)
 }
 
@@ -96,6 +115,7 @@ fn spawn_pump_between<C, U>(
     proxy_client: C,
     proxy_upstream: U,
     shutdown: broadcast::Receiver<()>,
+    budget: Arc<RequestBudget>,
 ) -> tokio::task::JoinHandle<Result<ClosedBy, SessionEnd>>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -113,6 +133,7 @@ where
             RequestSide {
                 client: proxy_client,
                 chain: RequestChain::new(LocalAnswers, None),
+                budget,
             },
             ResponseSide {
                 chain: &responses,
@@ -391,7 +412,8 @@ async fn a_broker_that_resets_is_an_upstream_io_fault_not_a_bad_frame() {
     ] {
         let (_client, proxy_client) = duplex(1 << 16);
         let (_stop, shutdown) = broadcast::channel(1);
-        let pumped = spawn_pump_between(LIMITS, proxy_client, scripted(reads), shutdown);
+        let budget = RequestBudget::new(1 << 30, BudgetMetrics::default());
+        let pumped = spawn_pump_between(LIMITS, proxy_client, scripted(reads), shutdown, budget);
         let end = pumped.await.unwrap().unwrap_err();
         assert!(
             matches!(end, SessionEnd::Upstream(UpstreamFault::Io(_))),

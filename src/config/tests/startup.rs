@@ -39,6 +39,51 @@ fn a_changed_drain_timeout_is_reloaded_not_reported_as_restart_only() {
 }
 
 #[test]
+fn a_request_budget_smaller_than_the_largest_frame_is_refused_with_both_values() {
+    let f = Fixture::new();
+    let small = f.edited(|y| {
+        format!("{y}limits:\n  max_frame_bytes: 2000000\n  max_buffered_request_bytes: 1000000\n")
+    });
+    let issues = f.issues(&small);
+    assert!(
+        has(
+            &issues,
+            "limits.max_buffered_request_bytes",
+            "must be at least limits.max_frame_bytes (2000000), so that the largest request can \
+             be held (got 1000000)"
+        ),
+        "{issues:?}"
+    );
+    let stall = f.edited(|y| format!("{y}limits:\n  request_stall_timeout_ms: 0\n"));
+    assert!(
+        has(
+            &f.issues(&stall),
+            "limits.request_stall_timeout_ms",
+            "must be greater than 0"
+        ),
+        "{stall}"
+    );
+    let fits = f.edited(|y| {
+        format!("{y}limits:\n  max_frame_bytes: 1000\n  max_buffered_request_bytes: 1000\n  request_stall_timeout_ms: 2500\n")
+    });
+    let cfg = f.load(&fits).unwrap();
+    assert_eq!(cfg.startup.limits.max_buffered_request_bytes, 1000);
+    assert_eq!(
+        cfg.reloadable.limits.request_stall_timeout,
+        Duration::from_millis(2500)
+    );
+    let defaults = f.load(&f.edited(|y| y)).unwrap();
+    assert_eq!(
+        defaults.startup.limits.max_buffered_request_bytes,
+        256 * 1024 * 1024
+    );
+    assert_eq!(
+        defaults.reloadable.limits.request_stall_timeout,
+        Duration::from_secs(30)
+    );
+}
+
+#[test]
 fn an_unchanged_file_reports_nothing() {
     let f = Fixture::new();
     let same = f.edited(|y| y);
@@ -88,6 +133,10 @@ fn every_startup_setting_is_reported_by_its_name() {
         (
             "limits.max_broker_listeners",
             appended("limits:\n  max_broker_listeners: 5\n"),
+        ),
+        (
+            "limits.max_buffered_request_bytes",
+            appended("limits:\n  max_buffered_request_bytes: 500000000\n"),
         ),
         ("audit", listener("path: \"off\"", "path: \"-\"")),
         (
@@ -174,6 +223,7 @@ fn what_a_generation_carries_is_not_reported() {
         "limits:\n  max_in_flight_requests: 10\n",
         "limits:\n  pool_cache_entries: 10\n",
         "limits:\n  pools_per_ca: 10\n",
+        "limits:\n  request_stall_timeout_ms: 1000\n",
         "reload:\n  existing_connections: keep\n",
         "revocation:\n  crl_fetch_timeout_ms: 1000\n",
         "authorization:\n  enabled: false\n",

@@ -104,6 +104,11 @@ impl<'a> RequestChain<'a> {
         Self { filters }
     }
 
+    /// Whether any filter wants `header`'s request (if none does, its bytes pass untouched).
+    pub fn wants(&self, header: &RequestHeader) -> bool {
+        self.filters.iter().any(|f| f.wants(header))
+    }
+
     /// Run `frame` through every filter that wants it.
     pub fn on_request(
         &mut self,
