@@ -198,6 +198,7 @@ impl Server {
         let watch = tokio::spawn(crate::reload::watch_files(reloader.clone()));
         let crl_refresh = tokio::spawn(crate::reload::refresh_crls(reloader.clone()));
         let probe_targets = tokio::spawn(follow_upstream(reloader.clone(), upstream_probe));
+        let repeated_warnings = tokio::spawn(crate::log_limit::flush_periodically());
         let key_rotation = token_keys.map(|keys| {
             let mut stop = acceptor.shutdown.subscribe();
             tokio::spawn(crate::oauth::run_rotation(keys, async move {
@@ -208,6 +209,7 @@ impl Server {
         watch.abort();
         crl_refresh.abort();
         probe_targets.abort();
+        repeated_warnings.abort();
         info!("shutting down: no new connections; draining in-flight requests");
         readiness.set_shutting_down(true);
         let _ = acceptor.shutdown.send(());
