@@ -63,9 +63,12 @@ impl Drop for Relay {
 /// A plain TCP connection to `addr` that sends nothing: the proxy must close it (EOF or reset)
 /// without a byte, well before the handshake timeout (5 s) would.
 async fn closed_before_handshake(addr: SocketAddr) -> Result<(), String> {
-    let mut tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut tcp = match TcpStream::connect(addr).await {
+        Ok(tcp) => tcp,
+        // The reset can win the race with the connect's completion.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+        Err(e) => return Err(format!("connect: {e}")),
+    };
     let mut buf = [0u8; 64];
     match tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await {
         Ok(Ok(0)) | Ok(Err(_)) => Ok(()),
