@@ -7,7 +7,7 @@
 //! while the repeats go on:
 //!
 //! ```text
-//! WARN closing: no upstream connection (57 more in the last 10 s) repeated="closing: no upstream connection" key=bootstrap suppressed=57
+//! WARN closing: no upstream connection (57 more in the last 10 s) repeated="closing: no upstream connection" key="bootstrap" suppressed=57
 //! ```
 //!
 //! The summary line is the message followed by ` (N more in the last 10 s)`, at the level of
@@ -45,9 +45,13 @@ pub fn warnings() -> &'static RepeatLimiter {
     &WARNINGS
 }
 
-/// Write the due summaries of [`warnings`] every window, forever (the server aborts it).
+/// How often [`flush_periodically`] looks for windows that are over: a summary is written at
+/// most this late.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Write the due summaries of [`warnings`] as their windows end, forever (the server aborts it).
 pub async fn flush_periodically() {
-    let mut tick = tokio::time::interval(REPEAT_WINDOW);
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
