@@ -33,8 +33,9 @@ use crate::config::HealthSettings;
 pub enum Admission {
     /// The broker is not known down.
     Serve,
-    /// Known down and a probe is due: the caller probes ([`UpstreamHealth::record`] its result,
-    /// or [`UpstreamHealth::abandon_probe`]) and serves the client if the broker answered.
+    /// Known down and a probe is due: the caller probes, [`UpstreamHealth::record`]s its
+    /// result, then calls [`UpstreamHealth::probe_done`] (also when cancelled), and serves the
+    /// client if the broker answered.
     Probe,
     /// Known down: close the connection before the handshake.
     Refuse,
@@ -126,14 +127,15 @@ impl UpstreamHealth {
                 // longer before asking the broker again.
                 d.interval = (d.interval * 2).min(settings.max_probe_interval);
                 d.next_probe = now + d.interval;
-                d.probing = false;
                 None
             }
         }
     }
 
-    /// A probe ended without a result (its task was cancelled): let the next client probe.
-    pub fn abandon_probe(&self, target: Target) {
+    /// The probe of `target` ended, with or without a result: the next due client may probe.
+    /// (Only the probe clears this: a connection admitted before the broker went down that
+    /// fails meanwhile must not start a second probe.)
+    pub fn probe_done(&self, target: Target) {
         if let Ok(mut down) = self.down.lock()
             && let Some(d) = down.get_mut(&target)
         {
@@ -192,6 +194,7 @@ mod tests {
             }
             waits.push((now - start).as_millis());
             assert_eq!(h.record(B, false, &s, now), None, "still down: no new line");
+            h.probe_done(B);
         }
         assert_eq!(waits, vec![250, 500, 1_000, 1_000, 1_000]);
     }
@@ -235,8 +238,26 @@ mod tests {
         h.record(B, false, &s, t0);
         let due = t0 + Duration::from_millis(250);
         assert_eq!(h.admit(B, &s, due), Admission::Probe);
-        h.abandon_probe(B);
+        h.probe_done(B);
         assert_eq!(h.admit(B, &s, due), Admission::Probe);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_connection_failing_during_a_probe_does_not_start_a_second() {
+        let (h, s, t0) = (UpstreamHealth::default(), settings(), Instant::now());
+        h.record(B, false, &s, t0);
+        let due = t0 + Duration::from_millis(250);
+        assert_eq!(h.admit(B, &s, due), Admission::Probe);
+        // A connection admitted before the broker went down fails now.
+        h.record(B, false, &s, due);
+        let later = due + Duration::from_secs(5);
+        assert_eq!(
+            h.admit(B, &s, later),
+            Admission::Refuse,
+            "the probe is still out"
+        );
+        h.probe_done(B);
+        assert_eq!(h.admit(B, &s, later), Admission::Probe);
     }
 
     #[tokio::test(start_paused = true)]

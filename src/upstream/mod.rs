@@ -201,10 +201,9 @@ impl UpstreamConnector {
             Admission::Serve => true,
             Admission::Refuse => false,
             Admission::Probe => {
-                // Cancelled mid-dial (the proxy stopping): the next client probes instead.
-                let probing = ProbeGuard { health, target };
+                // Ends the probe however this future ends (cancelled mid-dial too).
+                let _probing = ProbeGuard { health, target };
                 let result = self.probe(target).await;
-                std::mem::forget(probing);
                 let reachable = !matches!(&result, Err(e) if e.unreachable());
                 self.record(target, &result);
                 reachable
@@ -396,7 +395,7 @@ impl UpstreamConnector {
     }
 }
 
-/// Marks a probe abandoned when dropped before its result is recorded.
+/// Marks a probe over when dropped, after its result is recorded or when cancelled.
 struct ProbeGuard<'a> {
     health: &'a UpstreamHealth,
     target: Target,
@@ -404,7 +403,7 @@ struct ProbeGuard<'a> {
 
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
-        self.health.abandon_probe(self.target);
+        self.health.probe_done(self.target);
     }
 }
 
