@@ -14,9 +14,15 @@ from conftest import _PROCESSES
 from reconnects import DownProxy, closed_port, librdkafka_connects
 
 WINDOW_S = 10.0
-# librdkafka's own backoff jitter (-25 %…+50 %) and the one connection that completes the
-# handshake before the proxy knows the broker is down.
-SLACK = 3
+
+
+def allowed(direct: int) -> int:
+    """The one connection that completes the handshake before the proxy knows the broker is
+    down, and librdkafka's own variation: a reset during the TLS handshake now and then gets a
+    second attempt ~50 ms later that a refused connect does not (30 s runs of
+    scripts/measure-reconnects: 0.98-1.22 x the direct count; with `refuse_when_down: false`,
+    the behaviour this guards against, 2.7-5.8 x)."""
+    return direct + 3 + direct // 4
 
 
 @pytest.fixture()
@@ -38,7 +44,7 @@ def test_librdkafka_reconnects_no_faster_through_the_proxy_than_directly(down_pr
     detail = (f"direct {direct}, proxied {proxied}, proxy accepted {accepted}, "
               f"refused before the handshake {refused}")
     assert direct["connects"] >= 3, f"the direct baseline made too few attempts: {detail}"
-    assert proxied["connects"] <= direct["connects"] + SLACK, detail
+    assert proxied["connects"] <= allowed(direct["connects"]), detail
     # The proxy saw those attempts, and refused all but the first before the handshake.
     assert accepted <= proxied["connects"] + 1, detail
     assert refused >= accepted - 2, detail
