@@ -19,7 +19,8 @@
 //! - [`kafka`]: Kafka framing, request headers, `ApiKey`/`ErrorCode`, responses decoded once,
 //!   API versions and broker-address rewriting.
 //! - [`upstream`]: connections to the real brokers and the node id ↔ proxy port book, and the
-//!   per-pool upstream identity (SASL/SCRAM as the connection's primary pool).
+//!   per-pool upstream identity (SASL/SCRAM as the connection's primary pool); which brokers
+//!   are down (their listeners refuse clients before the handshake).
 //! - [`oauth`]: the proxy as its own OAuth issuer (ES256 JWTs, JWKS, key rotation), used by
 //!   [`upstream`] in `mode: oauthbearer`.
 //! - [`scram`]: the client side of SCRAM-SHA-256/512 (RFC 5802), used by [`upstream`].
@@ -28,6 +29,7 @@
 //! - [`audit`]: one CloudEvents-shaped JSON line per authentication attempt, written by one
 //!   task to a file rotated by size and re-opened on SIGHUP.
 //! - [`metrics`]: the Prometheus metrics the core reports events to.
+//! - [`log_limit`]: repeated identical warnings written once, then counted per 10 s.
 //! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
 //!   iam/v2 API that manages certificate authorities and identity pools live.
 //!
@@ -42,6 +44,7 @@ pub mod expiry;
 pub mod generation;
 pub mod identity;
 pub mod kafka;
+pub mod log_limit;
 pub mod metrics;
 pub mod oauth;
 pub mod pools;

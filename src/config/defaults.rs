@@ -27,6 +27,10 @@ pub const REQUEST_STALL_TIMEOUT_MS: u64 = 30_000;
 /// How long shutdown waits for connections to deliver the answers already in flight.
 pub const DRAIN_TIMEOUT_MS: u64 = 30_000;
 pub const UPSTREAM_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// The first re-check of a broker found down; doubles after each failed check.
+pub const UPSTREAM_PROBE_INTERVAL_MS: u64 = 250;
+/// The longest wait between re-checks: a broker that is back serves clients within this.
+pub const UPSTREAM_MAX_PROBE_INTERVAL_MS: u64 = 2_000;
 pub const AUDIT_QUEUE_CAPACITY: usize = 10_000;
 pub const AUDIT_PATH: &str = "audit.log";
 /// About 40 seconds of records at 1,700 authentications per second.

@@ -62,7 +62,7 @@ pub use reload::{ExistingConnections, ReloadConfig};
 pub use revocation::RevocationConfig;
 pub use server_tls::ServerTlsConfig;
 pub use startup::StartupConfig;
-pub use upstream::{UpstreamConfig, UpstreamTlsConfig, resolves, split_host_port};
+pub use upstream::{HealthSettings, UpstreamConfig, UpstreamTlsConfig, resolves, split_host_port};
 pub use upstream_identity::{ScramCredential, SecretSource, UpstreamIdentity};
 
 /// Everything the proxy needs to run, checked.

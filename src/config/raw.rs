@@ -174,6 +174,21 @@ pub struct RawUpstream {
     /// Who the proxy is to the brokers; absent: `mode: none`.
     #[serde(default)]
     pub identity: Option<RawUpstreamIdentity>,
+    /// What the proxy does while a broker does not answer.
+    #[serde(default)]
+    pub health: RawUpstreamHealth,
+}
+
+/// `upstream.health`: refusing clients before the handshake while their broker is down.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamHealth {
+    #[serde(default)]
+    pub refuse_when_down: Option<bool>,
+    #[serde(default)]
+    pub probe_interval_ms: Option<u64>,
+    #[serde(default)]
+    pub max_probe_interval_ms: Option<u64>,
 }
 
 /// `upstream.identity`: how the proxy authenticates to the brokers on behalf of a pool.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rustls::sign::CertifiedKey;
 
-use super::raw::{RawUpstream, RawUpstreamTls};
+use super::raw::{RawUpstream, RawUpstreamHealth, RawUpstreamTls};
 use super::sources::Sources;
 use super::upstream_identity::UpstreamIdentity;
 use super::{Issues, defaults, pem};
@@ -24,6 +24,28 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Who the proxy is to the brokers on behalf of a connection's primary pool.
     pub identity: UpstreamIdentity,
+    pub health: HealthSettings,
+}
+
+/// `upstream.health`: while a listener's broker does not answer, new clients of that listener
+/// are closed before the TLS handshake, as a down broker would refuse them, and the broker is
+/// re-checked at most every `probe_interval` (doubling up to `max_probe_interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// `false`: every client gets the handshake, and a close when no broker answers.
+    pub refuse_when_down: bool,
+    pub probe_interval: Duration,
+    pub max_probe_interval: Duration,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            refuse_when_down: true,
+            probe_interval: Duration::from_millis(defaults::UPSTREAM_PROBE_INTERVAL_MS),
+            max_probe_interval: Duration::from_millis(defaults::UPSTREAM_MAX_PROBE_INTERVAL_MS),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -56,6 +78,7 @@ pub(super) fn check(
         u.connect_timeout_ms,
         defaults::UPSTREAM_CONNECT_TIMEOUT_MS,
     ));
+    let health = health(issues, &u.health);
     if u.tls.is_some() && tls.is_none() {
         return None;
     }
@@ -65,7 +88,33 @@ pub(super) fn check(
         tls,
         connect_timeout,
         identity: UpstreamIdentity::None,
+        health,
     })
+}
+
+/// `upstream.health`: positive intervals, the first no longer than the longest.
+fn health(issues: &mut Issues, h: &RawUpstreamHealth) -> HealthSettings {
+    let first = issues.positive(
+        "upstream.health.probe_interval_ms",
+        h.probe_interval_ms,
+        defaults::UPSTREAM_PROBE_INTERVAL_MS,
+    );
+    let max = issues.positive(
+        "upstream.health.max_probe_interval_ms",
+        h.max_probe_interval_ms,
+        defaults::UPSTREAM_MAX_PROBE_INTERVAL_MS.max(first),
+    );
+    if first > max {
+        issues.error(
+            "upstream.health.max_probe_interval_ms",
+            format!("must be at least probe_interval_ms ({first}), got {max}"),
+        );
+    }
+    HealthSettings {
+        refuse_when_down: h.refuse_when_down.unwrap_or(true),
+        probe_interval: Duration::from_millis(first),
+        max_probe_interval: Duration::from_millis(max.max(first)),
+    }
 }
 
 /// `upstream.bootstrap_servers`: at least one, each `host:port` (the bad ones are left out).

@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | `kafka_mtls_proxy_connections_active` (gauge) | `listener` | `bootstrap` or `broker-<id>`: `limits.max_broker_listeners` |
 //! | `kafka_mtls_proxy_connections_total` | `listener` | same |
+//! | `kafka_mtls_proxy_connections_refused_upstream_down_total` | `listener` | same |
 //! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
 //! | `kafka_mtls_proxy_pool_matches_total` | `pool` | the pool ids in the configuration |
 //! | `kafka_mtls_proxy_requests_total` | `api_key` | [`API_KEY_SLOTS`] + 1 |
@@ -96,6 +97,8 @@ pub struct Metrics {
     registry: Registry,
     connections_active: Family<ListenerLabels, Gauge>,
     connections_total: Family<ListenerLabels, Counter>,
+    /// Closed before the handshake because the listener's broker was known down.
+    refused_upstream_down: Family<ListenerLabels, Counter>,
     handshakes: Family<HandshakeLabels, Counter>,
     pool_matches: Family<PoolLabels, Counter>,
     requests: Family<ApiLabels, Counter>,
@@ -136,6 +139,7 @@ impl Metrics {
             registry: Registry::with_prefix(PREFIX),
             connections_active: Family::default(),
             connections_total: Family::default(),
+            refused_upstream_down: Family::default(),
             handshakes: Family::default(),
             pool_matches: Family::default(),
             requests: Family::default(),
@@ -177,6 +181,11 @@ impl Metrics {
             "connections",
             "Client connections accepted, by listener",
             self.connections_total.clone(),
+        );
+        self.registry.register(
+            "connections_refused_upstream_down",
+            "Client connections closed before the TLS handshake because the listener's broker was known down, by listener",
+            self.refused_upstream_down.clone(),
         );
         self.registry.register(
             "handshakes",
@@ -280,6 +289,15 @@ impl Metrics {
         let active = self.connections_active.get_or_create_owned(&labels);
         active.inc();
         OpenConnection { active }
+    }
+
+    /// A connection on `target`'s listener was closed before its handshake: the broker is
+    /// known down (`upstream.health`).
+    pub fn refused_upstream_down(&self, target: Target) {
+        let labels = ListenerLabels {
+            listener: listener_label(target),
+        };
+        self.refused_upstream_down.get_or_create(&labels).inc();
     }
 
     /// A client completed the mTLS handshake and was admitted.

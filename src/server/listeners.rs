@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 use crate::config::ListenerConfig;
 use crate::kafka::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
+use crate::log_limit::Level;
 use crate::session::{ServeBroker, Session, SessionHandles};
 use crate::upstream::Target;
 
@@ -105,7 +106,10 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
             Ok(a) => a,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                error!(error = %e, "accept failed");
+                let kind = e.kind().to_string();
+                if crate::log_limit::warnings().admit(Level::Error, "accept failed", &kind) {
+                    error!(error = %e, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -201,6 +201,7 @@ impl Server {
         let expiry = tokio::spawn(crate::expiry::watch(reloader.clone()));
         let learned_crls = tokio::spawn(crate::reload::fetch_learned_crls(reloader.clone()));
         let probe_targets = tokio::spawn(follow_upstream(reloader.clone(), upstream_probe));
+        let repeated_warnings = tokio::spawn(crate::log_limit::flush_periodically());
         let key_rotation = token_keys.map(|keys| {
             let mut stop = acceptor.shutdown.subscribe();
             tokio::spawn(crate::oauth::run_rotation(keys, async move {
@@ -213,6 +214,7 @@ impl Server {
         expiry.abort();
         learned_crls.abort();
         probe_targets.abort();
+        repeated_warnings.abort();
         info!("shutting down: no new connections; draining in-flight requests");
         readiness.set_shutting_down(true);
         let _ = acceptor.shutdown.send(());

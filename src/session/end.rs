@@ -7,10 +7,16 @@
 use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
 use crate::kafka::ProtocolError;
 use crate::kafka::frame::FrameError;
+use crate::log_limit::{Level, warnings};
 use crate::metrics::Metrics;
 use crate::tls::{RefusalReason, Verdict};
 use crate::upstream::UpstreamError;
 use tracing::{info, warn};
+
+// The rate-limited warnings (see `crate::log_limit`): their text is their key.
+const CLIENT_REFUSED: &str = "client refused";
+const POOL_REFUSED: &str = "closing: the broker refused the pool's upstream identity";
+const NO_UPSTREAM: &str = "closing: no upstream connection";
 
 use super::ConnectionIdentity;
 
@@ -167,7 +173,12 @@ impl SessionEnd {
                 },
                 _,
             ) => {
-                warn!(%reason, %detail, "client refused");
+                // Per listener and reason: one client retrying a bad certificate every 50 ms
+                // writes one line per 10 s (the audit keeps every attempt).
+                let key = format!("{listener}/{reason}");
+                if warnings().admit(Level::Warn, CLIENT_REFUSED, &key) {
+                    warn!(%reason, %detail, "{CLIENT_REFUSED}");
+                }
                 metrics.handshake_refused(*reason);
                 audit.authentication(&attempt(AttemptOutcome::Refused {
                     reason: *reason,
@@ -181,7 +192,9 @@ impl SessionEnd {
                 metrics.upstream_connect_error();
                 match e.refused_pool() {
                     Some(pool) => {
-                        warn!(%pool, error = %e, "closing: the broker refused the pool's upstream identity");
+                        if warnings().admit(Level::Warn, POOL_REFUSED, pool) {
+                            warn!(%pool, error = %e, "{POOL_REFUSED}");
+                        }
                         audit.authentication(&attempt(AttemptOutcome::UpstreamRefused {
                             resolved: &identity.resolved,
                             verified_by: &identity.verified_by,
@@ -189,7 +202,11 @@ impl SessionEnd {
                             detail: &e.to_string(),
                         }));
                     }
-                    None => warn!(error = %e, "closing: no upstream connection"),
+                    None => {
+                        if warnings().admit(Level::Warn, NO_UPSTREAM, listener) {
+                            warn!(error = %e, "{NO_UPSTREAM}");
+                        }
+                    }
                 }
             }
             (

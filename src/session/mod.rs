@@ -150,6 +150,16 @@ impl Session {
     async fn serve(&self, tcp: TcpStream, listener: &str, shutdown: broadcast::Receiver<()>) {
         // This connection lives with the configuration it started with, whatever reloads follow.
         let generation = self.handles.generations.borrow().clone();
+        if !generation.upstream.admit(self.target).await {
+            // Its broker is down: a TCP reset before any TLS byte, as near as an accepted
+            // connection gets to a refused connect, so the client backs off as it would from
+            // the broker itself (a handshake then a close would count as a connection that
+            // worked).
+            let _ = tcp.set_zero_linger();
+            self.handles.metrics.refused_upstream_down(self.target);
+            debug!("closed before the TLS handshake: the upstream broker is down");
+            return;
+        }
         let (tls, verdict) = match generation
             .tls
             .accept(tcp, generation.config.limits.handshake_timeout)

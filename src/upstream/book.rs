@@ -3,11 +3,15 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use super::health::UpstreamHealth;
+
 /// Node id → the broker's own address, learned from Metadata, FindCoordinator and
-/// DescribeCluster responses.
+/// DescribeCluster responses; and which brokers are known not to answer.
 #[derive(Debug, Default)]
 pub struct BrokerBook {
     nodes: RwLock<HashMap<i32, (String, u16)>>,
+    /// Kept here because, like the addresses, it outlives configuration generations.
+    health: UpstreamHealth,
 }
 
 impl BrokerBook {
@@ -29,6 +33,11 @@ impl BrokerBook {
                 true
             }
         }
+    }
+
+    /// Which listeners' brokers are known down.
+    pub fn health(&self) -> &UpstreamHealth {
+        &self.health
     }
 
     pub fn lookup(&self, node_id: i32) -> Option<(String, u16)> {

@@ -21,6 +21,8 @@
 //! The parts, in the order a connection meets them:
 //!
 //! - `book`: node id → broker address.
+//! - `health`: which brokers are known not to answer; their listeners refuse clients before
+//!   the handshake ([`UpstreamConnector::admit`]).
 //! - `connect`: TCP and TLS to one broker ([`UpstreamStream`]).
 //! - `login`: which credentials the connection signs in with.
 //! - `refusals`: a SCRAM password the broker just refused is refused from memory.
@@ -29,6 +31,7 @@
 
 mod book;
 mod connect;
+mod health;
 mod login;
 mod refusals;
 mod sasl;
@@ -40,10 +43,11 @@ use std::time::Duration;
 
 pub use book::BrokerBook;
 pub use connect::UpstreamStream;
+pub use health::{Admission, Change, UpstreamHealth};
 pub use transport::SaslTransportError;
 pub(crate) use transport::{SaslTransport, stamp_correlation_id};
 
-use crate::config::{UpstreamConfig, UpstreamIdentity};
+use crate::config::{HealthSettings, UpstreamConfig, UpstreamIdentity};
 use crate::oauth::TokenIssuer;
 use crate::pools::Resolution;
 use connect::Dialer;
@@ -52,12 +56,22 @@ use refusals::RefusalMemory;
 use transport::StreamTransport;
 
 /// Which broker a client connection is meant for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     /// Any of the configured bootstrap servers.
     Bootstrap,
     /// The broker with this node id, as learned from the cluster.
     Node(i32),
+}
+
+impl std::fmt::Display for Target {
+    /// As the listener is named in logs and metrics: `bootstrap`, `broker-<id>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Bootstrap => f.write_str("bootstrap"),
+            Target::Node(id) => write!(f, "broker-{id}"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +86,12 @@ pub enum UpstreamError {
     Tls { addr: String, source: io::Error },
     #[error("upstream TLS configuration: {0}")]
     TlsConfig(String),
-    #[error("every bootstrap server failed: {0}")]
-    AllBootstrapFailed(String),
+    #[error("every bootstrap server failed: {errors}")]
+    AllBootstrapFailed {
+        errors: String,
+        /// No server could be reached at all (as opposed to TLS or SASL failures).
+        unreachable: bool,
+    },
     /// The broker refused the pool's credentials (or could not prove it knows them).
     #[error(
         "broker {addr} refused the upstream identity of pool `{pool}` (user `{user}`, \
@@ -116,6 +134,17 @@ impl UpstreamError {
             _ => None,
         }
     }
+
+    /// The broker could not be reached at all (TCP refused or timed out): what marks its
+    /// listener down ([`UpstreamHealth`]). A broker that answers with a TLS or SASL failure
+    /// is reachable.
+    pub fn unreachable(&self) -> bool {
+        match self {
+            UpstreamError::Connect { .. } | UpstreamError::Timeout { .. } => true,
+            UpstreamError::AllBootstrapFailed { unreachable, .. } => *unreachable,
+            _ => false,
+        }
+    }
 }
 
 /// Opens upstream connections. One per proxy configuration; shared by all connections.
@@ -130,6 +159,8 @@ pub struct UpstreamConnector {
     refusals: RefusalMemory,
     /// Signs the token of each connection in oauthbearer mode ([`Self::with_token_issuer`]).
     token_issuer: Option<TokenIssuer>,
+    /// `upstream.health`: when to refuse clients of a broker known down.
+    health: HealthSettings,
 }
 
 impl UpstreamConnector {
@@ -146,6 +177,7 @@ impl UpstreamConnector {
             identity: config.identity.clone(),
             refusals: RefusalMemory::default(),
             token_issuer: None,
+            health: config.health,
         })
     }
 
@@ -159,9 +191,102 @@ impl UpstreamConnector {
         &self.book
     }
 
+    /// May a new client of `target`'s listener go on to its TLS handshake? `false`: its
+    /// broker is known down (see [`UpstreamHealth`]); close the connection unanswered. When a
+    /// re-check of a down broker is due, this client's arrival makes it: the broker is dialled
+    /// now, and the client served if it answers.
+    pub async fn admit(&self, target: Target) -> bool {
+        let health = self.book.health();
+        match health.admit(target, &self.health, tokio::time::Instant::now()) {
+            Admission::Serve => true,
+            Admission::Refuse => false,
+            Admission::Probe => {
+                // Ends the probe however this future ends (cancelled mid-dial too).
+                let _probing = ProbeGuard { health, target };
+                let result = self.probe(target).await;
+                let reachable = !matches!(&result, Err(e) if e.unreachable());
+                self.record(target, &result);
+                reachable
+            }
+        }
+    }
+
+    /// Can `target`'s broker be reached? TCP (and TLS when configured), no sign-in.
+    async fn probe(&self, target: Target) -> Result<(), UpstreamError> {
+        match target {
+            Target::Node(id) => match self.book.lookup(id) {
+                Some((host, port)) => self.dialer.dial(&host, port).await.map(drop),
+                // Nothing to dial: let the connection find that out (UnknownNode).
+                None => Ok(()),
+            },
+            Target::Bootstrap => {
+                let mut errors = Vec::new();
+                for (host, port) in &self.bootstrap {
+                    match self.dialer.dial(host, *port).await {
+                        Ok(_) => return Ok(()),
+                        Err(e) if !e.unreachable() => return Err(e),
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                Err(UpstreamError::AllBootstrapFailed {
+                    errors: errors.join("; "),
+                    unreachable: true,
+                })
+            }
+        }
+    }
+
+    /// Tell the health state how a connect attempt to `target` went; log a change once.
+    fn record<T>(&self, target: Target, result: &Result<T, UpstreamError>) {
+        let reachable = !matches!(result, Err(e) if e.unreachable());
+        let now = tokio::time::Instant::now();
+        match self
+            .book
+            .health()
+            .record(target, reachable, &self.health, now)
+        {
+            Some(Change::WentDown) => {
+                let error = result
+                    .as_ref()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                if self.health.refuse_when_down {
+                    tracing::warn!(
+                        listener = %target,
+                        %error,
+                        "upstream down: refusing new connections on this listener before the TLS handshake until it answers"
+                    );
+                } else {
+                    tracing::warn!(listener = %target, %error, "upstream down");
+                }
+            }
+            Some(Change::CameBack { down_for, refused }) => tracing::info!(
+                listener = %target,
+                down_ms = down_for.as_millis() as u64,
+                refused,
+                "upstream reachable again: serving new connections"
+            ),
+            None => {}
+        }
+    }
+
     /// Connect to `target` for a client whose pools resolved to `resolution`; in scram (or
-    /// oauthbearer) mode, authenticate as its primary pool before returning the stream.
+    /// oauthbearer) mode, authenticate as its primary pool before returning the stream. The
+    /// outcome updates the target's health.
     pub async fn connect(
+        &self,
+        target: Target,
+        resolution: &Resolution,
+    ) -> Result<UpstreamConnection, UpstreamError> {
+        let result = self.connect_now(target, resolution).await;
+        if !matches!(result, Err(UpstreamError::UnknownNode(_))) {
+            self.record(target, &result);
+        }
+        result
+    }
+
+    async fn connect_now(
         &self,
         target: Target,
         resolution: &Resolution,
@@ -187,15 +312,18 @@ impl UpstreamConnector {
             }
             Target::Bootstrap => {
                 let mut errors = Vec::new();
+                let mut unreachable = true;
                 for (host, port) in &self.bootstrap {
                     let addr = format!("{host}:{port}");
                     let mut stream = match self.dialer.dial(host, *port).await {
                         Ok(s) => s,
                         Err(e) => {
+                            unreachable &= e.unreachable();
                             errors.push(e.to_string());
                             continue;
                         }
                     };
+                    unreachable = false;
                     let Some(login) = &login else {
                         return Ok(UpstreamConnection {
                             stream,
@@ -217,7 +345,10 @@ impl UpstreamConnector {
                         Err(e) => errors.push(e.to_string()),
                     }
                 }
-                Err(UpstreamError::AllBootstrapFailed(errors.join("; ")))
+                Err(UpstreamError::AllBootstrapFailed {
+                    errors: errors.join("; "),
+                    unreachable,
+                })
             }
         }
     }
@@ -261,6 +392,18 @@ impl UpstreamConnector {
             Login::Scram(scram) => self.refusals.remembering(scram, exchange).await,
             Login::OAuthBearer(_) => exchange.await,
         }
+    }
+}
+
+/// Marks a probe over when dropped, after its result is recorded or when cancelled.
+struct ProbeGuard<'a> {
+    health: &'a UpstreamHealth,
+    target: Target,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        self.health.probe_done(self.target);
     }
 }
 

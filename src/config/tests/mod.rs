@@ -11,6 +11,7 @@ mod reload;
 mod server_tls;
 mod sources;
 mod startup;
+mod upstream_health;
 mod upstream_identity;
 
 use std::path::{Path, PathBuf};
