@@ -51,7 +51,7 @@ pub use audit::{AuditConfig, AuditDestination, AuditRotation};
 pub use authorities::CertificateAuthority;
 pub use authorization::{AuthorizationConfig, CaAuthorization};
 pub use limits::{Limits, StartupLimits};
-pub use listener::{BrokerPorts, ListenerConfig};
+pub use listener::{BrokerPorts, ListenerConfig, ProxyProtocolConfig};
 pub use log::{LogConfig, LogFormat};
 pub use pem::{load_crls, load_crls_bytes, load_pem_certificates};
 pub use reload::{ExistingConnections, ReloadConfig};

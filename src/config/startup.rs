@@ -49,6 +49,7 @@ impl StartupConfig {
                     first_port,
                     node_ports,
                 },
+            proxy_protocol,
         } = listener;
         let StartupLimits {
             max_connections,
@@ -81,6 +82,10 @@ impl StartupConfig {
             "listener.broker_ports",
             *first_port != new.listener.broker_ports.first_port
                 || *node_ports != new.listener.broker_ports.node_ports,
+        );
+        note(
+            "listener.proxy_protocol",
+            *proxy_protocol != new.listener.proxy_protocol,
         );
         note(
             "limits.max_connections",

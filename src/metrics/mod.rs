@@ -10,6 +10,7 @@
 //! | `kafka_mtls_proxy_connections_active` (gauge) | `listener` | `bootstrap` or `broker-<id>`: `limits.max_broker_listeners` |
 //! | `kafka_mtls_proxy_connections_total` | `listener` | same |
 //! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
+//! | `kafka_mtls_proxy_proxy_protocol_refusals_total` | `reason` | [`ProxyProtocolRefusal`] |
 //! | `kafka_mtls_proxy_pool_matches_total` | `pool` | the pool ids in the configuration |
 //! | `kafka_mtls_proxy_requests_total` | `api_key` | [`API_KEY_SLOTS`] + 1 |
 //! | `kafka_mtls_proxy_request_duration_seconds` (histogram) | `api_key` | same |
@@ -31,7 +32,7 @@
 
 mod labels;
 
-pub use labels::{Direction, listener_label};
+pub use labels::{Direction, ProxyProtocolRefusal, listener_label};
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -48,7 +49,7 @@ use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
     ApiLabels, CaLabels, DenialLabels, DirectionLabels, HandshakeLabels, ListenerLabels,
-    PoolLabels, ResultLabels,
+    PoolLabels, ReasonLabels, ResultLabels,
 };
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics 1.0 text, which Prometheus
@@ -93,6 +94,7 @@ pub struct Metrics {
     connections_active: Family<ListenerLabels, Gauge>,
     connections_total: Family<ListenerLabels, Counter>,
     handshakes: Family<HandshakeLabels, Counter>,
+    proxy_protocol_refusals: Family<ReasonLabels, Counter>,
     pool_matches: Family<PoolLabels, Counter>,
     requests: Family<ApiLabels, Counter>,
     request_duration: HistogramFamily,
@@ -126,6 +128,7 @@ impl Metrics {
             connections_active: Family::default(),
             connections_total: Family::default(),
             handshakes: Family::default(),
+            proxy_protocol_refusals: Family::default(),
             pool_matches: Family::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_histogram),
@@ -167,6 +170,11 @@ impl Metrics {
             "handshakes",
             "mTLS handshakes by result (success or refused) and refusal reason",
             self.handshakes.clone(),
+        );
+        self.registry.register(
+            "proxy_protocol_refusals",
+            "Connections refused before the TLS handshake by listener.proxy_protocol, by reason",
+            self.proxy_protocol_refusals.clone(),
         );
         self.registry.register(
             "pool_matches",
@@ -239,6 +247,15 @@ impl Metrics {
         let active = self.connections_active.get_or_create_owned(&labels);
         active.inc();
         OpenConnection { active }
+    }
+
+    /// A connection was refused before its handshake by the PROXY protocol policy.
+    pub fn proxy_protocol_refused(&self, reason: ProxyProtocolRefusal) {
+        self.proxy_protocol_refusals
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// A client completed the mTLS handshake and was admitted.

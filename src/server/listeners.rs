@@ -14,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tracing::{error, info, warn};
 
-use crate::config::{BrokerPorts, ListenerConfig};
+use crate::config::{BrokerPorts, ListenerConfig, ProxyProtocolConfig};
 use crate::kafka::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
 use crate::session::{ServeBroker, Session, SessionHandles};
+
+use super::proxy_protocol;
 use crate::upstream::Target;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,8 @@ pub(crate) struct Acceptor {
     pub max_connections: usize,
     /// Tells accept loops and sessions to stop.
     pub shutdown: broadcast::Sender<()>,
+    /// `listener.proxy_protocol`: read a PROXY header before the handshake; `None`: off.
+    proxy_protocol: Option<Arc<ProxyProtocolConfig>>,
     next_id: AtomicU64,
 }
 
@@ -77,8 +81,15 @@ impl Acceptor {
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
             shutdown,
+            proxy_protocol: None,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// Read PROXY protocol headers on every listener, as `config` allows.
+    pub fn with_proxy_protocol(mut self, config: Option<ProxyProtocolConfig>) -> Self {
+        self.proxy_protocol = config.map(Arc::new);
+        self
     }
 
     /// A short id for logs and audit records, unique within this process.
@@ -117,14 +128,33 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
                 "connection limit reached; further clients wait in the accept queue"
             );
         }
-        let session = Session {
+        let mut session = Session {
             handles: acceptor.handles.clone(),
             connection_id: acceptor.next_connection_id(),
             peer,
+            via: None,
             target,
         };
         let session_shutdown = acceptor.shutdown.subscribe();
+        let proxy_protocol = acceptor.proxy_protocol.clone();
         tokio::spawn(async move {
+            let mut tcp = tcp;
+            // In the session's task: a slow header holds up only its own connection.
+            if let Some(config) = proxy_protocol {
+                let timeout = session
+                    .handles
+                    .generations
+                    .borrow()
+                    .config
+                    .limits
+                    .handshake_timeout;
+                let metrics = &session.handles.metrics;
+                let id = &session.connection_id;
+                match proxy_protocol::admit(&config, &mut tcp, peer, timeout, id, metrics).await {
+                    Some(origin) => (session.peer, session.via) = (origin.client, origin.via),
+                    None => return drop(permit),
+                }
+            }
             session.run(tcp, session_shutdown).await;
             drop(permit);
         });
