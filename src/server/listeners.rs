@@ -152,7 +152,10 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
                 let id = &session.connection_id;
                 match proxy_protocol::admit(&config, &mut tcp, peer, timeout, id, metrics).await {
                     Some(origin) => (session.peer, session.via) = (origin.client, origin.via),
-                    None => return drop(permit),
+                    None => {
+                        drop(permit);
+                        return;
+                    }
                 }
             }
             session.run(tcp, session_shutdown).await;

@@ -224,6 +224,9 @@ where
                 let step = step.min(V1_MAX_BYTES - buf.len());
                 read_more(io, &mut buf, step).await?;
             }
+            if !buf.windows(2).any(|w| w == b"\r\n") {
+                return Err(malformed(HeaderVersion::V1, "a bare \\n inside the line"));
+            }
         }
         None => return Err(ProxyHeaderError::NoSignature),
     }
