@@ -16,7 +16,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
