@@ -150,7 +150,7 @@ def test_a_producer_through_haproxy_is_audited_with_its_own_address(behind_hapro
     mark = setup.audit.mark()
     offsets = client.produce(topic, [(b"k", b"through haproxy")])
     assert offsets == [0]
-    assert client.consume(topic, 1) == [(b"k", b"through haproxy")]
+    assert client.consume(topic, 1) == [(0, b"k", b"through haproxy")]
 
     # Every connection the client made came through HAProxy, which always sends a header.
     records = setup.audit.since(mark)
