@@ -18,9 +18,9 @@ use crate::config::{BrokerPorts, ListenerConfig, ProxyProtocolConfig};
 use crate::kafka::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
 use crate::session::{ServeBroker, Session, SessionHandles};
+use crate::upstream::Target;
 
 use super::proxy_protocol;
-use crate::upstream::Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
@@ -140,23 +140,11 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
         tokio::spawn(async move {
             let mut tcp = tcp;
             // In the session's task: a slow header holds up only its own connection.
-            if let Some(config) = proxy_protocol {
-                let timeout = session
-                    .handles
-                    .generations
-                    .borrow()
-                    .config
-                    .limits
-                    .handshake_timeout;
-                let metrics = &session.handles.metrics;
-                let id = &session.connection_id;
-                match proxy_protocol::admit(&config, &mut tcp, peer, timeout, id, metrics).await {
-                    Some(origin) => (session.peer, session.via) = (origin.client, origin.via),
-                    None => {
-                        drop(permit);
-                        return;
-                    }
-                }
+            if let Some(config) = proxy_protocol
+                && !proxy_protocol::admit(&config, &mut tcp, &mut session).await
+            {
+                drop(permit);
+                return;
             }
             session.run(tcp, session_shutdown).await;
             drop(permit);

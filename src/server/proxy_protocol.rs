@@ -25,7 +25,8 @@ use tokio::net::TcpStream;
 use tracing::{Instrument, debug, warn};
 
 use crate::config::ProxyProtocolConfig;
-use crate::metrics::{Metrics, ProxyProtocolRefusal};
+use crate::metrics::ProxyProtocolRefusal;
+use crate::session::Session;
 
 /// The v2 signature: the first 12 bytes of every v2 header.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -389,31 +390,34 @@ impl PeekStart for TcpStream {
     }
 }
 
-/// The accept path's one call: resolve the connection's origin, or log and count why it is
-/// refused. `None`: drop the connection.
+/// The accept path's one call: set the session's `peer` and `via` from the connection's
+/// header, or log and count why it is refused. `false`: drop the connection.
 pub(crate) async fn admit(
     config: &ProxyProtocolConfig,
     tcp: &mut TcpStream,
-    peer: SocketAddr,
-    timeout: Duration,
-    connection_id: &str,
-    metrics: &Metrics,
-) -> Option<Origin> {
-    let span = tracing::info_span!("conn", id = %connection_id, peer = %peer);
-    async {
-        match resolve(config, tcp, peer, timeout).await {
-            Ok(Some(origin)) => Some(origin),
-            Ok(None) => {
-                debug!("closed before sending anything");
-                None
-            }
-            Err(refusal) => {
-                warn!(reason = %refusal, "connection refused before the TLS handshake");
-                metrics.proxy_protocol_refused(refusal.metric());
-                None
-            }
+    session: &mut Session,
+) -> bool {
+    let handles = session.handles.clone();
+    // The same bound as the TLS handshake that follows.
+    let timeout = handles.generations.borrow().config.limits.handshake_timeout;
+    let span = tracing::info_span!("conn", id = %session.connection_id, peer = %session.peer);
+    let resolved = resolve(config, tcp, session.peer, timeout)
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    match resolved {
+        Ok(Some(origin)) => {
+            (session.peer, session.via) = (origin.client, origin.via);
+            true
+        }
+        Ok(None) => {
+            debug!("closed before sending anything");
+            false
+        }
+        Err(refusal) => {
+            warn!(reason = %refusal, "connection refused before the TLS handshake");
+            handles.metrics.proxy_protocol_refused(refusal.metric());
+            false
         }
     }
-    .instrument(span)
-    .await
 }
