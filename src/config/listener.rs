@@ -198,14 +198,14 @@ mod tests {
         let mut issues = Issues::default();
         let config = check_proxy_protocol(&mut issues, &raw(&["10.0.0.0/8", "::1", "192.0.2.7"]));
         assert!(issues.errors.is_empty());
-        let config = config.unwrap_or_else(|| panic!("valid"));
-        assert!(config.trusts("10.200.0.1".parse().unwrap_or_else(|_| panic!())));
-        assert!(config.trusts("192.0.2.7".parse().unwrap_or_else(|_| panic!())));
-        assert!(!config.trusts("192.0.2.8".parse().unwrap_or_else(|_| panic!())));
-        assert!(config.trusts("::1".parse().unwrap_or_else(|_| panic!())));
+        let config = config.unwrap();
+        assert!(config.trusts("10.200.0.1".parse().unwrap()));
+        assert!(config.trusts("192.0.2.7".parse().unwrap()));
+        assert!(!config.trusts("192.0.2.8".parse().unwrap()));
+        assert!(config.trusts("::1".parse().unwrap()));
         // A dual-stack listener sees IPv4 peers as mapped IPv6 addresses.
-        assert!(config.trusts("::ffff:10.1.2.3".parse().unwrap_or_else(|_| panic!())));
-        assert!(!config.trusts("11.0.0.1".parse().unwrap_or_else(|_| panic!())));
+        assert!(config.trusts("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!config.trusts("11.0.0.1".parse().unwrap()));
     }
 
     #[test]
