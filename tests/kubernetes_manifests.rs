@@ -76,7 +76,13 @@ fn pki_for(host: &str) -> Arc<tempfile::TempDir> {
                 .arg("pki")
                 .arg("--out")
                 .arg(dir.path())
-                .args(["--force", "--validity-days", "365", "--password", "k8s-test"])
+                .args([
+                    "--force",
+                    "--validity-days",
+                    "365",
+                    "--password",
+                    "k8s-test",
+                ])
                 .args(["--no-jks", "--host", host])
                 .output()
                 .unwrap();

@@ -66,6 +66,8 @@ pub struct AuditSink {
 pub struct AuthenticationAttempt<'a> {
     pub connection_id: &'a str,
     pub client_address: SocketAddr,
+    /// The load balancer that relayed the client (PROXY protocol): `viaAddress`, only when set.
+    pub via: Option<SocketAddr>,
     pub listener: &'a str,
     pub outcome: AttemptOutcome<'a>,
 }
@@ -274,6 +276,9 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
         "clientAddress": a.client_address.to_string(),
         "listener": a.listener,
     });
+    if let Some(via) = a.via {
+        data["viaAddress"] = Value::String(via.to_string());
+    }
     match &a.outcome {
         AttemptOutcome::Admitted(Verdict::Admitted {
             resolved,

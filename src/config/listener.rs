@@ -3,8 +3,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
+use ipnet::IpNet;
+
 use super::Issues;
-use super::raw::{RawAdvertised, RawListener};
+use super::raw::{RawAdvertised, RawListener, RawProxyProtocol};
 use super::upstream::split_host_port;
 
 #[derive(Debug, Clone)]
@@ -15,6 +17,8 @@ pub struct ListenerConfig {
     pub broker_ports: BrokerPorts,
     /// What clients are told when it differs from what is bound (`listener.advertised`).
     pub advertised: AdvertisedBrokers,
+    /// PROXY protocol on the bootstrap and broker listeners; `None`: off.
+    pub proxy_protocol: Option<ProxyProtocolConfig>,
 }
 
 impl ListenerConfig {
@@ -45,6 +49,29 @@ pub struct AdvertisedBrokers {
     pub first_port: Option<u16>,
     pub node_ports: BTreeMap<i32, u16>,
     pub nodes: BTreeMap<i32, (String, u16)>,
+}
+
+/// `listener.proxy_protocol`, checked.
+///
+/// - A connection from a trusted source may carry a v1 or v2 header, whose source address
+///   then is the client's; with `required`, a trusted connection without one is refused.
+/// - A connection from any other source that starts with a PROXY signature is refused: only
+///   a trusted load balancer may say who the client is.
+/// - Any other connection without a header is a direct client, unless `allow_direct` is off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocolConfig {
+    pub trusted_sources: Vec<IpNet>,
+    pub required: bool,
+    pub allow_direct: bool,
+}
+
+impl ProxyProtocolConfig {
+    /// Whether a connection from `addr` may carry a PROXY header. IPv4-mapped IPv6 addresses
+    /// (a dual-stack `[::]` listener) count as the IPv4 address they carry.
+    pub fn trusts(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        self.trusted_sources.iter().any(|net| net.contains(&addr))
+    }
 }
 
 /// Port-per-broker mapping: how a node id becomes the proxy port clients dial.
@@ -125,7 +152,12 @@ pub(super) fn check(issues: &mut Issues, l: &RawListener) -> Option<ListenerConf
         issues,
         l.advertised.as_ref().unwrap_or(&RawAdvertised::default()),
     );
+    let proxy_protocol = match &l.proxy_protocol {
+        Some(raw) => Some(check_proxy_protocol(issues, raw)?),
+        None => None,
+    };
     Some(ListenerConfig {
+        proxy_protocol,
         bootstrap: bootstrap?,
         advertised_host,
         broker_bind: broker_bind?,
@@ -166,5 +198,114 @@ fn advertised(issues: &mut Issues, a: &RawAdvertised) -> AdvertisedBrokers {
         first_port: a.first_port,
         node_ports: a.node_ports.clone(),
         nodes,
+    }
+}
+
+/// Check `listener.proxy_protocol`.
+fn check_proxy_protocol(
+    issues: &mut Issues,
+    raw: &RawProxyProtocol,
+) -> Option<ProxyProtocolConfig> {
+    const FIELD: &str = "listener.proxy_protocol.trusted_sources";
+    if raw.trusted_sources.is_empty() {
+        issues.error(
+            FIELD,
+            "must name at least one CIDR range (e.g. 10.0.0.0/8) of the load balancers",
+        );
+        return None;
+    }
+    let mut trusted = Vec::with_capacity(raw.trusted_sources.len());
+    let mut ok = true;
+    for (i, text) in raw.trusted_sources.iter().enumerate() {
+        match parse_cidr(text.trim()) {
+            Ok(net) => trusted.push(net),
+            Err(reason) => {
+                issues.error(format!("{FIELD}[{i}]"), reason);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(ProxyProtocolConfig {
+        trusted_sources: trusted,
+        required: raw.required,
+        allow_direct: raw.allow_direct,
+    })
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or one address (`/32`, `/128`). Host bits set after the prefix
+/// (`10.1.2.3/8`) are refused: most likely a typo for a narrower range.
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    let net = text.parse::<IpNet>().map_err(|_| {
+        format!("`{text}` is not a CIDR range or an IP address (e.g. 10.0.0.0/8, 192.0.2.7)")
+    })?;
+    if net.trunc() != net {
+        return Err(format!(
+            "`{text}` has bits set after the /{} prefix: write {} (or the single address)",
+            net.prefix_len(),
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(sources: &[&str]) -> RawProxyProtocol {
+        RawProxyProtocol {
+            trusted_sources: sources.iter().map(|s| s.to_string()).collect(),
+            required: true,
+            allow_direct: true,
+        }
+    }
+
+    #[test]
+    fn trusted_sources_are_ranges_or_addresses() {
+        let mut issues = Issues::default();
+        let config = check_proxy_protocol(&mut issues, &raw(&["10.0.0.0/8", "::1", "192.0.2.7"]));
+        assert!(issues.errors.is_empty());
+        let config = config.unwrap();
+        assert!(config.trusts("10.200.0.1".parse().unwrap()));
+        assert!(config.trusts("192.0.2.7".parse().unwrap()));
+        assert!(!config.trusts("192.0.2.8".parse().unwrap()));
+        assert!(config.trusts("::1".parse().unwrap()));
+        // A dual-stack listener sees IPv4 peers as mapped IPv6 addresses.
+        assert!(config.trusts("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!config.trusts("11.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_ranges_name_their_entry_and_reason() {
+        let mut issues = Issues::default();
+        let config = check_proxy_protocol(
+            &mut issues,
+            &raw(&["10.0.0.0/8", "10.1.2.3/8", "lb.example", "10.0.0.0/33"]),
+        );
+        assert!(config.is_none());
+        let got: Vec<(String, String)> = issues
+            .errors
+            .iter()
+            .map(|i| (i.field.clone(), i.reason.clone()))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].0, "listener.proxy_protocol.trusted_sources[1]");
+        assert!(got[0].1.contains("write 10.0.0.0/8"), "{}", got[0].1);
+        assert_eq!(got[1].0, "listener.proxy_protocol.trusted_sources[2]");
+        assert!(got[1].1.contains("not a CIDR range"), "{}", got[1].1);
+        assert_eq!(got[2].0, "listener.proxy_protocol.trusted_sources[3]");
+    }
+
+    #[test]
+    fn an_empty_trust_list_is_refused() {
+        let mut issues = Issues::default();
+        assert!(check_proxy_protocol(&mut issues, &raw(&[])).is_none());
+        assert_eq!(
+            issues.errors[0].field,
+            "listener.proxy_protocol.trusted_sources"
+        );
     }
 }

@@ -55,7 +55,7 @@ pub use certificate_facts::{
     CertificateExpiry, MAX_DISTRIBUTION_POINTS, crl_distribution_points, unix_now,
 };
 pub use limits::{Limits, StartupLimits};
-pub use listener::{AdvertisedBrokers, BrokerPorts, ListenerConfig};
+pub use listener::{AdvertisedBrokers, BrokerPorts, ListenerConfig, ProxyProtocolConfig};
 pub use log::{LogConfig, LogFormat};
 pub use pem::{load_crls, load_crls_bytes, load_pem_certificates};
 pub use reload::{ExistingConnections, ReloadConfig};

@@ -109,6 +109,9 @@ pub struct RawListener {
     /// balancer or a Kubernetes Service in front). Absent: `advertised_host` and the bound ports.
     #[serde(default)]
     pub advertised: Option<RawAdvertised>,
+    /// Absent: no PROXY protocol; every connection's socket address is the client's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<RawProxyProtocol>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -123,6 +126,25 @@ pub struct RawAdvertised {
     /// Explicit node id → `host:port` entries; they win over everything else.
     #[serde(default)]
     pub nodes: BTreeMap<i32, String>,
+}
+
+/// `listener.proxy_protocol`: PROXY protocol v1/v2 headers from trusted load balancers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxyProtocol {
+    /// CIDR ranges (`10.0.0.0/8`) or single addresses whose connections may carry a header.
+    pub trusted_sources: Vec<String>,
+    /// A connection from a trusted source must start with a header (default true).
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// A connection from anywhere else without a header is served as a direct client
+    /// (default true); false refuses it.
+    #[serde(default = "default_true")]
+    pub allow_direct: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

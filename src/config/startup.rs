@@ -50,6 +50,7 @@ impl StartupConfig {
                     node_ports,
                 },
             advertised,
+            proxy_protocol,
         } = listener;
         let StartupLimits {
             max_connections,
@@ -87,6 +88,10 @@ impl StartupConfig {
         note(
             "listener.advertised",
             *advertised != new.listener.advertised,
+        );
+        note(
+            "listener.proxy_protocol",
+            *proxy_protocol != new.listener.proxy_protocol,
         );
         note(
             "limits.max_connections",

@@ -25,6 +25,38 @@ impl Direction {
     }
 }
 
+/// Why a connection was refused before its TLS handshake by the PROXY protocol policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolRefusal {
+    /// A source outside `trusted_sources` sent a PROXY header.
+    UntrustedHeader,
+    /// A trusted source sent no header, and one is required.
+    MissingHeader,
+    /// A source outside `trusted_sources` connected directly, and `allow_direct` is off.
+    DirectRefused,
+    /// A trusted source sent a malformed or oversized header.
+    BadHeader,
+    /// No complete header within the handshake timeout.
+    Timeout,
+}
+
+impl ProxyProtocolRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocolRefusal::UntrustedHeader => "untrusted_header",
+            ProxyProtocolRefusal::MissingHeader => "missing_header",
+            ProxyProtocolRefusal::DirectRefused => "direct_refused",
+            ProxyProtocolRefusal::BadHeader => "bad_header",
+            ProxyProtocolRefusal::Timeout => "timeout",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ReasonLabels {
+    pub(super) reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct ListenerLabels {
     pub(super) listener: String,

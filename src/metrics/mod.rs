@@ -11,6 +11,7 @@
 //! | `kafka_mtls_proxy_connections_total` | `listener` | same |
 //! | `kafka_mtls_proxy_connections_refused_upstream_down_total` | `listener` | same |
 //! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
+//! | `kafka_mtls_proxy_proxy_protocol_refusals_total` | `reason` | [`ProxyProtocolRefusal`] |
 //! | `kafka_mtls_proxy_pool_matches_total` | `pool` | the pool ids in the configuration |
 //! | `kafka_mtls_proxy_requests_total` | `api_key` | [`API_KEY_SLOTS`] + 1 |
 //! | `kafka_mtls_proxy_request_duration_seconds` (histogram) | `api_key` | same |
@@ -35,7 +36,7 @@
 
 mod labels;
 
-pub use labels::{CertificateKind, Direction, listener_label};
+pub use labels::{CertificateKind, Direction, ProxyProtocolRefusal, listener_label};
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -53,7 +54,7 @@ use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
     ApiLabels, CaLabels, CertificateLabels, DenialLabels, DirectionLabels, HandshakeLabels,
-    ListenerLabels, PoolLabels, ResultLabels,
+    ListenerLabels, PoolLabels, ReasonLabels, ResultLabels,
 };
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics 1.0 text, which Prometheus
@@ -100,6 +101,7 @@ pub struct Metrics {
     /// Closed before the handshake because the listener's broker was known down.
     refused_upstream_down: Family<ListenerLabels, Counter>,
     handshakes: Family<HandshakeLabels, Counter>,
+    proxy_protocol_refusals: Family<ReasonLabels, Counter>,
     pool_matches: Family<PoolLabels, Counter>,
     requests: Family<ApiLabels, Counter>,
     request_duration: HistogramFamily,
@@ -141,6 +143,7 @@ impl Metrics {
             connections_total: Family::default(),
             refused_upstream_down: Family::default(),
             handshakes: Family::default(),
+            proxy_protocol_refusals: Family::default(),
             pool_matches: Family::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_histogram),
@@ -191,6 +194,11 @@ impl Metrics {
             "handshakes",
             "mTLS handshakes by result (success or refused) and refusal reason",
             self.handshakes.clone(),
+        );
+        self.registry.register(
+            "proxy_protocol_refusals",
+            "Connections refused before the TLS handshake by listener.proxy_protocol, by reason",
+            self.proxy_protocol_refusals.clone(),
         );
         self.registry.register(
             "pool_matches",
@@ -298,6 +306,15 @@ impl Metrics {
             listener: listener_label(target),
         };
         self.refused_upstream_down.get_or_create(&labels).inc();
+    }
+
+    /// A connection was refused before its handshake by the PROXY protocol policy.
+    pub fn proxy_protocol_refused(&self, reason: ProxyProtocolRefusal) {
+        self.proxy_protocol_refusals
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// A client completed the mTLS handshake and was admitted.

@@ -14,12 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tracing::{error, info, warn};
 
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, ProxyProtocolConfig};
 use crate::kafka::ProtocolError;
 use crate::kafka::rewrite::{AddressMapper, BrokerAddress};
 use crate::log_limit::Level;
 use crate::session::{ServeBroker, Session, SessionHandles};
 use crate::upstream::Target;
+
+use super::proxy_protocol;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
@@ -63,6 +65,8 @@ pub(crate) struct Acceptor {
     pub max_connections: usize,
     /// Tells accept loops and sessions to stop.
     pub shutdown: broadcast::Sender<()>,
+    /// `listener.proxy_protocol`: read a PROXY header before the handshake; `None`: off.
+    proxy_protocol: Option<Arc<ProxyProtocolConfig>>,
     next_id: AtomicU64,
 }
 
@@ -77,8 +81,15 @@ impl Acceptor {
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
             shutdown,
+            proxy_protocol: None,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// Read PROXY protocol headers on every listener, as `config` allows.
+    pub fn with_proxy_protocol(mut self, config: Option<ProxyProtocolConfig>) -> Self {
+        self.proxy_protocol = config.map(Arc::new);
+        self
     }
 
     /// A short id for logs and audit records, unique within this process.
@@ -120,14 +131,24 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
                 "connection limit reached; further clients wait in the accept queue"
             );
         }
-        let session = Session {
+        let mut session = Session {
             handles: acceptor.handles.clone(),
             connection_id: acceptor.next_connection_id(),
             peer,
+            via: None,
             target,
         };
         let session_shutdown = acceptor.shutdown.subscribe();
+        let proxy_protocol = acceptor.proxy_protocol.clone();
         tokio::spawn(async move {
+            let mut tcp = tcp;
+            // In the session's task: a slow header holds up only its own connection.
+            if let Some(config) = proxy_protocol
+                && !proxy_protocol::admit(&config, &mut tcp, &mut session).await
+            {
+                drop(permit);
+                return;
+            }
             session.run(tcp, session_shutdown).await;
             drop(permit);
         });

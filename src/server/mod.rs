@@ -9,6 +9,7 @@
 //! server waits for them up to `limits.drain_timeout_ms` (of the configuration in force then).
 
 pub mod listeners;
+pub mod proxy_protocol;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -113,7 +114,9 @@ impl Server {
         );
         let handles = Arc::new(handles);
         let (shutdown, _) = broadcast::channel(1);
-        let acceptor = Arc::new(Acceptor::new(handles, max_connections, shutdown));
+        let acceptor = Acceptor::new(handles, max_connections, shutdown)
+            .with_proxy_protocol(listener_config.proxy_protocol.clone());
+        let acceptor = Arc::new(acceptor);
         let serve_brokers = tokio::spawn(serve_brokers(
             acceptor.clone(),
             listener_config.clone(),

@@ -135,6 +135,7 @@ pub(crate) enum Party<'a> {
     Unknown {
         connection_id: &'a str,
         peer: std::net::SocketAddr,
+        via: Option<std::net::SocketAddr>,
     },
     Admitted(&'a ConnectionIdentity),
 }
@@ -151,16 +152,20 @@ impl SessionEnd {
         audit: &AuditSink,
         metrics: &Metrics,
     ) {
-        let (connection_id, peer) = match &party {
+        let (connection_id, peer, via) = match &party {
             Party::Unknown {
                 connection_id,
                 peer,
-            } => (*connection_id, *peer),
-            Party::Admitted(identity) => (identity.connection_id.as_str(), identity.peer),
+                via,
+            } => (*connection_id, *peer, *via),
+            Party::Admitted(identity) => {
+                (identity.connection_id.as_str(), identity.peer, identity.via)
+            }
         };
         let attempt = |outcome| AuthenticationAttempt {
             connection_id,
             client_address: peer,
+            via,
             listener,
             outcome,
         };

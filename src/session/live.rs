@@ -20,6 +20,7 @@ use crate::tls::Verdict;
 struct LiveConnection {
     connection_id: String,
     peer: SocketAddr,
+    via: Option<SocketAddr>,
     listener: String,
     /// The client's chain as presented: leaf first.
     chain: Arc<Vec<CertificateDer<'static>>>,
@@ -68,6 +69,7 @@ impl LiveConnections {
                 LiveConnection {
                     connection_id: identity.connection_id.clone(),
                     peer: identity.peer,
+                    via: identity.via,
                     listener: listener.to_string(),
                     not_after: chain
                         .first()
@@ -155,6 +157,7 @@ impl LiveConnections {
                     audit.authentication(&AuthenticationAttempt {
                         connection_id: &live.connection_id,
                         client_address: live.peer,
+                        via: live.via,
                         listener: &live.listener,
                         outcome: AttemptOutcome::Refused {
                             reason: *reason,

@@ -56,6 +56,8 @@ use reauth::Reauthentication;
 pub struct ConnectionIdentity {
     pub connection_id: String,
     pub peer: SocketAddr,
+    /// The load balancer that relayed the client (PROXY protocol), if any.
+    pub via: Option<SocketAddr>,
     pub resolved: Arc<Resolved>,
     /// Certificate authorities that verified the client chain.
     pub verified_by: Vec<String>,
@@ -125,7 +127,10 @@ impl SessionHandles {
 pub struct Session {
     pub handles: Arc<SessionHandles>,
     pub connection_id: String,
+    /// The client's address: the socket's, or the one a trusted PROXY protocol header gave.
     pub peer: SocketAddr,
+    /// The load balancer's address when a PROXY protocol header named the client.
+    pub via: Option<SocketAddr>,
     /// The listener it came in on.
     pub target: Target,
 }
@@ -139,9 +144,13 @@ impl Session {
             id = %self.connection_id,
             peer = %self.peer,
             listener = %listener,
+            via = tracing::field::Empty,
             pools = tracing::field::Empty,
             identifier = tracing::field::Empty,
         );
+        if let Some(via) = self.via {
+            span.record("via", tracing::field::display(via));
+        }
         let _ = tcp.set_nodelay(true);
         let _open = self.handles.metrics.connection_opened(self.target);
         self.serve(tcp, &listener, shutdown).instrument(span).await
@@ -179,6 +188,7 @@ impl Session {
                 let party = Party::Unknown {
                     connection_id: &self.connection_id,
                     peer: self.peer,
+                    via: self.via,
                 };
                 return end.report(party, listener, &self.handles.audit, &self.handles.metrics);
             }
@@ -310,6 +320,7 @@ impl Session {
         handles.audit.authentication(&AuthenticationAttempt {
             connection_id: &self.connection_id,
             client_address: self.peer,
+            via: self.via,
             listener,
             outcome: AttemptOutcome::Admitted(verdict),
         });
@@ -323,6 +334,7 @@ impl Session {
         let identity = ConnectionIdentity {
             connection_id: self.connection_id.clone(),
             peer: self.peer,
+            via: self.via,
             resolved: resolved.clone(),
             verified_by: verified_by.clone(),
         };

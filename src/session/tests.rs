@@ -472,6 +472,7 @@ fn admitted_identity() -> ConnectionIdentity {
     ConnectionIdentity {
         connection_id: "conn-1".into(),
         peer: "127.0.0.1:40000".parse().unwrap(),
+        via: None,
         resolved: Arc::new(Resolved {
             identity: CertIdentity::from_der(&der).unwrap(),
             evaluation: Evaluation {
@@ -557,6 +558,7 @@ fn a_refused_handshake_logs_client_refused_and_no_close_line() {
     let party = Party::Unknown {
         connection_id: "conn-2",
         peer: "127.0.0.1:40001".parse().unwrap(),
+        via: None,
     };
     let lines = report_lines(&end, party);
     assert_eq!(lines.len(), 1, "{lines:#?}");

@@ -78,3 +78,65 @@ fn advertised_addresses_are_configured_apart_from_the_bound_ports() {
         );
     }
 }
+
+/// The valid fixture with `listener.proxy_protocol` (`section`: the YAML under the key).
+fn with_proxy_protocol(f: &Fixture, section: &str) -> String {
+    f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)).replace(
+        "  advertised_host: localhost\n",
+        &format!("  advertised_host: localhost\n  proxy_protocol:{section}\n"),
+    )
+}
+
+#[test]
+fn proxy_protocol_loads_with_required_and_direct_clients_by_default() {
+    let f = Fixture::new();
+    let cfg = f
+        .load(&with_proxy_protocol(
+            &f,
+            "\n    trusted_sources: [10.0.0.0/8, \"2001:db8::/32\", 192.0.2.7]",
+        ))
+        .unwrap();
+    let pp = cfg.startup.listener.proxy_protocol.unwrap();
+    assert!(pp.required && pp.allow_direct);
+    assert_eq!(pp.trusted_sources.len(), 3);
+    assert!(pp.trusts("192.0.2.7".parse().unwrap()));
+    // Absent: off.
+    let cfg = f
+        .load(&f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS)))
+        .unwrap();
+    assert!(cfg.startup.listener.proxy_protocol.is_none());
+}
+
+#[test]
+fn proxy_protocol_problems_name_their_field() {
+    let f = Fixture::new();
+    let issues = f.issues(&with_proxy_protocol(
+        &f,
+        "\n    trusted_sources: [10.0.0.0/8, 10.1.0.0/8]\n    required: false",
+    ));
+    assert!(
+        has(
+            &issues,
+            "listener.proxy_protocol.trusted_sources[1]",
+            "write 10.0.0.0/8"
+        ),
+        "{issues:?}"
+    );
+    let issues = f.issues(&with_proxy_protocol(&f, "\n    trusted_sources: []"));
+    assert!(
+        has(
+            &issues,
+            "listener.proxy_protocol.trusted_sources",
+            "at least one"
+        ),
+        "{issues:?}"
+    );
+    // A misspelt key is an error, not a silently ignored setting.
+    assert!(
+        f.load(&with_proxy_protocol(
+            &f,
+            "\n    trusted_sources: [10.0.0.0/8]\n    requried: false"
+        ))
+        .is_err()
+    );
+}
