@@ -29,6 +29,8 @@
 
 mod book;
 mod connect;
+#[doc(hidden)]
+pub mod fuzzing;
 mod login;
 mod refusals;
 mod sasl;
