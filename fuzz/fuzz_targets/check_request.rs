@@ -16,8 +16,8 @@ use kafka_mtls_proxy::acl::apis::AUTHORIZED_APIS;
 use kafka_mtls_proxy::acl::{
     AclRule, Action, Operation, Pattern, Permission, Permissions, ResourceType, check_request,
 };
-use kafka_mtls_proxy::kafka::{ProtocolError, parse_request_header};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_mtls_proxy::kafka::{ApiKey, DecodedResponse, ProtocolError, parse_request_header};
+use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use libfuzzer_sys::fuzz_target;
 
@@ -78,8 +78,11 @@ fuzz_target!(|data: &[u8]| {
     let key = AUTHORIZED_APIS
         .get(usize::from(*api) % (AUTHORIZED_APIS.len() + 1))
         .copied()
-        .unwrap_or(ApiKey::DescribeAcls);
-    let range = key.valid_versions();
+        .unwrap_or(ApiKey::DESCRIBE_ACLS);
+    let Some(known) = key.known() else {
+        return;
+    };
+    let range = known.valid_versions();
     let span = i32::from(range.max) - i32::from(range.min) + 2;
     let Ok(version) = i16::try_from(i32::from(range.min) + i32::from(*version) % span) else {
         return;
@@ -87,14 +90,14 @@ fuzz_target!(|data: &[u8]| {
     let (body, answer) = rest.split_at(usize::from(*split).min(rest.len()));
 
     let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
+        .with_request_api_key(key.0)
         .with_request_api_version(version)
         .with_correlation_id(7)
         .with_client_id(Some(StrBytes::from_static_str("fuzz")));
     let mut frame = BytesMut::new();
     // The header version of an out-of-range version may not encode: nothing to test then.
     if header
-        .encode(&mut frame, key.request_header_version(version))
+        .encode(&mut frame, known.request_header_version(version))
         .is_err()
     {
         return;
@@ -115,7 +118,16 @@ fuzz_target!(|data: &[u8]| {
     } = checked.action
     {
         // A broker answer is not client-controlled, but the patch must not crash on it either.
-        let patched = patch(Bytes::copy_from_slice(answer));
+        let answer = Bytes::copy_from_slice(answer);
+        let decoded = DecodedResponse::decode(key, version, &answer);
+        assert_no_caught_panic(&decoded);
+        let Ok(mut decoded) = decoded else {
+            return;
+        };
+        let patched = patch(&mut decoded.body);
         assert_no_caught_panic(&patched);
+        if patched.is_ok() {
+            assert_no_caught_panic(&decoded.encode());
+        }
     }
 });

@@ -44,11 +44,13 @@ use crate::tls::explain::{self, ExplainError};
 
 pub use error::{ApiError, ErrorObject};
 pub use resource::{API_VERSION, KIND_CA, KIND_CA_LIST, KIND_POOL, KIND_POOL_LIST, STATE};
+/// The request-body decoding, for the fuzz targets (`fuzz/`); not part of the proxy's API.
+#[doc(hidden)]
+pub use resource::{Urls, ca_json, merge_ca, merge_pool, parse_body, pool_json, requested_id};
 pub use store::{CAS_DIR, HEADER};
 
 use change::{Change, NewFiles, Written, change_raw};
 use error::Scope;
-use resource::Urls;
 
 /// The IAM API's handle on the running proxy.
 pub struct IamApi {

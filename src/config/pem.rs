@@ -175,6 +175,39 @@ pub fn load_crls_bytes(bytes: &[u8]) -> Result<Vec<CertificateRevocationListDer<
                 ));
             }
         }
+        // rustls parses every CRL again, more strictly (v2 only, known reason codes, no delta
+        // or indirect CRLs), when it builds the verifier: refuse here what it would refuse
+        // there, so that such a CRL is a configuration error or a failed fetch (the last good
+        // CRL kept), not a trust store that cannot be built.
+        if let Err(e) = webpki::OwnedCertRevocationList::from_der(crl) {
+            return Err(format!(
+                "CRL #{} cannot be used for revocation checks: {e:?}",
+                i + 1
+            ));
+        }
     }
     Ok(crls)
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "in a test, a panic is the failure report"
+)]
+mod tests {
+    use super::*;
+
+    /// Found by the `crl` fuzz target: a CRL entry whose reasonCode is 53, which x509-parser
+    /// accepts and rustls refuses (`UnsupportedRevocationReason`) when it builds the verifier.
+    /// Accepted here, it passed `check-config` and then failed every build of the trust store:
+    /// the proxy's start, or (fetched from a `crl_url`) every reload, instead of being refused
+    /// like any bad CRL with the last good one kept.
+    const UNSUPPORTED_REASON: &str = "-----BEGIN X509 CRL-----\nMIIBCDCBrgIBATAKBggqhkjOPQQDAjAnMRAwDgYDVQQDDAdTZWVkIENBMRMwEQYD\nVQQKDApBY21lLCBJbmMuFw0yNjEyMDYwMjEzNTJaFw0yNzAxMDUwMjEzNTJaMCUw\nIwIEAIABAhcNMjYxMjA2MDIxMzUyWjAMMAoGA1UdFQQDCgE1oC8wLTAfBgNVHSME\nGDAWgBSExShG38NpEui3de7QiSMRRdONXzAKBgNVHRQEAwIBATAKBggqhkjOPQQD\nAgNJADBGAiEA2We4eSYGXpNiObTxa940aGI/PIsw6mxY8OD2kEaon88CIQD+n3it\n0P0ucAEFVl9Ugpve8qe6Zm0JCgMPPYg7SsVWLw==\n-----END X509 CRL-----\n";
+
+    #[test]
+    fn a_crl_rustls_cannot_use_is_refused_when_loaded() {
+        let error = load_crls_bytes(UNSUPPORTED_REASON.as_bytes()).unwrap_err();
+        assert!(error.contains("CRL #1"), "{error}");
+        assert!(error.contains("UnsupportedRevocationReason"), "{error}");
+    }
 }

@@ -31,6 +31,8 @@
 
 mod book;
 mod connect;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod login;
 mod refusals;
