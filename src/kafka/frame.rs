@@ -54,7 +54,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, max_frame: usize) -> Self {
         Self {
             inner,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
             max_frame,
         }
     }
@@ -78,6 +78,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Some(frame.freeze()));
             }
 
+            if self.buf.is_empty() {
+                // Between frames, possibly idle for minutes: wait holding no buffer.
+                match self.read_between_frames().await {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let expected = total.unwrap_or(LENGTH_PREFIX);
             let needed = expected.saturating_sub(self.buf.len());
             self.buf
@@ -99,6 +108,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 });
             }
         }
+    }
+
+    /// One read into a stack chunk that lives for a single poll, then into a fresh buffer: while
+    /// the peer sends nothing, this reader holds no heap memory at all (an idle connection
+    /// would otherwise keep a `READ_CHUNK` buffer per direction). The previous frame's buffer
+    /// is let go, so it is freed as soon as that frame is. `Ok(0)`: end of stream.
+    async fn read_between_frames(&mut self) -> std::io::Result<usize> {
+        self.buf = BytesMut::new();
+        let (inner, buf) = (&mut self.inner, &mut self.buf);
+        std::future::poll_fn(|cx| {
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut read = tokio::io::ReadBuf::new(&mut chunk);
+            std::task::ready!(std::pin::Pin::new(&mut *inner).poll_read(cx, &mut read))?;
+            let got = read.filled();
+            buf.reserve(READ_CHUNK.max(got.len()));
+            buf.extend_from_slice(got);
+            std::task::Poll::Ready(Ok(got.len()))
+        })
+        .await
     }
 
     /// The total size (prefix included) of the frame at the front of the buffer, once its prefix
@@ -383,6 +411,27 @@ mod tests {
         ) -> std::task::Poll<std::io::Result<()>> {
             std::task::Poll::Ready(Err(self.0.into()))
         }
+    }
+
+    /// An idle connection costs no frame buffer: while the reader waits between frames it holds
+    /// no heap memory, and a frame that arrives after the wait is read whole.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_between_frames_holds_no_buffer() {
+        let (mut peer, stream) = tokio::io::duplex(64 * 1024);
+        let mut r = FrameReader::new(stream, 1024 * 1024);
+        peer.write_all(&framed(&[7u8; 3000])).await.unwrap();
+        assert_eq!(r.read_frame().await.unwrap().unwrap().len(), 3000);
+
+        // Nothing to read: the wait is cancelled by the timeout, as the pump's select! would.
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_secs(60), r.read_frame()).await;
+        assert!(waited.is_err(), "a frame out of nothing");
+        assert_eq!(r.buf.capacity(), 0, "an idle reader holds a buffer");
+
+        peer.write_all(&framed(b"after the wait")).await.unwrap();
+        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"after the wait"[..]);
+        drop(peer);
+        assert!(r.read_frame().await.unwrap().is_none());
     }
 
     /// A reader that returns at most `step` bytes per read.

@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | `kafka_mtls_proxy_connections_active` (gauge) | `listener` | `bootstrap` or `broker-<id>`: `limits.max_broker_listeners` |
 //! | `kafka_mtls_proxy_connections_total` | `listener` | same |
+//! | `kafka_mtls_proxy_connections_refused_total` | `listener`, `reason` | same × [`ConnectionRefusal`] |
 //! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
 //! | `kafka_mtls_proxy_pool_matches_total` | `pool` | the pool ids in the configuration |
 //! | `kafka_mtls_proxy_requests_total` | `api_key` | [`API_KEY_SLOTS`] + 1 |
@@ -31,7 +32,7 @@
 
 mod labels;
 
-pub use labels::{Direction, listener_label};
+pub use labels::{ConnectionRefusal, Direction, listener_label};
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -47,7 +48,7 @@ use crate::kafka::ApiKey;
 use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
-    ApiLabels, CaLabels, DenialLabels, DirectionLabels, HandshakeLabels, ListenerLabels,
+    ApiLabels, RefusedLabels, CaLabels, DenialLabels, DirectionLabels, HandshakeLabels, ListenerLabels,
     PoolLabels, ResultLabels,
 };
 
@@ -92,6 +93,7 @@ pub struct Metrics {
     registry: Registry,
     connections_active: Family<ListenerLabels, Gauge>,
     connections_total: Family<ListenerLabels, Counter>,
+    connections_refused: Family<RefusedLabels, Counter>,
     handshakes: Family<HandshakeLabels, Counter>,
     pool_matches: Family<PoolLabels, Counter>,
     requests: Family<ApiLabels, Counter>,
@@ -125,6 +127,7 @@ impl Metrics {
             registry: Registry::with_prefix(PREFIX),
             connections_active: Family::default(),
             connections_total: Family::default(),
+            connections_refused: Family::default(),
             handshakes: Family::default(),
             pool_matches: Family::default(),
             requests: Family::default(),
@@ -162,6 +165,11 @@ impl Metrics {
             "connections",
             "Client connections accepted, by listener",
             self.connections_total.clone(),
+        );
+        self.registry.register(
+            "connections_refused",
+            "Client connections closed at accept, before any TLS, by listener and reason",
+            self.connections_refused.clone(),
         );
         self.registry.register(
             "handshakes",
@@ -239,6 +247,16 @@ impl Metrics {
         let active = self.connections_active.get_or_create_owned(&labels);
         active.inc();
         OpenConnection { active }
+    }
+
+    /// A client connection on `target`'s listener was accepted and closed at once for `reason`.
+    pub fn connection_refused(&self, target: Target, reason: ConnectionRefusal) {
+        self.connections_refused
+            .get_or_create(&RefusedLabels {
+                listener: listener_label(target),
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// A client completed the mTLS handshake and was admitted.
