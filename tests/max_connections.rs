@@ -27,7 +27,8 @@ use support::logs::init_logging;
 use support::proxy::{Pki, ServerTask};
 use support::test_proxy::{free_port, good_round_trip, write_config};
 
-const REFUSED: &str = "kafka_mtls_proxy_connections_refused_total{listener=\"bootstrap\",reason=\"max_connections\"}";
+const REFUSED: &str =
+    "kafka_mtls_proxy_connections_refused_total{listener=\"bootstrap\",reason=\"max_connections\"}";
 
 /// The value of `series` in the proxy's `/metrics`, 0 when absent.
 async fn metric(admin: SocketAddr, series: &str) -> f64 {
@@ -43,8 +44,7 @@ async fn metric(admin: SocketAddr, series: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_max_connections_a_client_is_closed_at_once_and_counted_and_the_others_keep_working()
-{
+async fn over_max_connections_a_client_is_closed_at_once_and_counted_and_the_others_keep_working() {
     init_logging();
     let pki = Pki::generate("max-connections");
     let fake = FakeBroker::start().await;
@@ -79,7 +79,9 @@ async fn over_max_connections_a_client_is_closed_at_once_and_counted_and_the_oth
     // close, not the client's handshake timeout.
     let started = Instant::now();
     let third = connect().await;
-    let error = third.err().expect("a third client was admitted over max_connections 2");
+    let error = third
+        .err()
+        .expect("a third client was admitted over max_connections 2");
     assert_ne!(error.kind(), std::io::ErrorKind::TimedOut, "{error}");
     assert!(started.elapsed() < CLOSE_WITHIN, "{:?}", started.elapsed());
     assert_eq!(metric(admin, REFUSED).await, 1.0);
@@ -99,7 +101,10 @@ async fn over_max_connections_a_client_is_closed_at_once_and_counted_and_the_oth
         match connect().await {
             Ok(c) => break c,
             Err(e) => {
-                assert!(Instant::now() < deadline, "no client admitted after one left: {e}");
+                assert!(
+                    Instant::now() < deadline,
+                    "no client admitted after one left: {e}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -15,9 +15,10 @@ pub fn haproxy_config(pem: &Path, client_ca: &Path, port: u16, broker: u16) -> S
     format!(
         r#"# The same mTLS as the proxy (server certificate, client CA, verify required), TCP mode.
 # TLS versions, ciphers and threads are HAProxy's defaults (nbthread = the CPUs available).
-# maxconn and timeouts leave room for the idle figure (10,000 connections held for a while).
+# maxconn and timeouts leave room for the idle figure (thousands of connections held for a
+# while; 9900 stays within an open-file limit of 20000, which haproxy needs 2 × maxconn of).
 global
-    maxconn 30000
+    maxconn 9900
 
 defaults
     mode tcp

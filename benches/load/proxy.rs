@@ -71,7 +71,7 @@ upstream:
   bootstrap_servers: [127.0.0.1:{broker}]
 audit:
   path: {audit}
-# Room for the idle figure (10,000 connections held).
+# Room for the idle figure (thousands of connections held).
 limits:
   max_connections: 30000
 log:

@@ -423,13 +423,15 @@ mod tests {
         assert_eq!(r.read_frame().await.unwrap().unwrap().len(), 3000);
 
         // Nothing to read: the wait is cancelled by the timeout, as the pump's select! would.
-        let waited =
-            tokio::time::timeout(std::time::Duration::from_secs(60), r.read_frame()).await;
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(60), r.read_frame()).await;
         assert!(waited.is_err(), "a frame out of nothing");
         assert_eq!(r.buf.capacity(), 0, "an idle reader holds a buffer");
 
         peer.write_all(&framed(b"after the wait")).await.unwrap();
-        assert_eq!(r.read_frame().await.unwrap().unwrap(), &b"after the wait"[..]);
+        assert_eq!(
+            r.read_frame().await.unwrap().unwrap(),
+            &b"after the wait"[..]
+        );
         drop(peer);
         assert!(r.read_frame().await.unwrap().is_none());
     }

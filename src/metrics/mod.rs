@@ -48,8 +48,8 @@ use crate::kafka::ApiKey;
 use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
-    ApiLabels, RefusedLabels, CaLabels, DenialLabels, DirectionLabels, HandshakeLabels, ListenerLabels,
-    PoolLabels, ResultLabels,
+    ApiLabels, CaLabels, DenialLabels, DirectionLabels, HandshakeLabels, ListenerLabels,
+    PoolLabels, RefusedLabels, ResultLabels,
 };
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics 1.0 text, which Prometheus

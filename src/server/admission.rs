@@ -105,11 +105,19 @@ mod tests {
         let metrics = Metrics::new();
         let throttle = Throttle::new(REFUSAL_LOG_INTERVAL);
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let try_admit = || admit(&connections, 1, &throttle, &metrics, Target::Bootstrap, peer);
+        let try_admit = || {
+            admit(
+                &connections,
+                1,
+                &throttle,
+                &metrics,
+                Target::Bootstrap,
+                peer,
+            )
+        };
         let first = try_admit().unwrap();
         assert!(try_admit().is_none());
-        let series =
-            "kafka_mtls_proxy_connections_refused_total{listener=\"bootstrap\",reason=\"max_connections\"} 1";
+        let series = "kafka_mtls_proxy_connections_refused_total{listener=\"bootstrap\",reason=\"max_connections\"} 1";
         assert!(metrics.encode().contains(series), "{}", metrics.encode());
         drop(first);
         assert!(try_admit().is_some());

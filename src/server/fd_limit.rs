@@ -95,7 +95,10 @@ mod tests {
     #[test]
     fn a_limit_too_low_names_the_setting_and_what_it_can_serve() {
         let s = shortfall(&limits(10_000, 1_000), 20_000).unwrap();
-        assert!(s.starts_with("limits.max_connections: 10000 connections"), "{s}");
+        assert!(
+            s.starts_with("limits.max_connections: 10000 connections"),
+            "{s}"
+        );
         assert!(s.contains("need up to 21064 open files"), "{s}");
         assert!(s.contains("about 9468 connections"), "{s}");
     }
@@ -104,7 +107,10 @@ mod tests {
     fn raising_reaches_the_hard_limit() {
         let raised = raise().unwrap();
         assert_eq!(raised.soft, raised.hard);
-        assert_eq!(rlimit::Resource::NOFILE.get().unwrap(), (raised.hard, raised.hard));
+        assert_eq!(
+            rlimit::Resource::NOFILE.get().unwrap(),
+            (raised.hard, raised.hard)
+        );
         assert_eq!(hard_limit().unwrap(), raised.hard);
     }
 }
