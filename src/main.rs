@@ -16,6 +16,11 @@ use tracing_subscriber::EnvFilter;
 
 use tools::{explain, iam, pki};
 
+/// jemalloc, with background threads: after a spike of connections closes, the memory goes back
+/// to the system within seconds (glibc's malloc kept it; README, Performance).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const DEFAULT_CONFIG: &str = "config/proxy.yaml";
 
 #[derive(Parser)]
