@@ -54,6 +54,8 @@
 //! cargo bench --bench load -- --broker tansu      # tansu, ~3 minutes
 //! cargo bench --bench load -- --quick             # smoke run: ~1.5 minutes (tansu: ~20 s)
 //! cargo bench --bench load -- --duration-secs 6 --rounds 5 --connections 8
+//! cargo bench --bench load -- --paths proxy,haproxy --figures idle --idle-connections 9000
+//!                                                 # memory per held connection, and after
 //! cargo bench --bench load -- --paths proxy --figures produce --duration-secs 20 --keep
 //!                                                 # one path, one figure: for `perf record -p`
 //! ```
@@ -83,6 +85,8 @@ mod client;
 mod connections;
 #[path = "load/haproxy.rs"]
 mod haproxy;
+#[path = "load/idle.rs"]
+mod idle;
 #[path = "load/kafka.rs"]
 mod kafka;
 #[path = "load/measure.rs"]
@@ -196,6 +200,16 @@ async fn run(args: Args) -> Result<()> {
     };
     let ticks = clock_ticks_per_sec();
     let figures = args.figures.clone();
+    if let Some(idle) = args.idle {
+        let mut samples = Vec::new();
+        for p in paths.iter_mut().filter(|p| p.terminator.is_some()) {
+            samples.push(idle::measure_idle(p, idle.connections, idle.openers).await?);
+        }
+        idle::report_idle(&samples);
+        if figures.is_empty() {
+            return Ok(());
+        }
+    }
 
     // Warm-up (not counted): first connections, listeners, caches, allocator — and a JVM's JIT,
     // which needs far longer: Kafka's produce throughput here climbs steeply for its first ~20 s
@@ -274,6 +288,25 @@ async fn interrupted() {
     }
 }
 
+/// Open files wanted: the idle figure holds thousands of connections, which takes as many
+/// descriptors here, twice as many in the terminator, and as many in the broker (the children
+/// inherit this process's limit). Without the privilege to raise the hard limit, the hard
+/// limit is what there is.
+const WANTED_OPEN_FILES: u64 = 1 << 17;
+
+/// Raise the open-file limit for this process and its children: both limits to
+/// [`WANTED_OPEN_FILES`] where allowed (root), else the soft one to the hard one.
+fn raise_fd_limit() {
+    let nofile = rlimit::Resource::NOFILE;
+    let Ok((soft, hard)) = nofile.get() else {
+        return;
+    };
+    let want = WANTED_OPEN_FILES.max(hard);
+    if soft < want && nofile.set(want, want).is_err() && soft < hard {
+        let _ = nofile.set(hard, hard);
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
@@ -283,6 +316,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

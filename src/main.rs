@@ -11,10 +11,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kafka_mtls_proxy::config::{self, AbsentSecrets, Config, LogFormat};
-use kafka_mtls_proxy::server;
+use kafka_mtls_proxy::server::{self, fd_limit};
 use tracing_subscriber::EnvFilter;
 
 use tools::{explain, iam, pki};
+
+/// jemalloc, with background threads: after a spike of connections closes, the memory goes back
+/// to the system within seconds (glibc's malloc kept it; README, Performance).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const DEFAULT_CONFIG: &str = "config/proxy.yaml";
 
@@ -121,6 +126,12 @@ fn check_config(path: &std::path::Path, absent_secrets: AbsentSecrets) -> ExitCo
     for w in &config.warnings {
         eprintln!("warning: {}: {w}", path.display());
     }
+    // What `run` would reach: the hard limit of this shell (a service manager may set another).
+    if let Ok(hard) = fd_limit::hard_limit()
+        && let Some(s) = fd_limit::shortfall(&config.startup.limits, hard)
+    {
+        eprintln!("warning: {}: {s}", path.display());
+    }
     for (host, port) in &config.reloadable.upstream.bootstrap_servers {
         if !config::resolves(host, *port) {
             eprintln!(
@@ -189,6 +200,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     for w in &config.warnings {
         tracing::warn!(file = %path.display(), "{w}");
     }
+    raise_fd_limit(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -203,6 +215,25 @@ fn run(path: &std::path::Path) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raise the open-file limit to the hard limit, log it, and warn when it cannot serve
+/// `limits.max_connections`.
+fn raise_fd_limit(config: &Config) {
+    match fd_limit::raise() {
+        Ok(l) => {
+            tracing::info!(
+                soft = l.soft,
+                hard = l.hard,
+                was = l.previous_soft,
+                "open-file limit (RLIMIT_NOFILE)"
+            );
+            if let Some(s) = fd_limit::shortfall(&config.startup.limits, l.soft) {
+                tracing::warn!("{s}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
     }
 }
 

@@ -38,6 +38,9 @@ audit:
   path: "off"
 reload:
   watch_interval_ms: 0
+# Small, so that no open-file limit of the machine running the tests draws a warning.
+limits:
+  max_connections: 1000
 admin:
   listen: 127.0.0.1:0
   token_file: "{token}"
@@ -155,4 +158,29 @@ fn run_refuses_to_start_without_its_secrets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(secret_lines(&out, "error", &config).len(), 2, "{stderr}");
+}
+
+/// The open-file limit cannot serve a million connections anywhere (Linux caps any process at
+/// `fs.nr_open`, 2^20 by default): `check-config` says so, naming the setting, and succeeds.
+#[test]
+fn check_config_warns_when_the_open_file_limit_cannot_serve_max_connections() {
+    let pki = Pki::generate("test-password");
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = write_config(dir.path(), &pki);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("max_connections: 1000\n", "max_connections: 1000000\n"),
+    )
+    .unwrap();
+
+    let out = proxy(&["check-config"], &config);
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let start = format!(
+        "warning: {}: limits.max_connections: 1000000 connections need up to 2001064 open files",
+        config.display()
+    );
+    assert!(stderr.lines().any(|l| l.starts_with(&start)), "{stderr}");
 }

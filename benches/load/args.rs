@@ -26,13 +26,24 @@ pub struct Args {
     pub paths: Vec<Kind>,
     /// The figures to measure (all by default).
     pub figures: Vec<Figure>,
+    /// The idle figure (`--figures idle`, not run by default): connections held per path.
+    pub idle: Option<IdleArgs>,
+}
+
+/// The idle figure's options (`load/idle.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct IdleArgs {
+    pub connections: usize,
+    /// Concurrent tasks opening them.
+    pub openers: usize,
 }
 
 pub const USAGE: &str = "\
 usage: cargo bench --bench load -- [--broker kafka|tansu] [--duration-secs N] [--rounds N]
                                    [--connections N] [--in-flight N] [--workers N] [--quick]
                                    [--keep] [--paths proxy,proxy-acl,haproxy,direct]
-                                   [--figures produce,seq,concurrent]
+                                   [--figures produce,seq,concurrent,idle]
+                                   [--idle-connections N] [--idle-openers N]
   --broker B         each path's broker: kafka (default; a one-node Apache Kafka per path, from
                      scripts/kafka-fetch) or tansu (needs scripts/install-tansu)
   --duration-secs N  length of each measurement (default 4; --quick: 1)
@@ -43,7 +54,12 @@ usage: cargo bench --bench load -- [--broker kafka|tansu] [--duration-secs N] [-
   --keep             keep the working directory (configs, PKI, process logs) and print its path
   --paths LIST       measure only these paths (e.g. `--paths proxy` to profile the proxy alone)
   --figures LIST     measure only these figures: produce, seq (connections one at a time),
-                     concurrent (connections from --workers workers)
+                     concurrent (connections from --workers workers); idle (not by default:
+                     terminator RSS with --idle-connections held, and 10 s / 60 s after they
+                     closed; paths measured one after the other)
+  --idle-connections N  connections the idle figure holds per path (default 9000: the terminator
+                     needs 2 open files per connection, and a hard limit of 20000 is common)
+  --idle-openers N   concurrent tasks opening them (default 32)
 Criterion-style arguments (--bench, filters, …) are ignored.";
 
 pub fn parse_args() -> Result<Option<Args>> {
@@ -61,6 +77,9 @@ pub fn parse_args() -> Result<Option<Args>> {
     let mut connections = 4;
     let mut in_flight = 4;
     let mut workers = 4;
+    let mut idle = false;
+    let mut idle_connections = 9_000;
+    let mut idle_openers = 32;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -115,8 +134,10 @@ pub fn parse_args() -> Result<Option<Args>> {
                         .next()
                         .ok_or_else(|| anyhow!("--figures needs a value"))?,
                 };
+                idle = list.split(',').any(|f| f.trim() == "idle");
                 figures = list
                     .split(',')
+                    .filter(|f| f.trim() != "idle")
                     .map(|f| match f.trim() {
                         "produce" => Ok(Figure::Produce),
                         "seq" => Ok(Figure::ConnSequential),
@@ -130,6 +151,8 @@ pub fn parse_args() -> Result<Option<Args>> {
             "--connections" => connections = value("--connections")?,
             "--in-flight" => in_flight = value("--in-flight")?,
             "--workers" => workers = value("--workers")?,
+            "--idle-connections" => idle_connections = value("--idle-connections")?,
+            "--idle-openers" => idle_openers = value("--idle-openers")?,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -152,5 +175,13 @@ pub fn parse_args() -> Result<Option<Args>> {
         keep,
         paths,
         figures,
+        idle: if idle {
+            Some(IdleArgs {
+                connections: small(idle_connections, 100_000, "--idle-connections")?,
+                openers: small(idle_openers, 512, "--idle-openers")?,
+            })
+        } else {
+            None
+        },
     }))
 }

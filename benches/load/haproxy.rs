@@ -15,14 +15,16 @@ pub fn haproxy_config(pem: &Path, client_ca: &Path, port: u16, broker: u16) -> S
     format!(
         r#"# The same mTLS as the proxy (server certificate, client CA, verify required), TCP mode.
 # TLS versions, ciphers and threads are HAProxy's defaults (nbthread = the CPUs available).
+# maxconn and timeouts leave room for the idle figure (thousands of connections held for a
+# while; 9900 stays within an open-file limit of 20000, which haproxy needs 2 × maxconn of).
 global
-    maxconn 8000
+    maxconn 9900
 
 defaults
     mode tcp
     timeout connect 5s
-    timeout client 60s
-    timeout server 60s
+    timeout client 10m
+    timeout server 10m
 
 frontend kafka_mtls
     bind 127.0.0.1:{port} ssl crt {pem} ca-file {ca} verify required

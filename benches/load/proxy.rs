@@ -71,6 +71,9 @@ upstream:
   bootstrap_servers: [127.0.0.1:{broker}]
 audit:
   path: {audit}
+# Room for the idle figure (thousands of connections held).
+limits:
+  max_connections: 30000
 log:
   level: {log_level}
 certificate_authorities:

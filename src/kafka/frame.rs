@@ -113,7 +113,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, max_frame: usize) -> Self {
         Self {
             inner,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
             max_frame,
             budget: None,
             stall: None,
@@ -141,6 +141,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.handed_out = None;
         loop {
             match self.current_frame_total()? {
+                None if self.buf.is_empty() => {
+                    // Between frames, possibly idle for minutes: wait holding no buffer.
+                    match self.read_between_frames().await {
+                        Ok(0) => return Ok(None),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 None => {
                     self.buf.reserve(READ_CHUNK);
                     if self.fill(READ_CHUNK, self.buf.len(), LENGTH_PREFIX).await? == 0 {
@@ -280,6 +289,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 self.held = Some(budget.acquire(total).await?);
             }
 
+            if self.buf.is_empty() {
+                // Between frames, possibly idle for minutes: wait holding no buffer.
+                match self.read_between_frames().await {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let expected = total.unwrap_or(LENGTH_PREFIX);
             let needed = expected.saturating_sub(self.buf.len());
             self.buf
@@ -298,6 +316,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 });
             }
         }
+    }
+
+    /// One read into a stack chunk that lives for a single poll, then into a fresh buffer: while
+    /// the peer sends nothing, this reader holds no heap memory at all (an idle connection
+    /// would otherwise keep a `READ_CHUNK` buffer per direction). The previous frame's buffer
+    /// is let go, so it is freed as soon as that frame is. `Ok(0)`: end of stream.
+    async fn read_between_frames(&mut self) -> std::io::Result<usize> {
+        self.buf = BytesMut::new();
+        let (inner, buf) = (&mut self.inner, &mut self.buf);
+        std::future::poll_fn(|cx| {
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut read = tokio::io::ReadBuf::new(&mut chunk);
+            std::task::ready!(std::pin::Pin::new(&mut *inner).poll_read(cx, &mut read))?;
+            let got = read.filled();
+            buf.reserve(READ_CHUNK.max(got.len()));
+            buf.extend_from_slice(got);
+            std::task::Poll::Ready(Ok(got.len()))
+        })
+        .await
     }
 
     /// The total size (prefix included) of the frame at the front of the buffer, once its prefix

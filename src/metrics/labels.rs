@@ -62,6 +62,27 @@ pub(super) struct ListenerLabels {
     pub(super) listener: String,
 }
 
+/// Why a client connection was closed at accept, before any TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRefusal {
+    /// `limits.max_connections` connections were open already.
+    MaxConnections,
+}
+
+impl ConnectionRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionRefusal::MaxConnections => "max_connections",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct RefusedLabels {
+    pub(super) listener: String,
+    pub(super) reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct DenialLabels {
     pub(super) api: Cow<'static, str>,

@@ -10,6 +10,7 @@
 //! | `kafka_mtls_proxy_connections_active` (gauge) | `listener` | `bootstrap` or `broker-<id>`: `limits.max_broker_listeners` |
 //! | `kafka_mtls_proxy_connections_total` | `listener` | same |
 //! | `kafka_mtls_proxy_connections_refused_upstream_down_total` | `listener` | same |
+//! | `kafka_mtls_proxy_connections_refused_total` | `listener`, `reason` | same × [`ConnectionRefusal`] |
 //! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
 //! | `kafka_mtls_proxy_proxy_protocol_refusals_total` | `reason` | [`ProxyProtocolRefusal`] |
 //! | `kafka_mtls_proxy_pool_matches_total` | `pool` | the pool ids in the configuration |
@@ -36,7 +37,9 @@
 
 mod labels;
 
-pub use labels::{CertificateKind, Direction, ProxyProtocolRefusal, listener_label};
+pub use labels::{
+    CertificateKind, ConnectionRefusal, Direction, ProxyProtocolRefusal, listener_label,
+};
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -54,7 +57,7 @@ use crate::tls::RefusalReason;
 use crate::upstream::Target;
 use labels::{
     ApiLabels, CaLabels, CertificateLabels, DenialLabels, DirectionLabels, HandshakeLabels,
-    ListenerLabels, PoolLabels, ReasonLabels, ResultLabels,
+    ListenerLabels, PoolLabels, ReasonLabels, RefusedLabels, ResultLabels,
 };
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics 1.0 text, which Prometheus
@@ -100,6 +103,7 @@ pub struct Metrics {
     connections_total: Family<ListenerLabels, Counter>,
     /// Closed before the handshake because the listener's broker was known down.
     refused_upstream_down: Family<ListenerLabels, Counter>,
+    connections_refused: Family<RefusedLabels, Counter>,
     handshakes: Family<HandshakeLabels, Counter>,
     proxy_protocol_refusals: Family<ReasonLabels, Counter>,
     pool_matches: Family<PoolLabels, Counter>,
@@ -142,6 +146,7 @@ impl Metrics {
             connections_active: Family::default(),
             connections_total: Family::default(),
             refused_upstream_down: Family::default(),
+            connections_refused: Family::default(),
             handshakes: Family::default(),
             proxy_protocol_refusals: Family::default(),
             pool_matches: Family::default(),
@@ -189,6 +194,11 @@ impl Metrics {
             "connections_refused_upstream_down",
             "Client connections closed before the TLS handshake because the listener's broker was known down, by listener",
             self.refused_upstream_down.clone(),
+        );
+        self.registry.register(
+            "connections_refused",
+            "Client connections closed at accept, before any TLS, by listener and reason",
+            self.connections_refused.clone(),
         );
         self.registry.register(
             "handshakes",
@@ -312,6 +322,16 @@ impl Metrics {
     pub fn proxy_protocol_refused(&self, reason: ProxyProtocolRefusal) {
         self.proxy_protocol_refusals
             .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// A client connection on `target`'s listener was accepted and closed at once for `reason`.
+    pub fn connection_refused(&self, target: Target, reason: ConnectionRefusal) {
+        self.connections_refused
+            .get_or_create(&RefusedLabels {
+                listener: listener_label(target),
                 reason: reason.as_str(),
             })
             .inc();

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
-use tracing::{error, info, warn};
+use tracing::{error, info};
+
+use super::admission::{REFUSAL_LOG_INTERVAL, Throttle, admit};
 
 use crate::config::{ListenerConfig, ProxyProtocolConfig};
 use crate::kafka::ProtocolError;
@@ -63,6 +65,8 @@ pub(crate) struct Acceptor {
     /// Bounds concurrent connections (`limits.max_connections`); a connection holds a permit.
     pub connections: Arc<Semaphore>,
     pub max_connections: usize,
+    /// Rate-limits the log line of connections refused over `max_connections`.
+    refusals: Throttle,
     /// Tells accept loops and sessions to stop.
     pub shutdown: broadcast::Sender<()>,
     /// `listener.proxy_protocol`: read a PROXY header before the handshake; `None`: off.
@@ -80,6 +84,7 @@ impl Acceptor {
             handles,
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
+            refusals: Throttle::new(REFUSAL_LOG_INTERVAL),
             shutdown,
             proxy_protocol: None,
             next_id: AtomicU64::new(1),
@@ -102,13 +107,6 @@ impl Acceptor {
 pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, target: Target) {
     let mut shutdown = acceptor.shutdown.subscribe();
     loop {
-        let permit = tokio::select! {
-            p = acceptor.connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.recv() => return,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.recv() => return,
@@ -125,12 +123,18 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
                 continue;
             }
         };
-        if acceptor.connections.available_permits() == 0 {
-            warn!(
-                max = acceptor.max_connections,
-                "connection limit reached; further clients wait in the accept queue"
-            );
-        }
+        let Some(permit) = admit(
+            &acceptor.connections,
+            acceptor.max_connections,
+            &acceptor.refusals,
+            &acceptor.handles.metrics,
+            target,
+            peer,
+        ) else {
+            // Closed at once: the client sees the end of its connection, not a silent queue.
+            drop(tcp);
+            continue;
+        };
         let mut session = Session {
             handles: acceptor.handles.clone(),
             connection_id: acceptor.next_connection_id(),

@@ -1,6 +1,7 @@
 //! A running proxy: binds its listeners, wires the parts together, and stops them in order.
 //!
-//! - [`listeners`]: the bootstrap and per-broker listeners and their accept loops.
+//! - [`listeners`]: the bootstrap and per-broker listeners and their accept loops;
+//!   `admission` refuses clients over `limits.max_connections` at accept.
 //! - [`crate::reload`]: configuration generations, published to sessions.
 //! - [`crate::session`]: one task per accepted connection.
 //!
@@ -8,6 +9,8 @@
 //! session stops reading new requests and delivers the answers already in flight, and the
 //! server waits for them up to `limits.drain_timeout_ms` (of the configuration in force then).
 
+mod admission;
+pub mod fd_limit;
 pub mod listeners;
 pub mod proxy_protocol;
 

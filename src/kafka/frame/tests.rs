@@ -258,3 +258,46 @@ impl AsyncRead for ChunkedReader {
         std::task::Poll::Ready(Ok(()))
     }
 }
+
+/// An idle connection costs no frame buffer: while the reader waits between frames it holds
+/// no heap memory, and a frame that arrives after the wait is read whole.
+#[tokio::test(start_paused = true)]
+async fn waiting_between_frames_holds_no_buffer() {
+    let (mut peer, stream) = tokio::io::duplex(64 * 1024);
+    let mut r = FrameReader::new(stream, 1024 * 1024);
+    peer.write_all(&framed(&[7u8; 3000])).await.unwrap();
+    assert_eq!(r.read_frame().await.unwrap().unwrap().len(), 3000);
+
+    // Nothing to read: the wait is cancelled by the timeout, as the pump's select! would.
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), r.read_frame()).await;
+    assert!(waited.is_err(), "a frame out of nothing");
+    assert_eq!(r.buf.capacity(), 0, "an idle reader holds a buffer");
+
+    peer.write_all(&framed(b"after the wait")).await.unwrap();
+    assert_eq!(
+        r.read_frame().await.unwrap().unwrap(),
+        &b"after the wait"[..]
+    );
+    drop(peer);
+    assert!(r.read_frame().await.unwrap().is_none());
+}
+
+/// The client side's reader (`read_start`, with a budget) holds no buffer between frames either.
+#[tokio::test(start_paused = true)]
+async fn read_start_waits_between_frames_holding_no_buffer() {
+    let (mut peer, stream) = tokio::io::duplex(64 * 1024);
+    let budget = RequestBudget::new(1 << 20, Default::default());
+    let mut r = FrameReader::new(stream, 1024 * 1024)
+        .with_budget(budget, std::time::Duration::from_secs(30));
+    peer.write_all(&framed(&[7u8; 3000])).await.unwrap();
+    assert!(matches!(r.read_start().await.unwrap(), Some(Start::Whole(f)) if f.len() == 3000));
+
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), r.read_start()).await;
+    assert!(waited.is_err(), "a frame out of nothing");
+    assert_eq!(r.buf.capacity(), 0, "an idle reader holds a buffer");
+
+    peer.write_all(&framed(b"after the wait")).await.unwrap();
+    assert!(
+        matches!(r.read_start().await.unwrap(), Some(Start::Whole(f)) if &f[..] == b"after the wait")
+    );
+}
