@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         crl_chain_path: Some("crl.pem".into()),
         crls,
         crl_url: None,
+        crl_distribution_points: Vec::new(),
         require_crl: data.first().is_some_and(|b| b % 2 == 1),
         pools: CaPools {
             ca_id: "op-fuzz".to_owned(),
