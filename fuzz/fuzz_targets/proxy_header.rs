@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     let read = {
         let mut future = pin!(read_header(&mut rest));
-        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
             Poll::Ready(read) => read,
             Poll::Pending => panic!("read_header waited on a byte slice"),
         }
@@ -34,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         match parsed {
             Ok((expected, len)) => {
                 assert_eq!(header, expected);
-                assert_eq!(consumed, len, "read_header took other bytes than the header's");
+                assert_eq!(
+                    consumed, len,
+                    "read_header took other bytes than the header's"
+                );
             }
             Err(e) => panic!("read_header accepted what parse_header refused: {e}"),
         }
