@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tracing::{error, info};
 
-use super::admission::{REFUSAL_LOG_INTERVAL, Throttle, admit};
+use super::admission::admit;
 
 use crate::config::{ListenerConfig, ProxyProtocolConfig};
 use crate::kafka::ProtocolError;
@@ -65,8 +65,6 @@ pub(crate) struct Acceptor {
     /// Bounds concurrent connections (`limits.max_connections`); a connection holds a permit.
     pub connections: Arc<Semaphore>,
     pub max_connections: usize,
-    /// Rate-limits the log line of connections refused over `max_connections`.
-    refusals: Throttle,
     /// Tells accept loops and sessions to stop.
     pub shutdown: broadcast::Sender<()>,
     /// `listener.proxy_protocol`: read a PROXY header before the handshake; `None`: off.
@@ -84,7 +82,6 @@ impl Acceptor {
             handles,
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
-            refusals: Throttle::new(REFUSAL_LOG_INTERVAL),
             shutdown,
             proxy_protocol: None,
             next_id: AtomicU64::new(1),
@@ -126,7 +123,6 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
         let Some(permit) = admit(
             &acceptor.connections,
             acceptor.max_connections,
-            &acceptor.refusals,
             &acceptor.handles.metrics,
             target,
             peer,
