@@ -468,3 +468,16 @@ def status_of(record: dict) -> str | None:
 
 def reason_of(record: dict) -> str | None:
     return record.get("data", {}).get("result", {}).get("reason")
+
+
+def metric(text: str, name: str, **labels) -> float:
+    """The value of one Prometheus series (summed over matching label sets); 0 when absent."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^([a-z_]+)(\{[^}]*\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total

@@ -15,12 +15,11 @@ Used by `test_upstream_down.py` and by `scripts/measure-reconnects`.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import urllib.request
 from pathlib import Path
 
-from harness import ClientTLS, Process, broker_port_base, free_port, KAFKA_NODE_ID
+from harness import ClientTLS, Process, broker_port_base, free_port, KAFKA_NODE_ID, metric
 
 
 def closed_port() -> int:
@@ -65,19 +64,6 @@ def librdkafka_connects(bootstrap: str, tls: ClientTLS | None, seconds: float) -
     in_window = [t for t in attempts if t < started + seconds]
     del producer
     return {"connects": len(in_window), "seconds": seconds}
-
-
-def metric(text: str, name: str, **labels) -> float:
-    """The value of one Prometheus series (summed over matching label sets); 0 when absent."""
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(r"^([a-z_]+)(\{[^}]*\})? (\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
 
 
 def proxy_metrics(admin: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import ssl
 import time
 import urllib.error
@@ -13,8 +12,8 @@ import pytest
 
 from clients import driver
 from conftest import _PROCESSES, proxy_config
-from harness import (KAFKA_NODE_ID, Process, broker_port_base, free_port, open_kafka_connection,
-                     raw_tls_attempt)
+from harness import (KAFKA_NODE_ID, Process, broker_port_base, free_port, metric,
+                     open_kafka_connection, raw_tls_attempt)
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +44,6 @@ def get(url: str) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-def metric(text: str, name: str, **labels) -> float:
-    """The value of one series; 0 when absent."""
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(r"^([a-z_]+)(\{[^}]*\})? (\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
 
 
 def test_health_and_readiness_with_a_reachable_broker(admin_proxy):
