@@ -249,6 +249,34 @@ mod tests {
         }
     }
 
+    /// Found by the `rewrite_api_versions` fuzz target: a v4 answer whose third tagged field has
+    /// the tag 0xEFFFFFFF (kept as a negative key by the codec) was counted but not written by
+    /// the rewrite, so the proxy's own answer did not decode again.
+    #[test]
+    fn a_tag_of_2_pow_31_or_more_survives_a_rewrite() {
+        use crate::kafka::rewrite::testing::TestMapper;
+        use crate::kafka::rewrite_response;
+        let frame = Bytes::from_static(&[
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 0x07, 0x3c, 0x00, 0x00, 0x03, 0x30, 0x07,
+            0x2b, 0xff, 0xff, 0xff, 0x39, 0x00, 0x00, 0x00, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
+            0x02, 0x03, 0x01, 0x66, 0x12, 0x00, 0x04, 0x00, 0x00, 0xbf, 0xff, 0xfd, 0xff, 0x03,
+            0x08, 0x00, 0x00, 0x0d, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3a,
+            0x03, 0x00, 0x3c, 0x5b,
+        ]);
+        let mapper = TestMapper::default();
+        let once = rewrite_response(ApiKey::API_VERSIONS, 4, &frame, &mapper).unwrap();
+        let again = rewrite_response(ApiKey::API_VERSIONS, 4, &once.frame, &mapper)
+            .expect("the proxy's own answer decodes");
+        assert_eq!(again.frame, once.frame);
+        // The field is still there, last, under its tag read back unsigned.
+        let body = decode(&once.frame, 4);
+        assert_eq!(body.unknown_tagged_fields.len(), 2);
+        assert!(
+            once.frame
+                .ends_with(&[0xff, 0xff, 0xff, 0xff, 0x0a, 0x03, 0x00, 0x3c, 0x5b])
+        );
+    }
+
     #[test]
     fn truncated_api_versions_responses_are_errors() {
         let frame = broker_response(3, BROKER, 0);

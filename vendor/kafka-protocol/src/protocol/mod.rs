@@ -243,7 +243,12 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     range: R,
     unknown_tagged_fields: &BTreeMap<i32, Bytes>,
 ) -> Result<()> {
-    for (&k, v) in unknown_tagged_fields.range(range) {
+    // PATCHED (kafka-mtls-proxy): a tag of 2^31 or more read from the wire is kept under a
+    // negative key (`tag as i32`) and counted by every caller (`unknown_tagged_fields.len()`),
+    // but `range` (`N..`) left it out: the message said more tagged fields than followed and
+    // did not decode again. Written last, since as a u32 it is the largest tag.
+    let negative = unknown_tagged_fields.range(..0);
+    for (&k, v) in unknown_tagged_fields.range(range).chain(negative) {
         if v.len() > u32::MAX as usize {
             bail!("Tagged field is too long to encode ({} bytes)", v.len());
         }
