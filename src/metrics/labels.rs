@@ -62,17 +62,20 @@ pub(super) struct ListenerLabels {
     pub(super) listener: String,
 }
 
-/// Why a client connection was closed at accept, before any TLS.
+/// Why a client connection was closed before its TLS handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionRefusal {
-    /// `limits.max_connections` connections were open already.
+    /// `limits.max_connections` connections were open already (closed at accept).
     MaxConnections,
+    /// The listener's broker is known down (`upstream.health`): reset as a down broker would.
+    UpstreamDown,
 }
 
 impl ConnectionRefusal {
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionRefusal::MaxConnections => "max_connections",
+            ConnectionRefusal::UpstreamDown => "upstream_down",
         }
     }
 }

@@ -9,7 +9,6 @@
 //! | --- | --- | --- |
 //! | `kafka_mtls_proxy_connections_active` (gauge) | `listener` | `bootstrap` or `broker-<id>`: `limits.max_broker_listeners` |
 //! | `kafka_mtls_proxy_connections_total` | `listener` | same |
-//! | `kafka_mtls_proxy_connections_refused_upstream_down_total` | `listener` | same |
 //! | `kafka_mtls_proxy_connections_refused_total` | `listener`, `reason` | same × [`ConnectionRefusal`] |
 //! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
 //! | `kafka_mtls_proxy_proxy_protocol_refusals_total` | `reason` | [`ProxyProtocolRefusal`] |
@@ -102,7 +101,6 @@ pub struct Metrics {
     connections_active: Family<ListenerLabels, Gauge>,
     connections_total: Family<ListenerLabels, Counter>,
     /// Closed before the handshake because the listener's broker was known down.
-    refused_upstream_down: Family<ListenerLabels, Counter>,
     connections_refused: Family<RefusedLabels, Counter>,
     handshakes: Family<HandshakeLabels, Counter>,
     proxy_protocol_refusals: Family<ReasonLabels, Counter>,
@@ -145,7 +143,6 @@ impl Metrics {
             registry: Registry::with_prefix(PREFIX),
             connections_active: Family::default(),
             connections_total: Family::default(),
-            refused_upstream_down: Family::default(),
             connections_refused: Family::default(),
             handshakes: Family::default(),
             proxy_protocol_refusals: Family::default(),
@@ -191,13 +188,8 @@ impl Metrics {
             self.connections_total.clone(),
         );
         self.registry.register(
-            "connections_refused_upstream_down",
-            "Client connections closed before the TLS handshake because the listener's broker was known down, by listener",
-            self.refused_upstream_down.clone(),
-        );
-        self.registry.register(
             "connections_refused",
-            "Client connections closed at accept, before any TLS, by listener and reason",
+            "Client connections closed before the TLS handshake, by listener and reason (max_connections, upstream_down)",
             self.connections_refused.clone(),
         );
         self.registry.register(
@@ -309,15 +301,6 @@ impl Metrics {
         OpenConnection { active }
     }
 
-    /// A connection on `target`'s listener was closed before its handshake: the broker is
-    /// known down (`upstream.health`).
-    pub fn refused_upstream_down(&self, target: Target) {
-        let labels = ListenerLabels {
-            listener: listener_label(target),
-        };
-        self.refused_upstream_down.get_or_create(&labels).inc();
-    }
-
     /// A connection was refused before its handshake by the PROXY protocol policy.
     pub fn proxy_protocol_refused(&self, reason: ProxyProtocolRefusal) {
         self.proxy_protocol_refusals
@@ -327,7 +310,7 @@ impl Metrics {
             .inc();
     }
 
-    /// A client connection on `target`'s listener was accepted and closed at once for `reason`.
+    /// A client connection on `target`'s listener was closed before its handshake for `reason`.
     pub fn connection_refused(&self, target: Target, reason: ConnectionRefusal) {
         self.connections_refused
             .get_or_create(&RefusedLabels {

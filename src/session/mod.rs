@@ -35,7 +35,7 @@ use tracing::{Instrument, debug, info};
 use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
 use crate::generation::Generation;
 use crate::kafka::budget::RequestBudget;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionRefusal, Metrics};
 use crate::pools::Resolved;
 use crate::session::filter::acl::AclFilter;
 use crate::session::filter::local::LocalAnswers;
@@ -165,7 +165,9 @@ impl Session {
             // the broker itself (a handshake then a close would count as a connection that
             // worked).
             let _ = tcp.set_zero_linger();
-            self.handles.metrics.refused_upstream_down(self.target);
+            self.handles
+                .metrics
+                .connection_refused(self.target, ConnectionRefusal::UpstreamDown);
             debug!("closed before the TLS handshake: the upstream broker is down");
             return;
         }

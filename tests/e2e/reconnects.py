@@ -96,8 +96,8 @@ class DownProxy:
         return metric(proxy_metrics(self.admin), "kafka_mtls_proxy_connections_total")
 
     def refused_upstream_down(self) -> float:
-        return metric(proxy_metrics(self.admin),
-                      "kafka_mtls_proxy_connections_refused_upstream_down_total")
+        return metric(proxy_metrics(self.admin), "kafka_mtls_proxy_connections_refused_total",
+                      reason="upstream_down")
 
     def stop(self) -> None:
         self.proc.stop()
