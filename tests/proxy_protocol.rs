@@ -169,19 +169,6 @@ async fn audit_records_of(path: &Path, address: SocketAddr) -> Vec<serde_json::V
     }
 }
 
-/// `GET /metrics` from the admin server.
-async fn metrics(setup: &Setup) -> String {
-    let mut tcp = TcpStream::connect(setup.server.admin_addr.unwrap())
-        .await
-        .unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 fn refusals(metrics: &str, reason: &str) -> u64 {
     let series = format!("kafka_mtls_proxy_proxy_protocol_refusals_total{{reason=\"{reason}\"}} ");
     metrics
@@ -256,7 +243,10 @@ async fn a_forged_header_from_an_untrusted_source_is_refused_logged_and_counted(
         "{}",
         support::proxy::captured_logs()
     );
-    assert_eq!(refusals(&metrics(&setup).await, "untrusted_header"), 1);
+    assert_eq!(
+        refusals(&setup.server.metrics().await, "untrusted_header"),
+        1
+    );
     // The forged address was never believed: nothing names it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let text = std::fs::read_to_string(&setup.audit).unwrap_or_default();
@@ -295,7 +285,7 @@ async fn a_trusted_source_without_a_header_is_refused() {
         "{}",
         support::proxy::captured_logs()
     );
-    assert_eq!(refusals(&metrics(&setup).await, "missing_header"), 1);
+    assert_eq!(refusals(&setup.server.metrics().await, "missing_header"), 1);
     assert!(audit_records_of(&setup.audit, balancer).await.is_empty());
     setup.server.stop().await;
     assert_no_foreign_panics();

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 mod support {
     pub mod fake_broker;
@@ -27,11 +26,9 @@ mod support {
     pub mod proxy;
     pub mod test_proxy;
 }
-use support::fake_broker::{FakeBroker, NODE_ID};
 use support::kafka_client::KafkaConn;
-use support::logs::{assert_no_foreign_panics, init_logging, wait_for_close_reason};
-use support::proxy::{Pki, ServerTask};
-use support::test_proxy::{GoodClient, MAX_FRAME_BYTES, TestProxy, free_port, write_config};
+use support::logs::{assert_no_foreign_panics, wait_for_close_reason};
+use support::test_proxy::{GoodClient, MAX_FRAME_BYTES, TestProxy};
 
 /// Three of the largest frames.
 const BUDGET: usize = 3 * (MAX_FRAME_BYTES + 4);
@@ -42,55 +39,23 @@ const STALLERS: usize = 6;
 const SENT: usize = MAX_FRAME_BYTES * 9 / 10;
 
 async fn start_proxy() -> TestProxy {
-    init_logging();
-    let pki = Pki::generate("request-budget");
-    let fake = FakeBroker::start().await;
-    let broker_port = free_port();
-    let first_port = broker_port - u16::try_from(NODE_ID).unwrap();
-    let path = write_config(
-        &pki,
-        "127.0.0.1:0".parse().unwrap(),
-        first_port,
-        fake.addr,
-        "info",
+    let limits = format!(
+        "  max_buffered_request_bytes: {BUDGET}\n  request_stall_timeout_ms: {}\n",
+        STALL.as_millis()
     );
-    let yaml = std::fs::read_to_string(&path).unwrap().replacen(
-        "limits:\n",
-        &format!(
-            "limits:\n  max_buffered_request_bytes: {BUDGET}\n  request_stall_timeout_ms: {}\n",
-            STALL.as_millis()
-        ),
-        1,
-    ) + "admin:\n  listen: \"127.0.0.1:0\"\n";
-    std::fs::write(&path, yaml).unwrap();
-    let server = ServerTask::start(&path).await;
-    let good_tls = pki.client_config("acme-client", rustls::DEFAULT_VERSIONS);
-    TestProxy {
-        pki,
-        fake,
-        addr: server.addr,
-        server,
-        broker_port,
-        good_tls,
-    }
+    TestProxy::start_with("request-budget", &limits, true).await
 }
 
 /// The value of the unlabelled metric `name` on the proxy's `/metrics`.
 async fn metric(proxy: &TestProxy, name: &str) -> i64 {
-    let admin = proxy.server.admin_addr.expect("the admin server is on");
-    let mut tcp = TcpStream::connect(admin).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+    // Counters and gauges of byte counts: whole numbers, exact in an f64.
+    #[allow(clippy::cast_possible_truncation, reason = "whole numbers below 2^53")]
+    let value = proxy
+        .server
+        .metric(&format!("kafka_mtls_proxy_{name}"))
         .await
-        .unwrap();
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).await.unwrap();
-    let prefix = format!("kafka_mtls_proxy_{name} ");
-    raw.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{raw}"))
-        .trim()
-        .parse()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no {name} in /metrics")) as i64;
+    value
 }
 
 /// Sends the start of a [`MAX_FRAME_BYTES`] ApiVersions frame (a filter wants it, so it is

@@ -254,6 +254,31 @@ impl ServerTask {
         }
     }
 
+    /// The admin server's `/metrics` text (the configuration must have an `admin:` section).
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let admin = self.admin_addr.expect("the admin server is on");
+        let mut tcp = TcpStream::connect(admin).await.unwrap();
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = String::new();
+        tcp.read_to_string(&mut raw).await.unwrap();
+        raw
+    }
+
+    /// The value of one series of `/metrics`, written as it appears there (`name{labels}`);
+    /// `None` when absent (a labelled counter appears at its first increment).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics().await.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
     /// Whether the server task has ended (it must not, before [`ServerTask::stop`]).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()

@@ -94,8 +94,15 @@ pub struct TestProxy {
 
 impl TestProxy {
     pub async fn start() -> Self {
+        Self::start_with("hostile-inputs", "", false).await
+    }
+
+    /// A proxy named `name` (its PKI directory) in front of a fake broker, with `limits` (YAML
+    /// lines, each `  key: value\n`) added to the test configuration's `limits:` section, and
+    /// the admin server on a free port when `admin` is set.
+    pub async fn start_with(name: &str, limits: &str, admin: bool) -> Self {
         init_logging();
-        let pki = Pki::generate("hostile-inputs");
+        let pki = Pki::generate(name);
         let fake = FakeBroker::start().await;
         // Broker listeners: node N on first_port + N. A port that was just free, per proxy, so
         // parallel tests never collide.
@@ -108,6 +115,17 @@ impl TestProxy {
             fake.addr,
             "info",
         );
+        if !limits.is_empty() || admin {
+            let mut yaml = std::fs::read_to_string(&path).unwrap().replacen(
+                "limits:\n",
+                &format!("limits:\n{limits}"),
+                1,
+            );
+            if admin {
+                yaml.push_str("admin:\n  listen: \"127.0.0.1:0\"\n");
+            }
+            std::fs::write(&path, yaml).unwrap();
+        }
         let server = ServerTask::start(&path).await;
         let good_tls = pki.client_config("acme-client", rustls::DEFAULT_VERSIONS);
         Self {
