@@ -52,6 +52,7 @@ pub mod reload;
 pub mod scram;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod tls;
 pub mod upstream;
 
