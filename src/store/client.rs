@@ -381,7 +381,10 @@ impl Connection {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // One batch per request (the broker refuses more): the encoder keeps records
+                // in one batch while `offset - sequence` is constant. The batch's base sequence
+                // is then -1, "none", as a producer without idempotence sends.
+                sequence: i as i32 - 1,
                 timestamp: now,
                 key: Some(Bytes::copy_from_slice(k)),
                 value: v.as_deref().map(Bytes::copy_from_slice),
@@ -417,11 +420,20 @@ impl Connection {
             .and_then(|t| t.partition_responses.first())
             .ok_or_else(|| ClientError::Protocol("Produce: no partition".into()))?;
         if p.error_code != 0 {
+            let mut detail: Vec<String> = p.error_message.iter().map(|m| m.to_string()).collect();
+            detail.extend(p.record_errors.iter().map(|e| {
+                format!(
+                    "record {}: {}",
+                    e.batch_index,
+                    e.batch_index_error_message.as_deref().unwrap_or("")
+                )
+            }));
+            let detail = StrBytes::from_string(detail.join("; "));
             return Err(ClientError::kafka(
                 "Produce",
                 topic,
                 p.error_code,
-                p.error_message.as_ref(),
+                Some(&detail).filter(|d| !d.is_empty()),
             ));
         }
         Ok(p.base_offset)

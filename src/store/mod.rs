@@ -255,10 +255,11 @@ impl SharedStore {
     async fn tail(self: &Arc<Self>) -> Result<(), ClientError> {
         let mut conn = self.leader_connection().await?;
         let mut end = conn.end_offset(&self.config.topic).await?;
-        self.status.set_target(end);
-        if end == 0 {
-            self.seed(&mut conn).await?;
+        if end == 0 && self.seed(&mut conn).await? {
+            end = conn.end_offset(&self.config.topic).await?;
         }
+        // Caught up means: up to the end seen now, seed included.
+        self.status.set_target(end);
         loop {
             let from = *self.applied.borrow();
             let (records, next) = conn.fetch(&self.config.topic, from).await?;
@@ -353,25 +354,25 @@ impl SharedStore {
         }
     }
 
-    /// Produce the file's CAs and pools into a topic that has never had a record.
-    async fn seed(&self, conn: &mut Connection) -> Result<(), ClientError> {
-        let Some(seed) = self.seed.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return Ok(());
+    /// Produce the file's CAs and pools into a topic that has never had a record; whether
+    /// anything was produced. The seed is kept until it is produced.
+    async fn seed(&self, conn: &mut Connection) -> Result<bool, ClientError> {
+        let seed = self.seed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(seed) = seed.filter(|s| !s.is_empty()) else {
+            return Ok(false);
         };
-        if seed.is_empty() {
-            return Ok(());
-        }
         let changes = match diff(&[], &seed) {
             Ok(c) => c,
             Err(e) => {
                 error!(error = %e, "pool store: cannot read the file's CAs to seed the empty topic");
-                return Ok(());
+                return Ok(false);
             }
         };
         let records: Vec<_> = changes.iter().map(Change::encode).collect();
         conn.produce(&self.config.topic, &records).await?;
+        *self.seed.lock().unwrap_or_else(|p| p.into_inner()) = None;
         info!(records = records.len(), topic = %self.config.topic, "pool store topic was empty: seeded from the configuration file");
-        Ok(())
+        Ok(true)
     }
 }
 
