@@ -212,3 +212,67 @@ fn check_sasl(issues: &mut Issues, raw: &RawStoreSasl) -> Option<StoreSasl> {
         password,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_yaml(yaml: &str) -> (Option<StoreConfig>, Vec<String>) {
+        let raw: RawStore = serde_saphyr::from_str(yaml).unwrap();
+        let mut issues = Issues::default();
+        let config = check(&mut issues, Some(&raw), Path::new("/etc/proxy/proxy.yaml"));
+        let errors = issues
+            .errors
+            .iter()
+            .map(|i| format!("{}: {}", i.field, i.reason))
+            .collect();
+        (config, errors)
+    }
+
+    #[test]
+    fn defaults_name_the_topic_and_a_directory_beside_the_file() {
+        let (config, errors) = check_yaml("{}");
+        assert!(errors.is_empty(), "{errors:?}");
+        let config = config.unwrap();
+        assert_eq!(config.topic, DEFAULT_TOPIC);
+        assert_eq!(
+            (config.replication_factor, config.min_insync_replicas),
+            (3, 2)
+        );
+        assert_eq!(config.directory, Path::new("/etc/proxy/pool-store"));
+        assert!(config.sasl.is_none() && config.bootstrap_servers.is_none());
+        // One broker: min.insync.replicas follows the replication factor down.
+        let (config, _) = check_yaml("replication_factor: 1");
+        assert_eq!(config.unwrap().min_insync_replicas, 1);
+    }
+
+    #[test]
+    fn every_bad_setting_is_named() {
+        let (config, errors) = check_yaml(
+            "topic: 'no spaces'\nreplication_factor: 2\nmin_insync_replicas: 3\n\
+             write_timeout_ms: 0\nbootstrap_servers: [nohost]\n\
+             sasl: {username: proxy, mechanism: PLAIN, password_env: X}",
+        );
+        assert!(config.is_none());
+        let fields: Vec<&str> = errors
+            .iter()
+            .map(|e| e.split(':').next().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "store.topic",
+                "store.min_insync_replicas",
+                "store.write_timeout_ms",
+                "store.sasl.mechanism",
+                "store.bootstrap_servers[0]"
+            ],
+            "{errors:?}"
+        );
+        let (_, errors) = check_yaml("sasl: {username: proxy}");
+        assert!(
+            errors[0].contains("exactly one of password_env and password_file"),
+            "{errors:?}"
+        );
+    }
+}

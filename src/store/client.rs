@@ -365,42 +365,7 @@ impl Connection {
         topic: &str,
         records: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<i64, ClientError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let records: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // One batch per request (the broker refuses more): the encoder keeps records
-                // in one batch while `offset - sequence` is constant. The batch's base sequence
-                // is then -1, "none", as a producer without idempotence sends.
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key: Some(Bytes::copy_from_slice(k)),
-                value: v.as_deref().map(Bytes::copy_from_slice),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut batch = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut batch,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| ClientError::Protocol(format!("Produce: record batch: {e}")))?;
+        let batch = encode_batch(records)?;
         let request = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(10_000)
@@ -410,7 +375,7 @@ impl Connection {
                     .with_partition_data(vec![
                         PartitionProduceData::default()
                             .with_index(PARTITION)
-                            .with_records(Some(batch.freeze())),
+                            .with_records(Some(batch)),
                     ]),
             ]);
         let answer = self.call("Produce", PRODUCE_VERSION, &request).await?;
@@ -438,6 +403,47 @@ impl Connection {
         }
         Ok(p.base_offset)
     }
+}
+
+/// `records` as one record batch (v2, uncompressed, no producer id).
+fn encode_batch(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<Bytes, ClientError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch per request (the broker refuses more): the encoder keeps records
+            // in one batch while `offset - sequence` is constant. The batch's base sequence
+            // is then -1, "none", as a producer without idempotence sends.
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(Bytes::copy_from_slice(k)),
+            value: v.as_deref().map(Bytes::copy_from_slice),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| ClientError::Protocol(format!("Produce: record batch: {e}")))?;
+    Ok(batch.freeze())
 }
 
 fn topic_name(topic: &str) -> TopicName {
@@ -477,4 +483,39 @@ fn batch_end(bytes: &[u8]) -> i64 {
         at += 12 + len;
     }
     end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_is_one_record_batch_with_every_record() {
+        // The broker refuses a Produce whose partition data holds more than one batch.
+        let records = vec![
+            (b"ca/a".to_vec(), Some(b"{}".to_vec())),
+            (b"pool/a/p".to_vec(), Some(b"{}".to_vec())),
+            (b"pool/a/q".to_vec(), None),
+        ];
+        let mut batch = encode_batch(&records).unwrap();
+        let info = RecordBatchDecoder::decode_batch_info(&mut batch.clone()).unwrap();
+        assert_eq!(info.len(), 1, "{info:?}");
+        assert_eq!(info[0].record_count, 3);
+        assert_eq!(info[0].base_sequence, -1);
+        assert_eq!(info[0].producer_id, -1);
+        assert_eq!(whole_batches(&batch), batch.len());
+        assert_eq!(batch_end(&batch), 3);
+        let set = RecordBatchDecoder::decode(&mut batch).unwrap();
+        let keys: Vec<_> = set.records.iter().map(|r| r.key.clone().unwrap()).collect();
+        assert_eq!(keys, [&b"ca/a"[..], b"pool/a/p", b"pool/a/q"]);
+        assert!(set.records[2].value.is_none());
+    }
+
+    #[test]
+    fn a_partial_batch_at_the_end_of_a_fetch_is_left_for_the_next() {
+        let batch = encode_batch(&[(b"ca/a".to_vec(), None)]).unwrap();
+        let mut two = batch.to_vec();
+        two.extend_from_slice(&batch[..batch.len() - 5]);
+        assert_eq!(whole_batches(&two), batch.len());
+    }
 }
