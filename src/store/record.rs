@@ -246,7 +246,8 @@ mod tests {
 
     #[test]
     fn bad_records_are_refused_with_a_reason() {
-        let cases: Vec<(Option<&[u8]>, Option<&[u8]>, &str)> = vec![
+        type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a str);
+        let cases: Vec<Case> = vec![
             (None, Some(b"{}"), "key"),
             (Some(b"\xff"), None, "key"),
             (Some(b"user/x"), None, "key"),
