@@ -267,6 +267,9 @@ impl SharedStore {
             let first_catch_up = !self.status.caught_up();
             let caught_up = self.status.advanced(next);
             let install = caught_up && first_catch_up;
+            if install {
+                self.note_unused_seed();
+            }
             if !records.is_empty() || install {
                 let this = self.clone();
                 // Validation reads files and compiles filters; installing builds a generation.
@@ -351,6 +354,19 @@ impl SharedStore {
                 self.metrics.reload_failed();
                 error!(trigger = "pool store", error = %e, "reload refused the pool store's state; previous configuration kept");
             }
+        }
+    }
+
+    /// Say once that the file's CAs are not in force: the topic had records already.
+    fn note_unused_seed(&self) {
+        let seed = self.seed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(seed) = seed.filter(|s| !s.is_empty()) {
+            let ids: Vec<&str> = seed.iter().map(|c| c.id.as_str()).collect();
+            info!(
+                file_cas = ?ids,
+                topic = %self.config.topic,
+                "the configuration file's certificate_authorities are not in force: the pool store topic holds the CAs and pools"
+            );
         }
     }
 

@@ -8,9 +8,11 @@ store topic as the proxy's own SCRAM user, which the broker's ACLs allow on that
   (measured 20 times: median and max printed), and its deletion refuses it there again.
 * A pool deleted through C closes the client's live connection on A.
 * Two replicas updating the same pool at once end in one agreed state on all three.
+* Records that do not validate (a bad CEL filter, bad JSON, a bad key) are skipped on every
+  replica, counted by reason, and the tail goes on.
 * The topic unreadable (the store user's ACL removed): replicas keep enforcing the last state,
   `/readyz` answers 200 `degraded` with the reason, `pool_store_up` is 0; back when readable.
-* A broker stopped, then a replica restarted with an empty disk: it comes back with every pool,
+* The broker leading the store's partition stopped, then a replica restarted with an empty disk: it comes back with every pool,
   and writes still apply everywhere.
 
 Needs /usr/sbin/haproxy (scripts/test installs it); skipped with that reason when absent.
@@ -19,6 +21,7 @@ Needs /usr/sbin/haproxy (scripts/test installs it); skipped with that reason whe
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import statistics
@@ -368,6 +371,38 @@ def test_an_unreadable_topic_leaves_replicas_serving_and_degraded(setup, client_
     delete_pool(a, "pool-kept")
 
 
+def test_records_that_do_not_validate_are_skipped_everywhere_and_the_tail_goes_on(setup):
+    """Records written around the API (here by the cluster's PLAINTEXT user, which this test
+    cluster lets write every topic) are validated like any write."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=setup.kafka.bootstrap("PLAINTEXT"), acks="all")
+    before = [metric(r.metrics(), "kafka_mtls_proxy_pool_store_records_rejected_total")
+              for r in setup.replicas]
+    bad_filter = {"id": "pool-bad", "display_name": "bad", "external_identifier": "CN",
+                  "filter": "CN == ("}
+    producer.send(TOPIC, key=f"pool/{CA}/pool-bad".encode(), value=json.dumps(bad_filter).encode())
+    producer.send(TOPIC, key=f"pool/{CA}/pool-json".encode(), value=b"{not json")
+    producer.send(TOPIC, key=b"user/someone", value=b"{}")
+    producer.flush(timeout=10)
+    producer.close()
+    for r, was in zip(setup.replicas, before):
+        wait_until(lambda r=r, was=was: metric(
+            r.metrics(), "kafka_mtls_proxy_pool_store_records_rejected_total") >= was + 3,
+            5, f"{r.name} counts three rejected records")
+        text = r.metrics()
+        for reason in ("invalid", "document", "key"):
+            assert metric(text, "kafka_mtls_proxy_pool_store_records_rejected_total",
+                          reason=reason) >= 1, (r.name, reason)
+        assert not {"pool-bad", "pool-json"} & set(r.pools()), r.name
+        assert "pool store record skipped" in r.process.log_tail(200)
+    # The tail goes on: a valid write after them applies on every replica.
+    create_pool(setup.replicas[1], "pool-after-bad", 'CN == "nobody-2"')
+    for r in setup.replicas:
+        wait_until(lambda r=r: "pool-after-bad" in r.pools(), 5, r.name)
+    delete_pool(setup.replicas[1], "pool-after-bad")
+
+
 def test_a_replica_restarted_with_an_empty_disk_while_a_broker_is_down_gets_every_pool(
         setup, client_tls):
     outsider = client_tls("outsider")
@@ -375,7 +410,10 @@ def test_a_replica_restarted_with_an_empty_disk_while_a_broker_is_down_gets_ever
     create_pool(a, "pool-durable")
     expected = set(a.pools())
     wait_until(lambda: set(c.pools()) == expected, 5, "C has every pool")
-    node = setup.kafka.nodes[0]
+    # The broker that leads the store's partition: the tails and writers must move on.
+    described = setup.kafka.tool("kafka-topics.sh", "--describe", "--topic", TOPIC).stdout
+    leader = int(re.search(r"Partition: 0\s+Leader: (\d+)", described).group(1))
+    node = setup.kafka.node(leader)
     setup.kafka.stop_node(node)
     try:
         c.stop()
