@@ -24,8 +24,8 @@
 //! | `kafka_mtls_proxy_request_budget_held_bytes` (gauge) | — | |
 //! | `kafka_mtls_proxy_request_budget_waits_total` | — | |
 //! | `kafka_mtls_proxy_clients_stalled_total` | — | |
-//! | `kafka_mtls_proxy_pool_store_up`, `…_pool_store_lag_records` (gauges), `…_pool_store_records_applied_total` | — | |
-//! | `kafka_mtls_proxy_pool_store_records_rejected_total` | `reason` | `key`, `document`, `too_large`, `invalid` |
+//! | `kafka_mtls_proxy_pool_store_up`, `…_pool_store_lag_records` (gauges), `…_pool_store_records_applied_total` | `topic` | `store.topic`: one |
+//! | `kafka_mtls_proxy_pool_store_records_rejected_total` | `topic`, `reason` | one × `key`, `document`, `too_large`, `invalid` |
 //!
 //! Inputs are typed where the label set is fixed ([`Target`], [`RefusalReason`], [`Direction`]),
 //! so a caller cannot invent a label value. The api key is the one label a client controls

@@ -5,15 +5,34 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::labels::ReasonLabels;
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// The store's topic: one per proxy (`store.topic`), so one series each; none without a store,
+/// so a proxy without one shows no `pool_store_up 0` to alert on.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectedLabels {
+    topic: String,
+    reason: &'static str,
+}
 
 /// `pool_store_*`: whether the topic is being read, what was applied, what was refused.
 #[derive(Debug, Default)]
 pub struct StoreMetrics {
-    up: Gauge,
-    applied: Counter,
-    rejected: Family<ReasonLabels, Counter>,
-    lag: Gauge,
+    up: Family<TopicLabels, Gauge>,
+    applied: Family<TopicLabels, Counter>,
+    rejected: Family<RejectedLabels, Counter>,
+    lag: Family<TopicLabels, Gauge>,
+}
+
+fn topic(topic: &str) -> TopicLabels {
+    TopicLabels {
+        topic: topic.to_string(),
+    }
 }
 
 impl StoreMetrics {
@@ -40,20 +59,49 @@ impl StoreMetrics {
         );
     }
 
-    pub fn set_up(&self, up: bool) {
-        self.up.set(i64::from(up));
+    pub fn set_up(&self, store: &str, up: bool) {
+        self.up.get_or_create(&topic(store)).set(i64::from(up));
     }
 
-    pub fn applied(&self) {
-        self.applied.inc();
+    pub fn applied(&self, store: &str) {
+        self.applied.get_or_create(&topic(store)).inc();
     }
 
     /// `reason` is one of a fixed set (`RecordError::label`).
-    pub fn rejected(&self, reason: &'static str) {
-        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
+    pub fn rejected(&self, store: &str, reason: &'static str) {
+        self.rejected
+            .get_or_create(&RejectedLabels {
+                topic: store.to_string(),
+                reason,
+            })
+            .inc();
     }
 
-    pub fn set_lag(&self, lag: i64) {
-        self.lag.set(lag.max(0));
+    pub fn set_lag(&self, store: &str, lag: i64) {
+        self.lag.get_or_create(&topic(store)).set(lag.max(0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn no_store_series_without_a_store_and_one_per_topic_with_one() {
+        let metrics = Metrics::new();
+        assert!(!metrics.encode().contains("pool_store_up{"));
+        metrics.store().set_up("_pools", true);
+        metrics.store().rejected("_pools", "invalid");
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"kafka_mtls_proxy_pool_store_up{topic="_pools"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"kafka_mtls_proxy_pool_store_records_rejected_total{topic="_pools",reason="invalid"} 1"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -111,7 +111,7 @@ impl SharedStore {
         metrics: Arc<Metrics>,
         seed: Vec<RawCertificateAuthority>,
     ) -> Arc<Self> {
-        metrics.store().set_up(false);
+        metrics.store().set_up(&config.topic, false);
         Arc::new(Self {
             config,
             reloader,
@@ -263,7 +263,7 @@ impl SharedStore {
         loop {
             let from = *self.applied.borrow();
             let (records, next) = conn.fetch(&self.config.topic, from).await?;
-            self.metrics.store().set_up(true);
+            self.metrics.store().set_up(&self.config.topic, true);
             let first_catch_up = !self.status.caught_up();
             let caught_up = self.status.advanced(next);
             let install = caught_up && first_catch_up;
@@ -278,7 +278,7 @@ impl SharedStore {
                     .map_err(|e| ClientError::Protocol(format!("the apply task failed: {e}")))?;
             }
             end = end.max(next);
-            self.metrics.store().set_lag(end - next);
+            self.metrics.store().set_lag(&self.config.topic, end - next);
             self.applied.send_replace(next);
         }
     }
@@ -287,6 +287,7 @@ impl SharedStore {
     /// `install`: the first catch-up, when the store replaces the file's CAs even unchanged).
     fn apply_records(&self, records: Vec<kafka_protocol::records::Record>, install: bool) {
         let mut changed = install;
+        let topic = self.config.topic.as_str();
         {
             let mut state = self.lock_state();
             let validate = AsLoaded(&self.reloader);
@@ -297,18 +298,18 @@ impl SharedStore {
                 match outcome {
                     Ok(state::Applied::Changed) => {
                         changed = true;
-                        self.metrics.store().applied();
+                        self.metrics.store().applied(topic);
                     }
-                    Ok(state::Applied::Unchanged) => self.metrics.store().applied(),
+                    Ok(state::Applied::Unchanged) => self.metrics.store().applied(topic),
                     Ok(state::Applied::Held) => {
-                        self.metrics.store().applied();
+                        self.metrics.store().applied(topic);
                         warn!(
                             offset,
                             "pool store record held: its certificate authority is not in the store (yet)"
                         );
                     }
                     Err(e) => {
-                        self.metrics.store().rejected(e.label());
+                        self.metrics.store().rejected(topic, e.label());
                         error!(offset, reason = e.label(), error = %e, "pool store record skipped");
                         let mut rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
                         if rejected.len() == REMEMBERED_REJECTIONS {
@@ -399,7 +400,7 @@ pub async fn run(store: Arc<SharedStore>) {
     loop {
         let started = tokio::time::Instant::now();
         if let Err(e) = store.tail().await {
-            store.metrics.store().set_up(false);
+            store.metrics.store().set_up(&store.config.topic, false);
             if store.status.caught_up() {
                 warn!(error = %e, topic = %store.config.topic, "pool store topic cannot be read: serving the last applied state");
             } else {
