@@ -8,6 +8,8 @@ store topic as the proxy's own SCRAM user, which the broker's ACLs allow on that
   (measured 20 times: median and max printed), and its deletion refuses it there again.
 * A pool deleted through C closes the client's live connection on A.
 * Two replicas updating the same pool at once end in one agreed state on all three.
+* A CA created through one replica (its chain inline in the record) is trusted by the others;
+  deleting it through another removes it and its pools everywhere.
 * Records that do not validate (a bad CEL filter, bad JSON, a bad key) are skipped on every
   replica, counted by reason, and the tail goes on.
 * The topic unreadable (the store user's ACL removed): replicas keep enforcing the last state,
@@ -43,6 +45,7 @@ from harness import (
     metric,
     raw_tls_attempt,
     recv_exact,
+    run_cli,
     ssl_context,
 )
 
@@ -273,17 +276,27 @@ def test_a_pool_written_on_one_replica_is_enforced_on_another_within_2_s(setup, 
 
 
 def test_clients_behind_haproxy_are_admitted_by_whichever_replica_they_reach(setup, client_tls):
+    """The pool is created with the CLI, through replica A."""
     outsider = client_tls("outsider")
     a = setup.replicas[0]
-    create_pool(a, "pool-haproxy")
+    token_file = a.workdir.parent / "admin.token"
+    created = run_cli("pools", "create", "Through haproxy", "--provider", CA,
+                      "--external-identifier", "CN", "--filter", OUTSIDER_FILTER,
+                      "--admin-url", a.url(""), "--token-file", token_file, "--output", "json")
+    assert created.returncode == 0, created.stderr
+    pool_id = json.loads(created.stdout)["id"]
     try:
         for r in setup.replicas:
             wait_until(lambda r=r: admitted(r, setup.bootstrap_port, outsider), 5, r.name)
         attempts = [raw_tls_attempt("127.0.0.1", setup.bootstrap_port, outsider)
                     for _ in range(6)]
         assert all(x.kafka_ok for x in attempts), attempts
+        listed = run_cli("pools", "list", "--provider", CA, "--admin-url",
+                         setup.replicas[2].url(""), "--output", "json")
+        assert listed.returncode == 0, listed.stderr
+        assert pool_id in {p["id"] for p in json.loads(listed.stdout)}, listed.stdout
     finally:
-        delete_pool(a, "pool-haproxy")
+        delete_pool(a, pool_id)
 
 
 def open_connection(host: str, port: int, tls) -> socket.socket:
@@ -369,6 +382,41 @@ def test_an_unreadable_topic_leaves_replicas_serving_and_degraded(setup, client_
         r.wait_ready(timeout=30)
     assert "pool-while-down" not in a.pools()
     delete_pool(a, "pool-kept")
+
+
+def test_a_ca_created_on_one_replica_carries_its_chain_and_its_delete_takes_its_pools(
+        setup, pki, client_tls):
+    """The chain travels as PEM text in the record: the other replicas have no such file."""
+    rogue = client_tls("rogue")  # issued by rogue-ca, which no replica trusts yet
+    a, b, c = setup.replicas
+    assert not admitted(c, setup.bootstrap_port, rogue)
+    status, body = a.request("POST", "/iam/v2/certificate-authorities", {
+        "id": "ca-rogue", "display_name": "Rogue CA",
+        "certificate_chain": (pki / "rogue-ca.pem").read_text()})
+    assert status == 201, body
+    status, body = a.request("POST", "/iam/v2/certificate-authorities/ca-rogue/identity-pools",
+                             {"id": "pool-rogue", "display_name": "rogue",
+                              "external_identifier": "CN", "filter": "true"})
+    assert status == 201, body
+    wait_until(lambda: admitted(c, setup.bootstrap_port, rogue), 5, "rogue admitted on C")
+    status, body = c.request("GET", "/iam/v2/certificate-authorities/ca-rogue")
+    assert status == 200 and len(body["fingerprints"]) == 1, body
+    status, body = b.request("DELETE", "/iam/v2/certificate-authorities/ca-rogue")
+    assert status == 204, body
+    for r in setup.replicas:
+        wait_until(lambda r=r: not admitted(r, setup.bootstrap_port, rogue), 5, r.name)
+        status, _ = r.request("GET", "/iam/v2/certificate-authorities/ca-rogue/identity-pools")
+        assert status == 404, r.name
+    # Its pool went with it: a CA of the same id comes back without it.
+    status, body = b.request("POST", "/iam/v2/certificate-authorities", {
+        "id": "ca-rogue", "display_name": "Rogue CA again",
+        "certificate_chain": (pki / "rogue-ca.pem").read_text()})
+    assert status == 201, body
+    wait_until(lambda: c.request("GET", "/iam/v2/certificate-authorities/ca-rogue")[0] == 200,
+               5, "ca-rogue again on C")
+    status, body = c.request("GET", "/iam/v2/certificate-authorities/ca-rogue/identity-pools")
+    assert status == 200 and body["data"] == [], body
+    assert b.request("DELETE", "/iam/v2/certificate-authorities/ca-rogue")[0] == 204
 
 
 def test_records_that_do_not_validate_are_skipped_everywhere_and_the_tail_goes_on(setup):
