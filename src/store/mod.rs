@@ -180,16 +180,7 @@ impl SharedStore {
         drop(slot);
         let base = base.ok_or(WriteError::Unavailable(last_error))?;
         let end = base + records.len() as i64;
-        let mut applied = self.applied.subscribe();
-        let timeout = self.config.write_timeout;
-        tokio::time::timeout(timeout, applied.wait_for(|next| *next >= end))
-            .await
-            .map_err(|_| WriteError::NotApplied {
-                ms: timeout.as_millis(),
-            })?
-            .map_err(|_| WriteError::NotApplied {
-                ms: timeout.as_millis(),
-            })?;
+        wait_applied(self.applied.subscribe(), end, self.config.write_timeout).await?;
         let rejected = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
         let ours: Vec<&str> = rejected
             .iter()
@@ -393,6 +384,23 @@ impl SharedStore {
     }
 }
 
+/// Wait until the tail's next offset reaches `end` (every record before it applied or
+/// refused), at most `timeout`.
+async fn wait_applied(
+    mut applied: watch::Receiver<i64>,
+    end: i64,
+    timeout: Duration,
+) -> Result<(), WriteError> {
+    let not_applied = || WriteError::NotApplied {
+        ms: timeout.as_millis(),
+    };
+    tokio::time::timeout(timeout, applied.wait_for(|next| *next >= end))
+        .await
+        .map_err(|_| not_applied())?
+        .map_err(|_| not_applied())?;
+    Ok(())
+}
+
 /// Tail the topic for as long as the proxy runs: reconnect after any failure (with a growing
 /// pause), from the next offset to apply, keeping the applied state meanwhile.
 pub async fn run(store: Arc<SharedStore>) {
@@ -413,5 +421,33 @@ pub async fn run(store: Arc<SharedStore>) {
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(RETRY_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_is_answered_when_the_tail_passes_it_and_not_after_the_timeout() {
+        let (applied, _) = watch::channel(3_i64);
+        let timeout = Duration::from_secs(10);
+        let waiting = tokio::spawn(wait_applied(applied.subscribe(), 5, timeout));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        applied.send_replace(4);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            !waiting.is_finished(),
+            "answered before its last record was applied"
+        );
+        applied.send_replace(5);
+        assert!(waiting.await.unwrap().is_ok());
+
+        let start = tokio::time::Instant::now();
+        let e = wait_applied(applied.subscribe(), 6, timeout)
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), timeout);
+        assert!(matches!(e, WriteError::NotApplied { ms: 10_000 }), "{e}");
     }
 }
