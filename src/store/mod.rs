@@ -255,9 +255,8 @@ impl SharedStore {
             let from = *self.applied.borrow();
             let (records, next) = conn.fetch(&self.config.topic, from).await?;
             self.metrics.store().set_up(&self.config.topic, true);
-            let first_catch_up = !self.status.caught_up();
-            let caught_up = self.status.advanced(next);
-            let install = caught_up && first_catch_up;
+            // Ready only once what was read is installed: the status advances after the apply.
+            let install = !self.status.caught_up() && self.status.reaches_target(next);
             if install {
                 self.note_unused_seed();
             }
@@ -268,6 +267,7 @@ impl SharedStore {
                     .await
                     .map_err(|e| ClientError::Protocol(format!("the apply task failed: {e}")))?;
             }
+            self.status.advanced(next);
             end = end.max(next);
             self.metrics.store().set_lag(&self.config.topic, end - next);
             self.applied.send_replace(next);

@@ -64,6 +64,11 @@ impl StoreStatus {
         })
     }
 
+    /// Whether applying up to `next` reaches the end the replica must read before it is ready.
+    pub fn reaches_target(&self, next: i64) -> bool {
+        self.with(|s| s.target.is_some_and(|t| next >= t))
+    }
+
     pub fn failed(&self, reason: String) {
         self.with(|s| s.error = Some(reason));
     }
@@ -100,6 +105,7 @@ mod tests {
         let s = StoreStatus::default();
         assert!(matches!(s.readiness(), StoreReadiness::CatchingUp(r) if r.contains("connecting")));
         s.set_target(5);
+        assert!(!s.reaches_target(3) && s.reaches_target(5));
         assert!(!s.advanced(3));
         assert!(
             matches!(s.readiness(), StoreReadiness::CatchingUp(r) if r.contains("offset 3 of 5"))

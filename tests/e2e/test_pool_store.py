@@ -23,6 +23,7 @@ Needs /usr/sbin/haproxy (scripts/test installs it); skipped with that reason whe
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import socket
@@ -171,6 +172,25 @@ def replica_config(*, pki, kafka, ip, bootstrap_port, first_port, admin_port, to
         """)
 
 
+def listener_ports() -> tuple[int, int]:
+    """A bootstrap port and a first broker port whose node 1..3 ports are free on HAProxy's
+    and every replica's address, below Linux's ephemeral range (32768–60999), where no client's
+    outgoing connection can take one between this check and HAProxy's bind."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000)
+        ports = [base] + [base + 10 + n for n in range(1, BROKERS + 1)]
+        try:
+            for ip in ["127.0.0.1", *REPLICA_IPS]:
+                for port in ports:
+                    with socket.socket() as sock:
+                        sock.bind((ip, port))
+        except OSError:
+            continue
+        return base, base + 10
+    raise RuntimeError("no free listener ports below 32768")
+
+
 @pytest.fixture(scope="module")
 def setup(kafka_jars, proxy_bin, pki, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pool-store")
@@ -180,8 +200,7 @@ def setup(kafka_jars, proxy_bin, pki, tmp_path_factory):
     try:
         kafka.add_scram_user(STORE_USER, STORE_PASSWORD)
         kafka.acls("--add", *store_acl_args())
-        bootstrap_port = free_port()
-        first_port = free_port() + 10
+        bootstrap_port, first_port = listener_ports()
         token_file = workdir / "admin.token"
         token_file.write_text(TOKEN + "\n")
         for i, ip in enumerate(REPLICA_IPS):
