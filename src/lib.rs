@@ -32,6 +32,8 @@
 //! - [`log_limit`]: repeated identical warnings written once, then counted per 10 s.
 //! - [`admin`]: the optional admin HTTP server (`/healthz`, `/readyz`, `/metrics`), and the
 //!   iam/v2 API that manages certificate authorities and identity pools live.
+//! - [`store`]: the shared pool store: the CAs and pools of every replica in a compacted Kafka
+//!   topic, tailed by each replica and installed through [`reload`].
 //!
 //! The operator tools (`explain`'s file and printing, `pki`, the `pools` and `cas` commands) are
 //! part of the binary (`src/tools/`), not of this library.
@@ -52,6 +54,7 @@ pub mod reload;
 pub mod scram;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod tls;
 pub mod upstream;
 

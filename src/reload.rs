@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::audit::AuditSink;
-use crate::config::{Config, ExistingConnections, ReloadableConfig, StartupConfig};
+use crate::config::raw::RawCertificateAuthority;
+use crate::config::{Config, ConfigError, ExistingConnections, ReloadableConfig, StartupConfig};
 use crate::generation::{Generation, GenerationError};
 use crate::metrics::Metrics;
 use crate::oauth::KeyRing;
@@ -62,6 +63,9 @@ pub struct Reloader {
     /// Serializes reloads (SIGHUP, file watch, admin API, CRL refresh): each one loads, builds
     /// and installs a generation as one step, so an older configuration never lands last.
     reloading: std::sync::Mutex<()>,
+    /// The shared pool store's CAs and pools (the `store` module), in place of the file's
+    /// `certificate_authorities` once the store has been read; `None` without a store.
+    authorities: std::sync::Mutex<Option<Vec<RawCertificateAuthority>>>,
 }
 
 /// What a [`Reloader`] shares with the rest of the proxy.
@@ -103,6 +107,7 @@ impl Reloader {
             audit: parts.audit,
             metrics: parts.metrics,
             reloading: std::sync::Mutex::new(()),
+            authorities: std::sync::Mutex::new(None),
         })
     }
 
@@ -139,8 +144,48 @@ impl Reloader {
     /// On any error the running configuration stays as it is.
     pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let authorities = self.store_authorities();
+        self.reload_locked(authorities)
+    }
+
+    /// The store's CAs in force (`None`: the file's are).
+    pub fn store_authorities(&self) -> Option<Vec<RawCertificateAuthority>> {
+        self.authorities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Would the configuration load with `authorities` in place of the file's CAs?
+    pub fn check_authorities(
+        &self,
+        authorities: Vec<RawCertificateAuthority>,
+    ) -> Result<Config, ConfigError> {
+        crate::config::load_with_authorities(&self.config_path, authorities)
+    }
+
+    /// Make `authorities` (the shared pool store's) the CAs in force, with the file's other
+    /// sections, as a reload does; they stay in force across later reloads. On error nothing
+    /// changes.
+    pub fn install_authorities(
+        &self,
+        authorities: Vec<RawCertificateAuthority>,
+    ) -> Result<ReloadReport, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let report = self.reload_locked(Some(authorities.clone()))?;
+        *self.authorities.lock().unwrap_or_else(|p| p.into_inner()) = Some(authorities);
+        Ok(report)
+    }
+
+    fn reload_locked(
+        &self,
+        authorities: Option<Vec<RawCertificateAuthority>>,
+    ) -> Result<ReloadReport, ReloadError> {
         let path = &self.config_path;
-        let config = crate::config::load(path)?;
+        let config = match authorities {
+            Some(cas) => crate::config::load_with_authorities(path, cas)?,
+            None => crate::config::load(path)?,
+        };
         for w in &config.warnings {
             warn!(file = %path.display(), "{w}");
         }

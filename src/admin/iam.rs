@@ -20,6 +20,7 @@
 mod change;
 mod error;
 mod resource;
+mod shared;
 mod store;
 
 use std::fmt;
@@ -40,6 +41,7 @@ use super::auth;
 use crate::config::raw::{RawCertificateAuthority, RawConfig};
 use crate::config::{self, ConfigError};
 use crate::reload::Reloader;
+use crate::store::SharedStore;
 use crate::tls::explain::{self, ExplainError};
 
 pub use error::{ApiError, ErrorObject};
@@ -58,6 +60,9 @@ pub struct IamApi {
     /// One write at a time: each reads the file, changes it and writes it back, so two at
     /// once would each lose the other's change.
     writes: tokio::sync::Mutex<()>,
+    /// The shared pool store: when set, CAs and pools are read from it and written to it
+    /// ([`shared`]), not to the file.
+    store: Option<Arc<SharedStore>>,
 }
 
 impl fmt::Debug for IamApi {
@@ -74,7 +79,14 @@ impl IamApi {
         Self {
             ctx,
             writes: tokio::sync::Mutex::new(()),
+            store: None,
         }
+    }
+
+    /// Read and write CAs and pools through the shared pool store, when there is one.
+    pub fn with_store(mut self, store: Option<Arc<SharedStore>>) -> Self {
+        self.store = store;
+        self
     }
 
     fn config_path(&self) -> PathBuf {
@@ -91,6 +103,9 @@ impl IamApi {
     /// CEL compilation and the reload are all blocking work).
     async fn write(&self, change: Change) -> Result<Written, ApiError> {
         let _one_at_a_time = self.writes.lock().await;
+        if let Some(store) = &self.store {
+            return shared::write(&self.ctx, store, change).await;
+        }
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || apply(&ctx, change))
             .await
@@ -103,9 +118,15 @@ impl IamApi {
         f: impl FnOnce(RawConfig) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let path = self.config_path();
+        let shared = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let snapshot = store::read(&path).map_err(ApiError::internal)?;
-            f(snapshot.raw)
+            let mut raw = store::read(&path).map_err(ApiError::internal)?.raw;
+            if let Some(shared) = shared {
+                raw.certificate_authorities = shared.authorities().map_err(|e| {
+                    ApiError::internal(format!("cannot read the pool store's state: {e}"))
+                })?;
+            }
+            f(raw)
         })
         .await
         .map_err(|e| ApiError::internal(format!("the read task failed: {e}")))?

@@ -6,10 +6,18 @@
 //! loaded, the listeners are bound, the proxy is not shutting down, and an upstream bootstrap
 //! server accepts TCP connections (checked by the admin server itself, see
 //! [`UpstreamProbe`](super::UpstreamProbe)).
+//!
+//! With a shared pool store, the replica is not ready until it has read the store's topic to
+//! its end, and **degraded** — `200` with `"status":"degraded"` and the reason — when it
+//! cannot read the topic afterwards: it keeps enforcing the pools it applied last
+//! ([`crate::store::StoreStatus`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
+
+use crate::store::{StoreReadiness, StoreStatus};
 
 /// Readiness flags the core sets as it starts, reloads and stops. All start `false` except
 /// `shutting_down`, so a proxy that has not finished starting is never reported ready.
@@ -21,6 +29,8 @@ pub struct Readiness {
     config_loaded: AtomicBool,
     listeners_bound: AtomicBool,
     shutting_down: AtomicBool,
+    /// The shared pool store's tail, when there is one.
+    store: OnceLock<Arc<StoreStatus>>,
 }
 
 impl Readiness {
@@ -43,6 +53,11 @@ impl Readiness {
     /// the open connections drain.
     pub fn set_shutting_down(&self, shutting_down: bool) {
         self.shutting_down.store(shutting_down, Ordering::Relaxed);
+    }
+
+    /// Take the shared pool store's state into the verdict.
+    pub fn set_store(&self, status: Arc<StoreStatus>) {
+        let _ = self.store.set(status);
     }
 
     pub fn config_loaded(&self) -> bool {
@@ -84,13 +99,26 @@ impl Readiness {
                 reason,
             });
         }
+        let mut degraded = Vec::new();
+        match self.store.get().map(|s| s.readiness()) {
+            None | Some(StoreReadiness::Ready) => {}
+            Some(StoreReadiness::CatchingUp(reason)) => not_ready.push(NotReady {
+                check: "pool_store",
+                reason,
+            }),
+            Some(StoreReadiness::Degraded(reason)) => degraded.push(NotReady {
+                check: "pool_store",
+                reason,
+            }),
+        }
         ReadinessReport {
-            status: if not_ready.is_empty() {
-                "ready"
-            } else {
-                "not_ready"
+            status: match (not_ready.is_empty(), degraded.is_empty()) {
+                (false, _) => "not_ready",
+                (true, false) => "degraded",
+                (true, true) => "ready",
             },
             not_ready,
+            degraded,
         }
     }
 }
@@ -99,10 +127,14 @@ impl Readiness {
 /// `{"status":"not_ready","not_ready":[{"check":"upstream_reachable","reason":"…"}]}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadinessReport {
-    /// `ready` or `not_ready`.
+    /// `ready`, `degraded` (ready, serving an older state; see `degraded`) or `not_ready`.
     pub status: &'static str,
     /// Every failed check, in a fixed order; empty when ready.
     pub not_ready: Vec<NotReady>,
+    /// Checks that failed without making the proxy unready (the pool store's topic unread
+    /// after it was read once); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<NotReady>,
 }
 
 impl ReadinessReport {
@@ -114,7 +146,8 @@ impl ReadinessReport {
 /// One failed readiness check.
 #[derive(Debug, Clone, Serialize)]
 pub struct NotReady {
-    /// `config_loaded`, `listeners_bound`, `not_shutting_down` or `upstream_reachable`.
+    /// `config_loaded`, `listeners_bound`, `not_shutting_down`, `upstream_reachable` or
+    /// `pool_store`.
     pub check: &'static str,
     pub reason: String,
 }
@@ -149,5 +182,32 @@ mod tests {
         assert_eq!(report.status, "ready");
         r.set_shutting_down(true);
         assert_eq!(checks(&r.report(Ok(()))), ["not_shutting_down"]);
+    }
+
+    #[test]
+    fn the_pool_store_is_not_ready_until_read_then_degraded_when_unreadable() {
+        let r = Readiness::new();
+        r.set_config_loaded(true);
+        r.set_listeners_bound(true);
+        let store = Arc::new(StoreStatus::default());
+        r.set_store(store.clone());
+        store.set_target(3);
+        let report = r.report(Ok(()));
+        assert_eq!(checks(&report), ["pool_store"]);
+        assert!(!report.is_ready());
+        store.advanced(3);
+        let report = r.report(Ok(()));
+        assert!(report.is_ready());
+        assert_eq!(report.status, "ready");
+        store.failed("broker down".into());
+        let report = r.report(Ok(()));
+        assert!(
+            report.is_ready(),
+            "degraded is still ready: it serves its last state"
+        );
+        assert_eq!(report.status, "degraded");
+        assert!(report.degraded[0].reason.contains("broker down"));
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["degraded"][0]["check"], "pool_store");
     }
 }

@@ -38,6 +38,7 @@ mod revocation;
 mod server_tls;
 mod sources;
 mod startup;
+mod store;
 mod upstream;
 mod upstream_identity;
 
@@ -62,6 +63,7 @@ pub use reload::{ExistingConnections, ReloadConfig};
 pub use revocation::RevocationConfig;
 pub use server_tls::ServerTlsConfig;
 pub use startup::StartupConfig;
+pub use store::{DEFAULT_TOPIC, RawStore, RawStoreSasl, StoreConfig, StoreSasl};
 pub use upstream::{HealthSettings, UpstreamConfig, UpstreamTlsConfig, resolves, split_host_port};
 pub use upstream_identity::{ScramCredential, SecretSource, UpstreamIdentity};
 
@@ -205,6 +207,26 @@ pub fn load_with(path: &Path, absent_secrets: AbsentSecrets) -> Result<Config, C
     check(path, &raw, &Sources::read(&raw), absent_secrets)
 }
 
+/// [`load`], with `authorities` (the shared pool store's) in place of the file's
+/// `certificate_authorities`: the file's other sections and the store's CAs and pools.
+pub fn load_with_authorities(
+    path: &Path,
+    authorities: Vec<raw::RawCertificateAuthority>,
+) -> Result<Config, ConfigError> {
+    let mut raw = read_raw(path)?;
+    raw.certificate_authorities = authorities;
+    from_raw(path, &raw)
+}
+
+/// Read and deserialize the file (shape only).
+pub fn read_raw(path: &Path) -> Result<raw::RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse_yaml(path, &text)
+}
+
 /// Deserialize the YAML text (shape only).
 pub fn parse_yaml(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
     serde_saphyr::from_str::<RawConfig>(text).map_err(|e| ConfigError::Syntax {
@@ -251,6 +273,7 @@ fn check(
         None => (None, None),
     };
     let authorization = authorization::check(&mut issues, raw, &authorities);
+    let store = store::check(&mut issues, raw.store.as_ref(), path);
     match (listener, server_tls, upstream, audit, log, reload) {
         (
             Some(listener),
@@ -268,6 +291,7 @@ fn check(
                 log,
                 admin,
                 oauth_keys,
+                store,
             },
             reloadable: ReloadableConfig {
                 server_tls,

@@ -37,10 +37,13 @@ pub struct RawConfig {
     /// Proxy-side ACLs: off unless enabled here or on a certificate authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<RawAuthorization>,
+    /// The shared pool store (the `store` module); absent: this file's CAs and pools are the ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<super::RawStore>,
 }
 
 /// `authorization` (global) and `certificate_authorities[].authorization`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthorization {
     /// Check every request against the pools' ACLs. Global default false; on a certificate

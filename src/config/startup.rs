@@ -6,6 +6,7 @@ use super::audit::AuditConfig;
 use super::limits::StartupLimits;
 use super::listener::{BrokerPorts, ListenerConfig};
 use super::log::LogConfig;
+use super::store::StoreConfig;
 use crate::oauth::KeySettings;
 
 /// The part of a [`super::Config`] a running proxy keeps until it restarts: sockets it bound,
@@ -24,6 +25,8 @@ pub struct StartupConfig {
     /// mode: the key ring is opened with them at start and outlives reloads, so that tokens
     /// signed before a reload still verify after it.
     pub oauth_keys: Option<KeySettings>,
+    /// The shared pool store: its tail and its connection are set up once, at start.
+    pub store: Option<StoreConfig>,
 }
 
 impl StartupConfig {
@@ -39,6 +42,7 @@ impl StartupConfig {
             log,
             admin,
             oauth_keys,
+            store,
         } = self;
         let ListenerConfig {
             bootstrap,
@@ -122,6 +126,7 @@ impl StartupConfig {
             "upstream.identity (token_lifetime_ms, rotate_every_ms, publish_ahead_ms, keys_dir)",
             matches!((oauth_keys, &new.oauth_keys), (Some(before), Some(after)) if before != after),
         );
+        note("store", *store != new.store);
         changed
     }
 }

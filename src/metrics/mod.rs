@@ -23,6 +23,8 @@
 //! | `kafka_mtls_proxy_request_budget_held_bytes` (gauge) | — | |
 //! | `kafka_mtls_proxy_request_budget_waits_total` | — | |
 //! | `kafka_mtls_proxy_clients_stalled_total` | — | |
+//! | `kafka_mtls_proxy_pool_store_up`, `…_pool_store_lag_records` (gauges), `…_pool_store_records_applied_total` | `topic` | `store.topic`: one |
+//! | `kafka_mtls_proxy_pool_store_records_rejected_total` | `topic`, `reason` | one × `key`, `document`, `too_large`, `invalid` |
 //!
 //! Inputs are typed where the label set is fixed ([`Target`], [`RefusalReason`], [`Direction`]),
 //! so a caller cannot invent a label value. The api key is the one label a client controls
@@ -35,10 +37,12 @@
 //! which is negligible next to a TLS handshake.
 
 mod labels;
+mod store;
 
 pub use labels::{
     CertificateKind, ConnectionRefusal, Direction, ProxyProtocolRefusal, listener_label,
 };
+pub use store::StoreMetrics;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -127,6 +131,7 @@ pub struct Metrics {
     certificate_expiry: Family<CertificateLabels, Gauge>,
     /// The earliest `notAfter` among the live connections of each pool.
     client_certificate_expiry: Family<PoolLabels, Gauge>,
+    store: StoreMetrics,
 }
 
 impl Default for Metrics {
@@ -167,11 +172,13 @@ impl Metrics {
             crl_fetched: Family::default(),
             certificate_expiry: Family::default(),
             client_certificate_expiry: Family::default(),
+            store: StoreMetrics::default(),
         };
         // Registration order is the exposition's order.
         metrics.register_connection_metrics();
         metrics.register_request_metrics(bytes);
         metrics.register_operational_metrics();
+        metrics.store.register(&mut metrics.registry);
         metrics
     }
 
@@ -386,6 +393,11 @@ impl Metrics {
         self.upstream_reauthentications
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// The shared pool store's metrics.
+    pub fn store(&self) -> &StoreMetrics {
+        &self.store
     }
 
     /// A configuration reload was applied.

@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::oauth::KeyRing;
 use crate::reload::{Reloader, ReloaderParts};
 use crate::session::{BrokerDirectory, LiveConnections, SessionHandles, broker_listeners};
+use crate::store::SharedStore;
 use crate::tls::crl::FetchedCrls;
 use crate::upstream::{BrokerBook, Target};
 
@@ -62,6 +63,8 @@ pub struct Server {
     admin: Option<TcpListener>,
     audit_task: Option<tokio::task::JoinHandle<()>>,
     audit_reopen: AuditReopen,
+    /// The shared pool store, when configured (`store`).
+    store: Option<Arc<SharedStore>>,
 }
 
 impl Server {
@@ -89,6 +92,14 @@ impl Server {
         );
         let admin_addr = config.startup.admin.as_ref().map(|a| a.listen);
         let upstream_probe = Arc::new(UpstreamProbe::from_config(&config.reloadable.upstream));
+        let store_config = config.startup.store.clone();
+        // The file's CAs seed an empty store topic (the file was just loaded: it reads).
+        let seed = match &store_config {
+            Some(_) => crate::config::read_raw(&config.source)
+                .map(|raw| raw.certificate_authorities)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config,
             book: book.clone(),
@@ -100,6 +111,11 @@ impl Server {
         })?);
         let readiness = Arc::new(Readiness::new());
         readiness.set_config_loaded(true);
+        let store =
+            store_config.map(|c| SharedStore::new(c, reloader.clone(), metrics.clone(), seed));
+        if let Some(store) = &store {
+            readiness.set_store(store.status().clone());
+        }
 
         let (listeners, serve_requests) = broker_listeners();
         let mapper = Arc::new(ProxyAddressMapper {
@@ -145,6 +161,7 @@ impl Server {
             admin,
             audit_task,
             audit_reopen,
+            store,
         })
     }
 
@@ -186,13 +203,16 @@ impl Server {
             admin,
             audit_task,
             audit_reopen: _,
+            store,
         } = self;
         let admin_task = admin.map(|listener| {
             let state = AdminState {
                 metrics: acceptor.handles.metrics.clone(),
                 readiness: readiness.clone(),
                 upstream: upstream_probe.clone(),
-                iam: Some(Arc::new(admin::iam::IamApi::new(reloader.clone()))),
+                iam: Some(Arc::new(
+                    admin::iam::IamApi::new(reloader.clone()).with_store(store.clone()),
+                )),
                 jwks: token_keys.clone(),
             };
             tokio::spawn(serve_admin(listener, state, acceptor.shutdown.subscribe()))
@@ -208,6 +228,7 @@ impl Server {
         let learned_crls = tokio::spawn(crate::reload::fetch_learned_crls(reloader.clone()));
         let probe_targets = tokio::spawn(follow_upstream(reloader.clone(), upstream_probe));
         let repeated_warnings = tokio::spawn(crate::log_limit::flush_periodically());
+        let store_tail = store.map(|s| tokio::spawn(crate::store::run(s)));
         let key_rotation = token_keys.map(|keys| {
             let mut stop = acceptor.shutdown.subscribe();
             tokio::spawn(crate::oauth::run_rotation(keys, async move {
@@ -221,6 +242,9 @@ impl Server {
         learned_crls.abort();
         probe_targets.abort();
         repeated_warnings.abort();
+        if let Some(task) = store_tail {
+            task.abort();
+        }
         info!("shutting down: no new connections; draining in-flight requests");
         readiness.set_shutting_down(true);
         let _ = acceptor.shutdown.send(());

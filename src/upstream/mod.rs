@@ -397,6 +397,39 @@ impl UpstreamConnector {
     }
 }
 
+/// The proxy's own SCRAM user, for its own connections (the shared pool store).
+pub struct OwnLogin {
+    pub user: String,
+    pub mechanism: crate::scram::Mechanism,
+    pub password: Vec<u8>,
+}
+
+/// Open a connection to `host:port` as the proxy itself (the shared pool store, the `store` module):
+/// dialled as client connections are (TCP, and TLS with `config.tls`), then signed in with
+/// `login` when given. The connect timeout bounds the dial and each sign-in exchange.
+pub async fn connect_as_proxy(
+    config: &UpstreamConfig,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    host: &str,
+    port: u16,
+    login: Option<OwnLogin>,
+) -> Result<UpstreamStream, UpstreamError> {
+    let dialer = Dialer::new(config, provider)?;
+    let mut stream = dialer.dial(host, port).await?;
+    if let Some(own) = login {
+        let addr = format!("{host}:{port}");
+        let login = Login::Scram(login::PoolLogin {
+            pool: "(the proxy's own store user)".to_string(),
+            user: own.user,
+            mechanism: own.mechanism,
+            password: own.password,
+        });
+        let mut transport = StreamTransport::new(&mut stream);
+        sasl::sign_in_now(&mut transport, &addr, &login, config.connect_timeout).await?;
+    }
+    Ok(stream)
+}
+
 /// Marks a probe over when dropped, after its result is recorded or when cancelled.
 struct ProbeGuard<'a> {
     health: &'a UpstreamHealth,
