@@ -325,7 +325,7 @@ impl Session {
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
-        learn_crl_urls(&self.handles.crls, &generation, &identity, chain.first());
+        learn_crl_urls(&self.handles.crls, generation, &identity, chain.first());
         let (_live, closed_by_reload) = self.handles.live.register(&identity, listener, chain);
         // The broker's session lifetime counts from no later than this (the proxy errs early).
         let login_started = tokio::time::Instant::now();
@@ -356,7 +356,7 @@ impl Session {
             }
         };
         let end = tokio::select! {
-            end = self.proxy(&generation, &identity, listener, *tls, upstream, login_started, shutdown) => end,
+            end = self.proxy(generation, &identity, listener, *tls, upstream, login_started, shutdown) => end,
             Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
         };
         let handles = &self.handles;
