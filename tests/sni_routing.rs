@@ -236,7 +236,11 @@ async fn server_names_route_to_their_brokers() {
         format!("broker-01.{DOMAIN}"),
         format!("kafka.{DOMAIN}"),
     ] {
-        assert_eq!(refusal(proxy, &tls, &name).await, "UnrecognisedName", "{name}");
+        assert_eq!(
+            refusal(proxy, &tls, &name).await,
+            "UnrecognisedName",
+            "{name}"
+        );
     }
 
     // Broker 3 joins. The last refresh (for broker-9) may have been under a second ago: the
@@ -266,7 +270,10 @@ async fn server_names_route_to_their_brokers() {
         .err()
         .expect("a client of a broker known down is refused");
     assert!(
-        refused.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).is_none(),
+        refused
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .is_none(),
         "refused before TLS, not by an alert: {refused}"
     );
     assert_eq!(
