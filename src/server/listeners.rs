@@ -139,6 +139,7 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
             peer,
             via: None,
             target,
+            server_name: None,
         };
         let session_shutdown = acceptor.shutdown.subscribe();
         let proxy_protocol = acceptor.proxy_protocol.clone();

@@ -61,6 +61,8 @@ pub struct ConnectionIdentity {
     pub peer: SocketAddr,
     /// The load balancer that relayed the client (PROXY protocol), if any.
     pub via: Option<SocketAddr>,
+    /// The TLS server name the client asked for (SNI), if it sent one.
+    pub server_name: Option<String>,
     pub resolved: Arc<Resolved>,
     /// Certificate authorities that verified the client chain.
     pub verified_by: Vec<String>,
@@ -143,8 +145,11 @@ pub struct Session {
     pub peer: SocketAddr,
     /// The load balancer's address when a PROXY protocol header named the client.
     pub via: Option<SocketAddr>,
-    /// The listener it came in on.
+    /// The listener it came in on; with `listener.sni`, the broker its server name named.
     pub target: Target,
+    /// The TLS server name the client asked for (SNI); read with the ClientHello, before the
+    /// handshake, only with `listener.sni`.
+    pub server_name: Option<String>,
 }
 
 impl Session {
@@ -178,12 +183,13 @@ impl Session {
         let client = match self.handles.sni.clone() {
             None => Client::Accepted(tcp),
             Some(sni) => {
-                let Some((target, start)) =
+                let Some((target, start, server_name)) =
                     self.route(&sni, &generation, tcp, deadline, budget).await
                 else {
                     return;
                 };
                 self.target = target;
+                self.server_name = server_name;
                 Client::HelloRead(Box::new(start))
             }
         };
@@ -203,7 +209,11 @@ impl Session {
         tcp: TcpStream,
         deadline: tokio::time::Instant,
         budget: std::time::Duration,
-    ) -> Option<(Target, tokio_rustls::StartHandshake<TcpStream>)> {
+    ) -> Option<(
+        Target,
+        tokio_rustls::StartHandshake<TcpStream>,
+        Option<String>,
+    )> {
         let hello = match read_client_hello(tcp, deadline, budget).await {
             Ok(hello) => hello,
             Err(e) => {
@@ -245,7 +255,7 @@ impl Session {
             SniRoute::Unrecognized => None,
         };
         if let Some(target) = target {
-            return Some((target, hello.start));
+            return Some((target, hello.start, hello.server_name));
         }
         let name = name.unwrap_or_default();
         self.handles.metrics.sni_unrecognized();
@@ -266,6 +276,7 @@ impl Session {
             connection_id: &self.connection_id,
             peer: self.peer,
             via: self.via,
+            server_name: self.server_name.as_deref(),
         }
     }
 
@@ -444,6 +455,7 @@ impl Session {
             connection_id: &self.connection_id,
             client_address: self.peer,
             via: self.via,
+            server_name: self.server_name.as_deref(),
             listener,
             outcome: AttemptOutcome::Admitted(verdict),
         });
@@ -458,6 +470,7 @@ impl Session {
             connection_id: self.connection_id.clone(),
             peer: self.peer,
             via: self.via,
+            server_name: self.server_name.clone(),
             resolved: resolved.clone(),
             verified_by: verified_by.clone(),
         };

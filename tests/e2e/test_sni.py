@@ -128,6 +128,13 @@ def test_java_client_produces_and_consumes_in_a_group_through_one_port(sni, sni_
     assert sorted(consumed["values"]) == sorted(f"java-{i}" for i in range(20)), consumed
     assert sum(consumed["committed"].values()) == 20, consumed
     assert not leaks(out + out2 + out3, sni["upstream_ports"])
+    # The audit records say which name each connection asked for, and where it went.
+    records = [json.loads(line)["data"] for line in
+               (sni["workdir"] / "audit.log").read_text().splitlines() if line.strip()]
+    routed = {(r.get("serverName"), r["listener"]) for r in records if r.get("serverName")}
+    assert (f"bootstrap.{DOMAIN}", "bootstrap") in routed, routed
+    assert any(name == f"broker-{listener[len('broker-'):]}.{DOMAIN}"
+               for name, listener in routed if listener.startswith("broker-")), routed
 
 
 # --------------------------------------------------------------------------------------------
