@@ -165,6 +165,11 @@ impl Session {
             pools = tracing::field::Empty,
             identifier = tracing::field::Empty,
         );
+        // Known now unless the server name decides it (SNI routing: recorded once routed).
+        if self.handles.sni.is_none() {
+            let listener = crate::metrics::listener_label(self.target);
+            span.record("listener", tracing::field::display(listener));
+        }
         if let Some(via) = self.via {
             span.record("via", tracing::field::display(via));
         }
@@ -190,11 +195,12 @@ impl Session {
                 };
                 self.target = target;
                 self.server_name = server_name;
+                let listener = crate::metrics::listener_label(self.target);
+                tracing::Span::current().record("listener", tracing::field::display(&listener));
                 Client::HelloRead(Box::new(start))
             }
         };
         let listener = crate::metrics::listener_label(self.target);
-        tracing::Span::current().record("listener", listener.as_str());
         let _open = self.handles.metrics.connection_opened(self.target);
         self.serve(client, &generation, (deadline, budget), &listener, shutdown)
             .await
@@ -238,7 +244,7 @@ impl Session {
         };
         let name = hello.server_name.as_deref();
         if let Some(name) = name {
-            tracing::Span::current().record("sni", name);
+            tracing::Span::current().record("sni", tracing::field::display(name));
         }
         let target = match sni.route(name) {
             SniRoute::Bootstrap => Some(Target::Bootstrap),

@@ -126,7 +126,8 @@ def test_java_client_produces_and_consumes_in_a_group_through_one_port(sni, sni_
     assert len(produced["offsets"]) == 20, produced
     consumed, out3 = java(sni, sni_pki, "consume", topic, "--group", group, "--count", 20)
     assert sorted(consumed["values"]) == sorted(f"java-{i}" for i in range(20)), consumed
-    assert sum(consumed["committed"].values()) == 20, consumed
+    # Keyless records may leave a partition empty: it has no committed offset (null).
+    assert sum(v for v in consumed["committed"].values() if v is not None) == 20, consumed
     assert not leaks(out + out2 + out3, sni["upstream_ports"])
     # The audit records say which name each connection asked for, and where it went.
     records = [json.loads(line)["data"] for line in
