@@ -1,7 +1,7 @@
 //! End-to-end load benchmark: kafka-mtls-proxy against HAProxy terminating the same mTLS, and
 //! against the broker itself, measured in one run on this machine.
 //!
-//! Two figures, four paths:
+//! Two figures, five paths:
 //!
 //! - **produce throughput**: `--connections` connections (default 4), each pipelining Produce
 //!   requests (acks=1, v9 or lower, one ~16 KiB record batch each, `--in-flight` requests in
@@ -20,6 +20,10 @@
 //!   the benchmark needs), ApiVersions answers are narrowed, and the Metadata listing of the
 //!   connection test is filtered to the describable topics. `proxy-acl/proxy` is the price of
 //!   ACLs; `proxy` itself runs without them, as before
+//! - `proxy-sni` (only when asked for, `--paths proxy,proxy-sni`): the proxy with
+//!   `listener.sni`: every broker on the bootstrap port, the client setting the advertised name
+//!   (`bootstrap.kafka.test`, `broker-<id>.kafka.test`) as the TLS server name and connecting to
+//!   127.0.0.1. `proxy-sni/proxy` is the price of reading the ClientHello first and routing
 //! - `haproxy`: client ─mTLS─▶ HAProxy (`mode tcp`, `ssl … verify required`) ─▶ broker, which
 //!   advertises HAProxy's address so that clients stay on HAProxy
 //! - `direct`:  client ─plaintext─▶ broker (the ceiling)
@@ -151,6 +155,8 @@ async fn run(args: Args) -> Result<()> {
         .arg("pki")
         .arg("--out")
         .arg(&pki)
+        // The proxy-sni path's names (bootstrap.kafka.test, broker-<id>.kafka.test).
+        .args(["--host", &format!("*.{}", path::SNI_DOMAIN)])
         .output()
         .context("running kafka-mtls-proxy pki")?;
     ensure!(

@@ -41,7 +41,7 @@ pub struct IdleArgs {
 pub const USAGE: &str = "\
 usage: cargo bench --bench load -- [--broker kafka|tansu] [--duration-secs N] [--rounds N]
                                    [--connections N] [--in-flight N] [--workers N] [--quick]
-                                   [--keep] [--paths proxy,proxy-acl,haproxy,direct]
+                                   [--keep] [--paths proxy,proxy-acl,proxy-sni,haproxy,direct]
                                    [--figures produce,seq,concurrent,idle]
                                    [--idle-connections N] [--idle-openers N]
   --broker B         each path's broker: kafka (default; a one-node Apache Kafka per path, from
@@ -121,6 +121,7 @@ pub fn parse_args() -> Result<Option<Args>> {
                     .map(|p| match p.trim() {
                         "proxy" => Ok(Kind::Proxy),
                         "proxy-acl" => Ok(Kind::ProxyAcl),
+                        "proxy-sni" => Ok(Kind::ProxySni),
                         "haproxy" => Ok(Kind::Haproxy),
                         "direct" => Ok(Kind::Direct),
                         other => Err(anyhow!("--paths: unknown path `{other}`")),

@@ -39,6 +39,16 @@ pub struct ClientTls {
     pub server_name: ServerName<'static>,
 }
 
+impl ClientTls {
+    /// The same client with `host` as the TLS server name (SNI, and the name verified).
+    pub fn named(&self, host: &str) -> Result<ClientTls> {
+        Ok(ClientTls {
+            connector: self.connector.clone(),
+            server_name: ServerName::try_from(host.to_owned())?,
+        })
+    }
+}
+
 pub async fn timed<T, E>(what: &str, fut: impl Future<Output = Result<T, E>>) -> Result<T>
 where
     E: Into<anyhow::Error>,

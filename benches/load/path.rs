@@ -1,4 +1,4 @@
-//! The four paths (proxy, proxy-acl, haproxy, direct): starting one with its broker, and
+//! The five paths (proxy, proxy-acl, proxy-sni, haproxy, direct): starting one with its broker, and
 //! preparing it — versions negotiated, the topic created, its partition leaders learned.
 
 use std::collections::HashMap;
@@ -29,15 +29,23 @@ pub enum Kind {
     Proxy,
     /// The proxy with proxy ACLs enforced.
     ProxyAcl,
+    /// The proxy with SNI routing: every broker on one port, chosen by the TLS server name.
+    ProxySni,
     Haproxy,
     Direct,
 }
+
+/// The domain of the `proxy-sni` path's names (`bootstrap.kafka.test`, `broker-<id>.kafka.test`),
+/// covered by the wildcard in the benchmark PKI's server certificate. Never resolved: the
+/// client connects to 127.0.0.1 and sets the name as the TLS server name.
+pub const SNI_DOMAIN: &str = "kafka.test";
 
 impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Proxy => "proxy",
             Kind::ProxyAcl => "proxy-acl",
+            Kind::ProxySni => "proxy-sni",
             Kind::Haproxy => "haproxy",
             Kind::Direct => "direct",
         }
@@ -52,8 +60,14 @@ pub struct Endpoint {
     pub versions: Versions,
     /// The topic produced to.
     pub topic: String,
-    /// Partition index → its leader's address, as advertised (and resolved to loopback).
-    pub leaders: Vec<SocketAddr>,
+    /// Partition index → its leader, as advertised (and resolved to loopback).
+    pub leaders: Vec<Leader>,
+}
+
+/// Where a partition's leader is reached, and the TLS client (with the server name) to use.
+pub struct Leader {
+    pub addr: SocketAddr,
+    pub tls: Option<ClientTls>,
 }
 
 /// A running path: its processes and how to reach it.
@@ -179,7 +193,18 @@ pub async fn prepare(
             parts.sort_by_key(|p| p.partition_index);
             for p in parts {
                 if let Some((host, port)) = brokers.get(&p.leader_id.0) {
-                    found.push(resolve_loopback(host, *port).await?);
+                    found.push(match (kind, &tls) {
+                        // The name the proxy advertised is the server name; the address is
+                        // the proxy's one port on loopback (no DNS for the names).
+                        (Kind::ProxySni, Some(t)) => Leader {
+                            addr: SocketAddr::from(([127, 0, 0, 1], u16::try_from(*port)?)),
+                            tls: Some(t.named(host)?),
+                        },
+                        _ => Leader {
+                            addr: resolve_loopback(host, *port).await?,
+                            tls: tls.clone(),
+                        },
+                    });
                 }
             }
         }
@@ -231,6 +256,11 @@ pub async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
         Kind::Proxy | Kind::ProxyAcl => {
             let (term, broker, addr) = proxy::start(s, kind).await?;
             (Some(term), broker, addr, Some(s.tls.clone()))
+        }
+        Kind::ProxySni => {
+            let (term, broker, addr) = proxy::start(s, kind).await?;
+            let tls = s.tls.named(&format!("bootstrap.{SNI_DOMAIN}"))?;
+            (Some(term), broker, addr, Some(tls))
         }
     };
     let topic = broker.first_topic();

@@ -34,7 +34,7 @@ pub async fn produce_connection(ep: &Endpoint, partition: usize) -> Result<Kafka
         .leaders
         .get(partition)
         .ok_or_else(|| anyhow!("no leader for partition {partition}"))?;
-    let mut conn = KafkaConn::connect(*leader, ep.tls.as_ref()).await?;
+    let mut conn = KafkaConn::connect(leader.addr, leader.tls.as_ref()).await?;
     conn.api_versions().await?;
     Ok(conn)
 }

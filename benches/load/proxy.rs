@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::broker::Broker;
-use crate::path::{Kind, Setup};
+use crate::path::{Kind, SNI_DOMAIN, Setup};
 use crate::process::{Proc, free_port, wait_for_port};
 
 /// Proxy ACLs for the `proxy-acl` path: enforced globally; the client matches both pools and
@@ -121,16 +121,23 @@ pub async fn start(s: &Setup<'_>, kind: Kind) -> Result<(Proc, Broker, SocketAdd
         NO_ACLS
     };
     let cfg = s.dir.join(format!("{}.yaml", kind.name()));
-    std::fs::write(
-        &cfg,
-        proxy_config(
-            kind.name(),
-            s.dir,
-            s.pki,
-            (bootstrap, first_port, broker.port()),
-            acls,
-        ),
-    )?;
+    let mut config = proxy_config(
+        kind.name(),
+        s.dir,
+        s.pki,
+        (bootstrap, first_port, broker.port()),
+        acls,
+    );
+    if kind == Kind::ProxySni {
+        // Every broker on the bootstrap port, by server name: no broker port.
+        config = config.replace(
+            &format!("  broker_ports:\n    first_port: {first_port}\n"),
+            &format!(
+                "  sni:\n    bootstrap: bootstrap.{SNI_DOMAIN}\n    broker_pattern: \"broker-{{id}}.{SNI_DOMAIN}\"\n"
+            ),
+        );
+    }
+    std::fs::write(&cfg, config)?;
     let mut cmd = Command::new(&s.bins.proxy);
     cmd.arg("run")
         .arg("--config")

@@ -133,6 +133,7 @@ pub fn report(
         (Kind::Proxy, Kind::Haproxy),
         (Kind::ProxyAcl, Kind::Haproxy),
         (Kind::ProxyAcl, Kind::Proxy),
+        (Kind::ProxySni, Kind::Proxy),
     ] {
         if !kinds.contains(&a) || !kinds.contains(&b) {
             continue;

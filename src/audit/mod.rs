@@ -68,6 +68,8 @@ pub struct AuthenticationAttempt<'a> {
     pub client_address: SocketAddr,
     /// The load balancer that relayed the client (PROXY protocol): `viaAddress`, only when set.
     pub via: Option<SocketAddr>,
+    /// The TLS server name the client asked for (SNI routing): `serverName`, only when set.
+    pub server_name: Option<&'a str>,
     pub listener: &'a str,
     pub outcome: AttemptOutcome<'a>,
 }
@@ -278,6 +280,9 @@ pub fn authentication_record(source: &str, a: &AuthenticationAttempt<'_>) -> Val
     });
     if let Some(via) = a.via {
         data["viaAddress"] = Value::String(via.to_string());
+    }
+    if let Some(name) = a.server_name {
+        data["serverName"] = Value::String(name.to_string());
     }
     match &a.outcome {
         AttemptOutcome::Admitted(Verdict::Admitted {

@@ -1,5 +1,6 @@
 //! `listener`: where clients connect: the bootstrap listener and one listener per broker.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -7,6 +8,7 @@ use ipnet::IpNet;
 
 use super::Issues;
 use super::raw::{RawAdvertised, RawListener, RawProxyProtocol};
+use super::sni::{self, SniConfig};
 use super::upstream::split_host_port;
 
 #[derive(Debug, Clone)]
@@ -19,13 +21,31 @@ pub struct ListenerConfig {
     pub advertised: AdvertisedBrokers,
     /// PROXY protocol on the bootstrap and broker listeners; `None`: off.
     pub proxy_protocol: Option<ProxyProtocolConfig>,
+    /// `listener.sni`: every broker on the bootstrap port, routed by server name; `None`:
+    /// port-per-broker.
+    pub sni: Option<SniConfig>,
 }
 
 impl ListenerConfig {
-    /// The address clients are told for `node_id`: `advertised.nodes`, else `advertised_host`
+    /// The address clients are told for `node_id`. With `listener.sni`: the broker pattern's
+    /// name on `sni.advertised_port`. Otherwise `advertised.nodes`, else `advertised_host`
     /// with the advertised port (`advertised.node_ports`, `advertised.first_port + N`), else the
     /// port the proxy binds for it. `None` when the node has no proxy port, bound or advertised.
-    pub fn advertised_address(&self, node_id: i32) -> Option<(&str, u16)> {
+    pub fn advertised_address(&self, node_id: i32) -> Option<(Cow<'_, str>, u16)> {
+        if let Some(sni) = &self.sni {
+            // Node ids are never negative (the pattern reads back only non-negative ones).
+            return (node_id >= 0).then(|| {
+                (
+                    Cow::Owned(sni.broker_pattern.name_for(node_id)),
+                    sni.advertised_port,
+                )
+            });
+        }
+        self.port_per_broker_address(node_id)
+            .map(|(host, port)| (Cow::Borrowed(host), port))
+    }
+
+    fn port_per_broker_address(&self, node_id: i32) -> Option<(&str, u16)> {
         // A node the proxy does not serve is never advertised, whatever the table says.
         let bound = self.broker_ports.port_for(node_id)?;
         if let Some((host, port)) = self.advertised.nodes.get(&node_id) {
@@ -152,11 +172,25 @@ pub(super) fn check(issues: &mut Issues, l: &RawListener) -> Option<ListenerConf
         issues,
         l.advertised.as_ref().unwrap_or(&RawAdvertised::default()),
     );
+    let sni = match (&l.sni, bootstrap) {
+        (Some(raw), Some(bootstrap)) => {
+            if advertised != AdvertisedBrokers::default() {
+                issues.error(
+                    "listener.advertised",
+                    "not with listener.sni: every broker is advertised as \
+                     listener.sni.broker_pattern on listener.sni.advertised_port",
+                );
+            }
+            Some(sni::check(issues, raw, bootstrap.port())?)
+        }
+        _ => None,
+    };
     let proxy_protocol = match &l.proxy_protocol {
         Some(raw) => Some(check_proxy_protocol(issues, raw)?),
         None => None,
     };
     Some(ListenerConfig {
+        sni,
         proxy_protocol,
         bootstrap: bootstrap?,
         advertised_host,

@@ -36,6 +36,7 @@ pub mod raw;
 mod reload;
 mod revocation;
 mod server_tls;
+mod sni;
 mod sources;
 mod startup;
 mod store;
@@ -62,6 +63,7 @@ pub use pem::{load_crls, load_crls_bytes, load_pem_certificates};
 pub use reload::{ExistingConnections, ReloadConfig};
 pub use revocation::RevocationConfig;
 pub use server_tls::ServerTlsConfig;
+pub use sni::{BrokerNamePattern, SniConfig, SniRoute};
 pub use startup::StartupConfig;
 pub use store::{DEFAULT_TOPIC, RawStore, RawStoreSasl, StoreConfig, StoreSasl};
 pub use upstream::{HealthSettings, UpstreamConfig, UpstreamTlsConfig, resolves, split_host_port};
@@ -314,14 +316,28 @@ fn check(
 
 /// Every host name clients are told, each with the field that names it, without repeats: the
 /// server certificate should carry them all.
-fn advertised_hosts(l: &ListenerConfig) -> Vec<(String, &str)> {
+fn advertised_hosts(l: &ListenerConfig) -> Vec<(String, String)> {
+    if let Some(sni) = &l.sni {
+        // Every name a client may be told: the bootstrap name and the pattern with the
+        // narrowest and the widest node id (a wildcard covers both only when `{id}` is in its
+        // first label; a list of names covers only the brokers it lists).
+        let pattern = &sni.broker_pattern;
+        let mut hosts = vec![("listener.sni.bootstrap".to_string(), sni.bootstrap.clone())];
+        for id in [0, i32::MAX] {
+            hosts.push((
+                format!("listener.sni.broker_pattern `{pattern}`, node {id}"),
+                pattern.name_for(id),
+            ));
+        }
+        return hosts;
+    }
     let mut hosts = vec![(
         "listener.advertised_host".to_string(),
-        l.advertised_host.as_str(),
+        l.advertised_host.clone(),
     )];
     for (node, (host, _)) in &l.advertised.nodes {
         if !hosts.iter().any(|(_, h)| h == host) {
-            hosts.push((format!("listener.advertised.nodes.{node}"), host.as_str()));
+            hosts.push((format!("listener.advertised.nodes.{node}"), host.clone()));
         }
     }
     hosts

@@ -115,6 +115,23 @@ pub struct RawListener {
     /// Absent: no PROXY protocol; every connection's socket address is the client's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<RawProxyProtocol>,
+    /// Absent: port-per-broker. Present: every broker on the bootstrap port, routed by the TLS
+    /// server name; no per-broker ports are bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<RawSni>,
+}
+
+/// `listener.sni`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSni {
+    /// The server name clients bootstrap with, e.g. `bootstrap.kafka.example.com`.
+    pub bootstrap: String,
+    /// Every broker's name, `{id}` standing for its node id: `broker-{id}.kafka.example.com`.
+    pub broker_pattern: String,
+    /// The port clients are told for every broker. Absent: the bootstrap port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -47,7 +47,7 @@ impl fmt::Debug for ServerTlsConfig {
 pub(super) fn check(
     issues: &mut Issues,
     t: &RawServerTls,
-    advertised_hosts: &[(String, &str)],
+    advertised_hosts: &[(String, String)],
     sources: &Sources,
 ) -> Option<ServerTlsConfig> {
     let tls13_only = match t.min_version.as_deref() {

@@ -55,6 +55,7 @@ impl StartupConfig {
                 },
             advertised,
             proxy_protocol,
+            sni,
         } = listener;
         let StartupLimits {
             max_connections,
@@ -97,6 +98,7 @@ impl StartupConfig {
             "listener.proxy_protocol",
             *proxy_protocol != new.listener.proxy_protocol,
         );
+        note("listener.sni", *sni != new.listener.sni);
         note(
             "limits.max_connections",
             *max_connections != new.limits.max_connections,

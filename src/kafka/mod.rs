@@ -22,6 +22,7 @@
 
 mod api_key;
 pub mod api_versions;
+pub mod broker_list;
 pub mod budget;
 pub(crate) mod codec;
 mod error;

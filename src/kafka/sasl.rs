@@ -70,7 +70,7 @@ pub const SASL_HANDSHAKE_VERSION: i16 = 1;
 /// SaslAuthenticate v2: flexible, with session lifetime (KIP-368).
 pub const SASL_AUTHENTICATE_VERSION: i16 = 2;
 
-fn proxy_request_header(
+pub(super) fn proxy_request_header(
     key: ApiKey,
     version: i16,
     correlation_id: i32,

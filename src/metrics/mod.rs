@@ -12,6 +12,7 @@
 //! | `kafka_mtls_proxy_connections_refused_total` | `listener`, `reason` | same × [`ConnectionRefusal`] |
 //! | `kafka_mtls_proxy_handshakes_total` | `result`, `reason` | `success` or `refused` × [`RefusalReason`] |
 //! | `kafka_mtls_proxy_proxy_protocol_refusals_total` | `reason` | [`ProxyProtocolRefusal`] |
+//! | `kafka_mtls_proxy_sni_unrecognized_names_total` | — | |
 //! | `kafka_mtls_proxy_pool_matches_total` | `pool` | the pool ids in the configuration |
 //! | `kafka_mtls_proxy_requests_total` | `api_key` | [`API_KEY_SLOTS`] + 1 |
 //! | `kafka_mtls_proxy_request_duration_seconds` (histogram) | `api_key` | same |
@@ -108,6 +109,8 @@ pub struct Metrics {
     connections_refused: Family<RefusedLabels, Counter>,
     handshakes: Family<HandshakeLabels, Counter>,
     proxy_protocol_refusals: Family<ReasonLabels, Counter>,
+    /// SNI routing: ClientHellos refused with `unrecognized_name`.
+    sni_unrecognized: Counter,
     pool_matches: Family<PoolLabels, Counter>,
     requests: Family<ApiLabels, Counter>,
     request_duration: HistogramFamily,
@@ -151,6 +154,7 @@ impl Metrics {
             connections_refused: Family::default(),
             handshakes: Family::default(),
             proxy_protocol_refusals: Family::default(),
+            sni_unrecognized: Counter::default(),
             pool_matches: Family::default(),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_histogram),
@@ -208,6 +212,11 @@ impl Metrics {
             "proxy_protocol_refusals",
             "Connections refused before the TLS handshake by listener.proxy_protocol, by reason",
             self.proxy_protocol_refusals.clone(),
+        );
+        self.registry.register(
+            "sni_unrecognized_names",
+            "Connections refused before the TLS handshake (alert unrecognized_name): their server name named no broker of the cluster (listener.sni)",
+            self.sni_unrecognized.clone(),
         );
         self.registry.register(
             "pool_matches",
@@ -306,6 +315,12 @@ impl Metrics {
         let active = self.connections_active.get_or_create_owned(&labels);
         active.inc();
         OpenConnection { active }
+    }
+
+    /// A ClientHello's server name named no broker (`listener.sni`): refused before the
+    /// handshake with `unrecognized_name`.
+    pub fn sni_unrecognized(&self) {
+        self.sni_unrecognized.inc();
     }
 
     /// A connection was refused before its handshake by the PROXY protocol policy.

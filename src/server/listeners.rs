@@ -2,7 +2,9 @@
 //! (port-per-broker: node N on `first_port + N`, or an explicit port), bound the first time that
 //! broker appears in an answer — *before* the answer reaches the client that will dial it.
 //! Sessions ask for a broker's listener through [`crate::session::BrokerListeners`]; this
-//! module serves those requests and runs the accept loops.
+//! module serves those requests and runs the accept loops. With `listener.sni` no broker
+//! listener is bound: every broker is served on the bootstrap listener, and each session
+//! routes itself by the ClientHello's server name (`Session::run`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,7 +51,7 @@ pub struct ProxyAddressMapper {
 impl AddressMapper for ProxyAddressMapper {
     fn client_address(&self, upstream: &BrokerAddress) -> Result<(String, i32), ProtocolError> {
         match self.listener.advertised_address(upstream.node_id) {
-            Some((host, port)) => Ok((host.to_string(), i32::from(port))),
+            Some((host, port)) => Ok((host.into_owned(), i32::from(port))),
             None => Err(ProtocolError::UnmappedBroker {
                 node_id: upstream.node_id,
                 host: upstream.host.clone(),
@@ -137,6 +139,7 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
             peer,
             via: None,
             target,
+            server_name: None,
         };
         let session_shutdown = acceptor.shutdown.subscribe();
         let proxy_protocol = acceptor.proxy_protocol.clone();
@@ -196,6 +199,10 @@ async fn bind_broker(
     bound: &mut HashMap<i32, SocketAddr>,
     node_id: i32,
 ) -> Result<SocketAddr, ListenerError> {
+    if config.sni.is_some() {
+        // SNI routing: every broker is served on the bootstrap listener, by server name.
+        return Ok(config.bootstrap);
+    }
     if bound.len() >= max {
         return Err(ListenerError::TooMany { node_id, max });
     }

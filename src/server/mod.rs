@@ -130,7 +130,8 @@ impl Server {
             mapper,
             (live.clone(), reloader.crls().clone()),
             max_buffered_request_bytes,
-        );
+        )
+        .with_sni(listener_config.sni.clone());
         let handles = Arc::new(handles);
         let (shutdown, _) = broadcast::channel(1);
         let acceptor = Acceptor::new(handles, max_connections, shutdown)
@@ -218,8 +219,20 @@ impl Server {
             tokio::spawn(serve_admin(listener, state, acceptor.shutdown.subscribe()))
         });
         if let Ok(addr) = bootstrap.local_addr() {
-            let advertised_host = &reloader.startup().listener.advertised_host;
-            info!(%addr, %advertised_host, "bootstrap listener ready");
+            let listener = &reloader.startup().listener;
+            match &listener.sni {
+                Some(sni) => info!(
+                    %addr,
+                    bootstrap = %sni.bootstrap,
+                    brokers = %sni.broker_pattern,
+                    advertised_port = sni.advertised_port,
+                    "SNI listener ready: every broker on this port, routed by TLS server name"
+                ),
+                None => {
+                    let advertised_host = &listener.advertised_host;
+                    info!(%addr, %advertised_host, "bootstrap listener ready");
+                }
+            }
         }
         let accept = tokio::spawn(accept_loop(acceptor.clone(), bootstrap, Target::Bootstrap));
         let watch = tokio::spawn(crate::reload::watch_files(reloader.clone()));

@@ -136,6 +136,8 @@ pub(crate) enum Party<'a> {
         connection_id: &'a str,
         peer: std::net::SocketAddr,
         via: Option<std::net::SocketAddr>,
+        /// The TLS server name the client asked for (SNI routing), if known.
+        server_name: Option<&'a str>,
     },
     Admitted(&'a ConnectionIdentity),
 }
@@ -152,20 +154,25 @@ impl SessionEnd {
         audit: &AuditSink,
         metrics: &Metrics,
     ) {
-        let (connection_id, peer, via) = match &party {
+        let (connection_id, peer, via, server_name) = match &party {
             Party::Unknown {
                 connection_id,
                 peer,
                 via,
-            } => (*connection_id, *peer, *via),
-            Party::Admitted(identity) => {
-                (identity.connection_id.as_str(), identity.peer, identity.via)
-            }
+                server_name,
+            } => (*connection_id, *peer, *via, *server_name),
+            Party::Admitted(identity) => (
+                identity.connection_id.as_str(),
+                identity.peer,
+                identity.via,
+                identity.server_name.as_deref(),
+            ),
         };
         let attempt = |outcome| AuthenticationAttempt {
             connection_id,
             client_address: peer,
             via,
+            server_name,
             listener,
             outcome,
         };

@@ -22,6 +22,8 @@ struct LiveConnection {
     peer: SocketAddr,
     via: Option<SocketAddr>,
     listener: String,
+    /// The TLS server name it asked for (SNI routing), for the audit record of its close.
+    server_name: Option<String>,
     /// The client's chain as presented: leaf first.
     chain: Arc<Vec<CertificateDer<'static>>>,
     pools: Vec<String>,
@@ -71,6 +73,7 @@ impl LiveConnections {
                     peer: identity.peer,
                     via: identity.via,
                     listener: listener.to_string(),
+                    server_name: identity.server_name.clone(),
                     not_after: chain
                         .first()
                         .and_then(CertificateExpiry::of)
@@ -159,6 +162,7 @@ impl LiveConnections {
                         client_address: live.peer,
                         via: live.via,
                         listener: &live.listener,
+                        server_name: live.server_name.as_deref(),
                         outcome: AttemptOutcome::Refused {
                             reason: *reason,
                             detail: &detail,

@@ -30,19 +30,22 @@ use std::sync::Arc;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch};
-use tracing::{Instrument, debug, info};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::audit::{AttemptOutcome, AuditSink, AuthenticationAttempt};
+use crate::config::{SniConfig, SniRoute};
 use crate::generation::Generation;
 use crate::kafka::budget::RequestBudget;
+use crate::log_limit::Level;
 use crate::metrics::{ConnectionRefusal, Metrics};
 use crate::pools::Resolved;
 use crate::session::filter::acl::AclFilter;
 use crate::session::filter::local::LocalAnswers;
 use crate::session::filter::{RequestChain, ResponseChain};
 use crate::tls::crl::FetchedCrls;
-use crate::tls::{HandshakeOutcome, Verdict};
-use crate::upstream::{Target, UpstreamConnection};
+use crate::tls::sni::{HelloError, read_client_hello, refuse_unrecognized_name};
+use crate::tls::{HandshakeOutcome, RefusalReason, Verdict};
+use crate::upstream::{Discovery, Target, UpstreamConnection};
 
 pub use brokers::{BrokerDirectory, BrokerListeners, ServeBroker, broker_listeners};
 pub use live::LiveConnections;
@@ -58,6 +61,8 @@ pub struct ConnectionIdentity {
     pub peer: SocketAddr,
     /// The load balancer that relayed the client (PROXY protocol), if any.
     pub via: Option<SocketAddr>,
+    /// The TLS server name the client asked for (SNI), if it sent one.
+    pub server_name: Option<String>,
     pub resolved: Arc<Resolved>,
     /// Certificate authorities that verified the client chain.
     pub verified_by: Vec<String>,
@@ -94,6 +99,8 @@ pub struct SessionHandles {
     pub crls: Arc<FetchedCrls>,
     /// Request bytes held across every connection (`limits.max_buffered_request_bytes`).
     pub budget: Arc<RequestBudget>,
+    /// `listener.sni`: route each connection by its TLS server name; `None`: by its listener.
+    pub sni: Option<Arc<SniConfig>>,
 }
 
 impl SessionHandles {
@@ -119,7 +126,14 @@ impl SessionHandles {
             )),
             live,
             crls,
+            sni: None,
         }
+    }
+
+    /// Route connections by their TLS server name (`listener.sni`).
+    pub fn with_sni(mut self, sni: Option<SniConfig>) -> Self {
+        self.sni = sni.map(Arc::new);
+        self
     }
 }
 
@@ -131,51 +145,177 @@ pub struct Session {
     pub peer: SocketAddr,
     /// The load balancer's address when a PROXY protocol header named the client.
     pub via: Option<SocketAddr>,
-    /// The listener it came in on.
+    /// The listener it came in on; with `listener.sni`, the broker its server name named.
     pub target: Target,
+    /// The TLS server name the client asked for (SNI); read with the ClientHello, before the
+    /// handshake, only with `listener.sni`.
+    pub server_name: Option<String>,
 }
 
 impl Session {
     /// Serve the connection until it closes.
     pub async fn run(self, tcp: TcpStream, shutdown: broadcast::Receiver<()>) {
-        let listener = crate::metrics::listener_label(self.target);
         let span = tracing::info_span!(
             "conn",
             id = %self.connection_id,
             peer = %self.peer,
-            listener = %listener,
+            listener = tracing::field::Empty,
+            sni = tracing::field::Empty,
             via = tracing::field::Empty,
             pools = tracing::field::Empty,
             identifier = tracing::field::Empty,
         );
+        // Known now unless the server name decides it (SNI routing: recorded once routed).
+        if self.handles.sni.is_none() {
+            let listener = crate::metrics::listener_label(self.target);
+            span.record("listener", tracing::field::display(listener));
+        }
         if let Some(via) = self.via {
             span.record("via", tracing::field::display(via));
         }
         let _ = tcp.set_nodelay(true);
-        let _open = self.handles.metrics.connection_opened(self.target);
-        self.serve(tcp, &listener, shutdown).instrument(span).await
+        self.route_and_serve(tcp, shutdown).instrument(span).await
     }
 
-    async fn serve(&self, tcp: TcpStream, listener: &str, shutdown: broadcast::Receiver<()>) {
+    /// With `listener.sni`, read the ClientHello and route by its server name first; then
+    /// serve the connection as its listener's.
+    async fn route_and_serve(mut self, tcp: TcpStream, shutdown: broadcast::Receiver<()>) {
         // This connection lives with the configuration it started with, whatever reloads follow.
         let generation = self.handles.generations.borrow().clone();
+        let budget = generation.config.limits.handshake_timeout;
+        // One deadline for the whole handshake, ClientHello included.
+        let deadline = tokio::time::Instant::now() + budget;
+        let client = match self.handles.sni.clone() {
+            None => Client::Accepted(tcp),
+            Some(sni) => {
+                let Some((target, start, server_name)) =
+                    self.route(&sni, &generation, tcp, deadline, budget).await
+                else {
+                    return;
+                };
+                self.target = target;
+                self.server_name = server_name;
+                let listener = crate::metrics::listener_label(self.target);
+                tracing::Span::current().record("listener", tracing::field::display(&listener));
+                Client::HelloRead(Box::new(start))
+            }
+        };
+        let listener = crate::metrics::listener_label(self.target);
+        let _open = self.handles.metrics.connection_opened(self.target);
+        self.serve(client, &generation, (deadline, budget), &listener, shutdown)
+            .await
+    }
+
+    /// Where the ClientHello's server name leads; `None` when the connection was refused
+    /// (reported here).
+    async fn route(
+        &self,
+        sni: &SniConfig,
+        generation: &Generation,
+        tcp: TcpStream,
+        deadline: tokio::time::Instant,
+        budget: std::time::Duration,
+    ) -> Option<(
+        Target,
+        tokio_rustls::StartHandshake<TcpStream>,
+        Option<String>,
+    )> {
+        let hello = match read_client_hello(tcp, deadline, budget).await {
+            Ok(hello) => hello,
+            Err(e) => {
+                let reason = match e {
+                    HelloError::Timeout(_) => RefusalReason::HandshakeTimeout,
+                    HelloError::Read(_) => RefusalReason::HandshakeFailed,
+                };
+                let end = SessionEnd::Refused {
+                    reason,
+                    detail: e.to_string(),
+                    verdict: None,
+                };
+                let listener = crate::metrics::listener_label(self.target);
+                end.report(
+                    self.party(),
+                    &listener,
+                    &self.handles.audit,
+                    &self.handles.metrics,
+                );
+                return None;
+            }
+        };
+        let name = hello.server_name.as_deref();
+        if let Some(name) = name {
+            tracing::Span::current().record("sni", tracing::field::display(name));
+        }
+        let target = match sni.route(name) {
+            SniRoute::Bootstrap => Some(Target::Bootstrap),
+            SniRoute::Broker(id) => {
+                // A node id the broker book does not know yet is looked up (a broker that
+                // joined later) before anything is answered; a lookup that outlives the
+                // handshake's time counts as not found.
+                let discovery = tokio::time::timeout_at(deadline, generation.upstream.discover(id));
+                match discovery.await {
+                    Ok(Discovery::Known | Discovery::AfterLogin) => Some(Target::Node(id)),
+                    Ok(Discovery::Unknown) | Err(_) => None,
+                }
+            }
+            SniRoute::Unrecognized => None,
+        };
+        if let Some(target) = target {
+            return Some((target, hello.start, hello.server_name));
+        }
+        let name = name.unwrap_or_default();
+        self.handles.metrics.sni_unrecognized();
+        if crate::log_limit::warnings().admit(Level::Warn, "unrecognized server name", name) {
+            warn!(
+                server_name = name,
+                "refused before the TLS handshake: the server name is neither the bootstrap name \
+                 nor a broker of the cluster (alert unrecognized_name)"
+            );
+        }
+        refuse_unrecognized_name(hello.start.io, budget).await;
+        None
+    }
+
+    /// The client before its handshake, for a refusal's report.
+    fn party(&self) -> Party<'_> {
+        Party::Unknown {
+            connection_id: &self.connection_id,
+            peer: self.peer,
+            via: self.via,
+            server_name: self.server_name.as_deref(),
+        }
+    }
+
+    async fn serve(
+        &self,
+        client: Client,
+        generation: &Arc<Generation>,
+        (deadline, budget): (tokio::time::Instant, std::time::Duration),
+        listener: &str,
+        shutdown: broadcast::Receiver<()>,
+    ) {
         if !generation.upstream.admit(self.target).await {
             // Its broker is down: a TCP reset before any TLS byte, as near as an accepted
             // connection gets to a refused connect, so the client backs off as it would from
             // the broker itself (a handshake then a close would count as a connection that
             // worked).
-            let _ = tcp.set_zero_linger();
+            let _ = client.tcp().set_zero_linger();
             self.handles
                 .metrics
                 .connection_refused(self.target, ConnectionRefusal::UpstreamDown);
             debug!("closed before the TLS handshake: the upstream broker is down");
             return;
         }
-        let (tls, verdict) = match generation
-            .tls
-            .accept(tcp, generation.config.limits.handshake_timeout)
-            .await
-        {
+        let outcome = match client {
+            Client::Accepted(tcp) => generation.tls.accept(tcp, budget).await,
+            Client::HelloRead(start) => {
+                generation
+                    .tls
+                    .accept_started(*start, deadline, budget)
+                    .await
+            }
+        };
+        let (tls, verdict) = match outcome {
             HandshakeOutcome::Admitted { stream, verdict } => (stream, verdict),
             HandshakeOutcome::Refused {
                 reason,
@@ -187,12 +327,12 @@ impl Session {
                     detail,
                     verdict: verdict.map(Box::new),
                 };
-                let party = Party::Unknown {
-                    connection_id: &self.connection_id,
-                    peer: self.peer,
-                    via: self.via,
-                };
-                return end.report(party, listener, &self.handles.audit, &self.handles.metrics);
+                return end.report(
+                    self.party(),
+                    listener,
+                    &self.handles.audit,
+                    &self.handles.metrics,
+                );
             }
         };
         let Some(identity) = self.admitted(&verdict, listener) else {
@@ -204,7 +344,7 @@ impl Session {
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
-        learn_crl_urls(&self.handles.crls, &generation, &identity, chain.first());
+        learn_crl_urls(&self.handles.crls, generation, &identity, chain.first());
         let (_live, closed_by_reload) = self.handles.live.register(&identity, listener, chain);
         // The broker's session lifetime counts from no later than this (the proxy errs early).
         let login_started = tokio::time::Instant::now();
@@ -235,7 +375,7 @@ impl Session {
             }
         };
         let end = tokio::select! {
-            end = self.proxy(&generation, &identity, listener, *tls, upstream, login_started, shutdown) => end,
+            end = self.proxy(generation, &identity, listener, *tls, upstream, login_started, shutdown) => end,
             Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
         };
         let handles = &self.handles;
@@ -323,6 +463,7 @@ impl Session {
             connection_id: &self.connection_id,
             client_address: self.peer,
             via: self.via,
+            server_name: self.server_name.as_deref(),
             listener,
             outcome: AttemptOutcome::Admitted(verdict),
         });
@@ -337,6 +478,7 @@ impl Session {
             connection_id: self.connection_id.clone(),
             peer: self.peer,
             via: self.via,
+            server_name: self.server_name.clone(),
             resolved: resolved.clone(),
             verified_by: verified_by.clone(),
         };
@@ -352,6 +494,22 @@ impl Session {
         }
         info!(principals = ?identity.principals(), "client authenticated");
         Some(identity)
+    }
+}
+
+/// A client connection before its TLS handshake: as accepted, or with its ClientHello read
+/// (SNI routing).
+enum Client {
+    Accepted(TcpStream),
+    HelloRead(Box<tokio_rustls::StartHandshake<TcpStream>>),
+}
+
+impl Client {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Client::Accepted(tcp) => tcp,
+            Client::HelloRead(start) => &start.io,
+        }
     }
 }
 

@@ -473,6 +473,7 @@ fn admitted_identity() -> ConnectionIdentity {
         connection_id: "conn-1".into(),
         peer: "127.0.0.1:40000".parse().unwrap(),
         via: None,
+        server_name: None,
         resolved: Arc::new(Resolved {
             identity: CertIdentity::from_der(&der).unwrap(),
             evaluation: Evaluation {
@@ -521,7 +522,7 @@ fn every_end_of_an_admitted_connection_logs_one_close_line_at_info_with_its_reas
         ),
         (
             SessionEnd::NoUpstream(UpstreamError::UnknownNode(3)),
-            "no upstream connection: no broker address is known for node 3",
+            "no upstream connection: the cluster names no broker with node id 3",
         ),
         (
             SessionEnd::NoLongerAdmitted("pool removed".into()),
@@ -559,6 +560,7 @@ fn a_refused_handshake_logs_client_refused_and_no_close_line() {
         connection_id: "conn-2",
         peer: "127.0.0.1:40001".parse().unwrap(),
         via: None,
+        server_name: None,
     };
     let lines = report_lines(&end, party);
     assert_eq!(lines.len(), 1, "{lines:#?}");

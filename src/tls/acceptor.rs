@@ -94,6 +94,39 @@ impl TlsAcceptorFactory {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.handshake(deadline, timeout, |config| {
+            tokio_rustls::TlsAcceptor::from(config).accept(io)
+        })
+        .await
+    }
+
+    /// Finish the handshake of a connection whose ClientHello was read already
+    /// ([`super::sni::read_client_hello`]), by `deadline`; `budget` is the whole handshake's
+    /// time, for the refusal's detail.
+    pub async fn accept_started<IO>(
+        &self,
+        start: tokio_rustls::StartHandshake<IO>,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> HandshakeOutcome<IO>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.handshake(deadline, budget, |config| start.into_stream(config))
+            .await
+    }
+
+    async fn handshake<IO, F>(
+        &self,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        start: F,
+    ) -> HandshakeOutcome<IO>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+        F: FnOnce(Arc<ServerConfig>) -> tokio_rustls::Accept<IO>,
+    {
         let slot = Arc::new(Mutex::new(None));
         let config = match self.server_config(slot.clone()) {
             Ok(c) => c,
@@ -105,8 +138,7 @@ impl TlsAcceptorFactory {
                 };
             }
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let result = tokio::time::timeout(timeout, acceptor.accept(io)).await;
+        let result = tokio::time::timeout_at(deadline, start(Arc::new(config))).await;
         let verdict = slot.lock().map(|mut g| g.take()).unwrap_or(None);
         match (result, verdict) {
             (Ok(Ok(stream)), Some(verdict @ Verdict::Admitted { .. })) => {

@@ -7,12 +7,15 @@
 //!   pools it was admitted to. A certificate that verifies but matches no pool is refused
 //!   inside the handshake with an `access_denied` alert, so Java clients fail fast with
 //!   `SslAuthenticationException` instead of retrying.
+//! - [`sni`]: reading the ClientHello first (SNI routing) and refusing an unknown server name
+//!   with `unrecognized_name`.
 //! - [`explain`]: that verdict spelled out for an operator (each CA's check, each pool's
 //!   result), for the `explain` command and `POST /iam/v2/explain`.
 
 pub mod acceptor;
 pub mod crl;
 pub mod explain;
+pub mod sni;
 pub mod trust;
 
 pub use acceptor::{HandshakeOutcome, TlsAcceptorFactory};

@@ -50,6 +50,7 @@ pub use transport::SaslTransportError;
 pub(crate) use transport::{SaslTransport, stamp_correlation_id};
 
 use crate::config::{HealthSettings, UpstreamConfig, UpstreamIdentity};
+use crate::kafka::broker_list::{broker_list_request, decode_broker_list};
 use crate::oauth::TokenIssuer;
 use crate::pools::Resolution;
 use connect::Dialer;
@@ -78,8 +79,10 @@ impl std::fmt::Display for Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("no broker address is known for node {0} yet (the client must fetch metadata first)")]
+    #[error("the cluster names no broker with node id {0}")]
     UnknownNode(i32),
+    #[error("asking {addr} for the cluster's brokers: {reason}")]
+    BrokerList { addr: String, reason: String },
     #[error("cannot connect to upstream broker {addr}: {source}")]
     Connect { addr: String, source: io::Error },
     #[error("timed out after {ms} ms connecting to upstream broker {addr}")]
@@ -161,6 +164,9 @@ pub struct UpstreamConnector {
     refusals: RefusalMemory,
     /// Signs the token of each connection in oauthbearer mode ([`Self::with_token_issuer`]).
     token_issuer: Option<TokenIssuer>,
+    /// When the broker list was last asked for ([`Self::refresh_brokers`]). An async lock held
+    /// across the refresh: callers that need one meanwhile wait for it instead of asking too.
+    last_refresh: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// `upstream.health`: when to refuse clients of a broker known down.
     health: HealthSettings,
 }
@@ -179,6 +185,7 @@ impl UpstreamConnector {
             identity: config.identity.clone(),
             refusals: RefusalMemory::default(),
             token_issuer: None,
+            last_refresh: tokio::sync::Mutex::new(None),
             health: config.health,
         })
     }
@@ -296,7 +303,17 @@ impl UpstreamConnector {
         let login = self.login_for(resolution)?;
         match target {
             Target::Node(id) => {
-                let (host, port) = self.book.lookup(id).ok_or(UpstreamError::UnknownNode(id))?;
+                let (host, port) = match self.book.lookup(id) {
+                    Some(known) => known,
+                    None => {
+                        // A broker no answer through this proxy has named yet (it joined
+                        // later, or this replica just started): ask the cluster, as this
+                        // connection's pool.
+                        let refresh_login = self.login_for(resolution)?;
+                        self.refresh_brokers(refresh_login.as_ref()).await?;
+                        self.book.lookup(id).ok_or(UpstreamError::UnknownNode(id))?
+                    }
+                };
                 let addr = format!("{host}:{port}");
                 let mut stream = self.dialer.dial(&host, port).await?;
                 let session_lifetime = match &login {
@@ -353,6 +370,91 @@ impl UpstreamConnector {
                 })
             }
         }
+    }
+
+    /// Is node `node_id` a broker of the cluster? Asked before a client's handshake (SNI
+    /// routing), when no pool is known yet: an unknown id is looked up with a broker-list
+    /// refresh when the proxy can ask without a pool's login (`upstream.identity.mode: none`);
+    /// otherwise the answer waits for the connection's own login ([`Self::connect`] refreshes
+    /// as its pool).
+    pub async fn discover(&self, node_id: i32) -> Discovery {
+        if self.book.lookup(node_id).is_some() {
+            return Discovery::Known;
+        }
+        let needs_pool =
+            self.token_issuer.is_some() || matches!(self.identity, UpstreamIdentity::Scram { .. });
+        if needs_pool {
+            return Discovery::AfterLogin;
+        }
+        if let Err(e) = self.refresh_brokers(None).await {
+            tracing::warn!(error = %e, node_id, "cannot refresh the cluster's broker list");
+        }
+        match self.book.lookup(node_id) {
+            Some(_) => Discovery::Known,
+            None => Discovery::Unknown,
+        }
+    }
+
+    /// Ask a bootstrap server for the cluster's brokers and learn them, signed in with `login`
+    /// when there is one. At most once per [`MIN_REFRESH_INTERVAL`]: a flood of names of
+    /// brokers that do not exist costs the cluster one Metadata request a second, not one per
+    /// connection.
+    async fn refresh_brokers(&self, login: Option<&Login>) -> Result<(), UpstreamError> {
+        let mut last = self.last_refresh.lock().await;
+        let now = tokio::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < MIN_REFRESH_INTERVAL) {
+            return Ok(());
+        }
+        *last = Some(now);
+        let mut errors = Vec::new();
+        for (host, port) in &self.bootstrap {
+            let addr = format!("{host}:{port}");
+            match self.broker_list_from(host, *port, &addr, login).await {
+                Ok(brokers) => {
+                    for b in &brokers {
+                        self.book.learn(b.node_id, &b.host, b.port);
+                    }
+                    tracing::debug!(from = %addr, brokers = brokers.len(), "broker list refreshed");
+                    return Ok(());
+                }
+                // The credentials are the same on every broker: do not try the next.
+                Err(e @ UpstreamError::SaslRefused { .. }) => return Err(e),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Err(UpstreamError::AllBootstrapFailed {
+            errors: errors.join("; "),
+            unreachable: false,
+        })
+    }
+
+    async fn broker_list_from(
+        &self,
+        host: &str,
+        port: u16,
+        addr: &str,
+        login: Option<&Login>,
+    ) -> Result<Vec<crate::kafka::BrokerAddress>, UpstreamError> {
+        let mut stream = self.dialer.dial(host, port).await?;
+        let mut transport = StreamTransport::new(&mut stream);
+        if let Some(login) = login {
+            self.sign_in(&mut transport, addr, login).await?;
+        }
+        let failed = |reason: String| UpstreamError::BrokerList {
+            addr: addr.to_string(),
+            reason,
+        };
+        let request = broker_list_request(0).map_err(|e| failed(e.to_string()))?;
+        let answer = tokio::time::timeout(self.connect_timeout, transport.round_trip(request))
+            .await
+            .map_err(|_| {
+                failed(format!(
+                    "no answer within {} ms",
+                    self.connect_timeout.as_millis()
+                ))
+            })?
+            .map_err(|e| failed(e.to_string()))?;
+        decode_broker_list(&answer).map_err(|e| failed(e.to_string()))
     }
 
     /// Log in again as `resolution`'s primary pool over a live connection (KIP-368), reading
@@ -428,6 +530,21 @@ pub async fn connect_as_proxy(
         sasl::sign_in_now(&mut transport, &addr, &login, config.connect_timeout).await?;
     }
     Ok(stream)
+}
+
+/// The least time between two broker-list refreshes ([`UpstreamConnector::discover`]).
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether a node id is a broker of the cluster, as far as the proxy can tell before a
+/// client's handshake ([`UpstreamConnector::discover`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// Known (perhaps just now, from a refresh).
+    Known,
+    /// The cluster's broker list does not name it (or could not be had).
+    Unknown,
+    /// Only a pool's login can ask the cluster: the connection's own, after its handshake.
+    AfterLogin,
 }
 
 /// Marks a probe over when dropped, after its result is recorded or when cancelled.

@@ -112,10 +112,19 @@ impl KafkaConn {
         addr: SocketAddr,
         tls: Arc<rustls::ClientConfig>,
     ) -> std::io::Result<Self> {
+        Self::connect_named(addr, tls, "localhost").await
+    }
+
+    /// Connect with `server_name` as the TLS server name (SNI, and the name verified).
+    pub async fn connect_named(
+        addr: SocketAddr,
+        tls: Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> std::io::Result<Self> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let local = tcp.local_addr()?;
-        let name = ServerName::try_from("localhost").unwrap();
+        let name = ServerName::try_from(server_name.to_owned()).unwrap();
         let stream = tokio::time::timeout(
             CLOSE_WITHIN,
             tokio_rustls::TlsConnector::from(tls).connect(name, tcp),

@@ -70,12 +70,18 @@ pub struct Pki {
 impl Pki {
     /// `password`: the keystore password of the generated `.properties` files.
     pub fn generate(password: &str) -> Self {
+        Self::generate_with_hosts(password, &[])
+    }
+
+    /// [`Pki::generate`] with extra `--host` names in the server certificate.
+    pub fn generate_with_hosts(password: &str, hosts: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-mtls-proxy"))
             .arg("pki")
             .arg("--out")
             .arg(dir.path())
             .args(["--force", "--validity-days", "365", "--password", password])
+            .args(hosts.iter().flat_map(|h| ["--host", h]))
             .arg("--no-jks")
             .output()
             .unwrap();

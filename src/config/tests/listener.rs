@@ -19,6 +19,12 @@ fn broker_ports_follow_node_ids_and_explicit_entries_win() {
     assert_eq!(ports.port_for(-1), None);
 }
 
+/// What clients are told for `node_id`, owned (for comparisons).
+fn addr(l: &ListenerConfig, node_id: i32) -> Option<(String, u16)> {
+    l.advertised_address(node_id)
+        .map(|(host, port)| (host.into_owned(), port))
+}
+
 #[test]
 fn advertised_addresses_are_configured_apart_from_the_bound_ports() {
     let f = Fixture::new();
@@ -32,7 +38,7 @@ fn advertised_addresses_are_configured_apart_from_the_bound_ports() {
 
     // Nothing configured: the bound port.
     let l = f.load(&base).unwrap().startup.listener;
-    assert_eq!(l.advertised_address(1), Some(("localhost", 9094)));
+    assert_eq!(addr(&l, 1), Some(("localhost".to_string(), 9094)));
 
     let l = f
         .load(&with(
@@ -49,19 +55,15 @@ fn advertised_addresses_are_configured_apart_from_the_bound_ports() {
         l.warnings
     );
     let l = l.startup.listener;
-    assert_eq!(l.advertised_address(1), Some(("localhost", 31001)));
-    assert_eq!(l.advertised_address(2), Some(("localhost", 443)));
+    assert_eq!(addr(&l, 1), Some(("localhost".to_string(), 31001)));
+    assert_eq!(addr(&l, 2), Some(("localhost".to_string(), 443)));
     assert_eq!(
-        l.advertised_address(3),
-        Some(("broker-3.kafka.example.com", 9093))
+        addr(&l, 3),
+        Some(("broker-3.kafka.example.com".to_string(), 9093))
     );
     // The proxy binds nothing for a negative node id: it is never advertised.
-    assert_eq!(l.advertised_address(-1), None);
-    assert_eq!(
-        l.advertised_address(65000),
-        None,
-        "31000 + 65000 is no port"
-    );
+    assert_eq!(addr(&l, -1), None);
+    assert_eq!(addr(&l, 65000), None, "31000 + 65000 is no port");
 
     let issues = f.issues(&with(
         "    first_port: 0\n    node_ports: {2: 0}\n    nodes: {3: \"no-port\", 4: \"h:70000\"}\n",
@@ -138,5 +140,84 @@ fn proxy_protocol_problems_name_their_field() {
             "\n    trusted_sources: [10.0.0.0/8]\n    requried: false"
         ))
         .is_err()
+    );
+}
+
+#[test]
+fn sni_advertises_the_pattern_and_warns_when_the_certificate_does_not_cover_it() {
+    let f = Fixture::new();
+    let base = f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS));
+    let sni = base.replace(
+        "  advertised_host: localhost\n",
+        "  advertised_host: localhost\n  sni:\n    bootstrap: Bootstrap.Kafka.Test\n    broker_pattern: \"broker-{id}.kafka.test\"\n",
+    );
+    let loaded = f.load(&sni).unwrap();
+    // The fixture's certificate names only localhost: every SNI name is warned about.
+    for (field, host) in [
+        ("listener.sni.bootstrap", "bootstrap.kafka.test"),
+        (
+            "listener.sni.broker_pattern `broker-{id}.kafka.test`, node 0",
+            "broker-0.kafka.test",
+        ),
+    ] {
+        assert!(
+            has(
+                &loaded.warnings,
+                "tls.certificate_chain",
+                &format!("does not name `{host}` ({field})")
+            ),
+            "{field}: {:?}",
+            loaded.warnings
+        );
+    }
+    assert!(
+        !has(
+            &loaded.warnings,
+            "tls.certificate_chain",
+            "listener.advertised_host"
+        ),
+        "advertised_host is not used in SNI mode: {:?}",
+        loaded.warnings
+    );
+    let l = loaded.startup.listener;
+    // Every broker on the one port (the bootstrap's), by name; no negative node ids.
+    assert_eq!(addr(&l, 2), Some(("broker-2.kafka.test".to_string(), 9092)));
+    assert_eq!(
+        addr(&l, 70000),
+        Some(("broker-70000.kafka.test".to_string(), 9092))
+    );
+    assert_eq!(addr(&l, -1), None);
+
+    // A wildcard certificate covers the bootstrap name and every broker name.
+    let (cert, key) = leaf_pem_and_key("*.kafka.test");
+    f.write("server.pem", &cert);
+    f.write("server.key", &key);
+    let loaded = f.load(&sni).unwrap();
+    assert!(
+        !loaded
+            .warnings
+            .iter()
+            .any(|w| w.reason.contains("listener.sni")),
+        "{:?}",
+        loaded.warnings
+    );
+
+    // A load balancer's port; `advertised` is for port-per-broker only.
+    let with_port = sni.replace(
+        "broker_pattern: \"broker-{id}.kafka.test\"\n",
+        "broker_pattern: \"broker-{id}.kafka.test\"\n    advertised_port: 443\n",
+    );
+    let l = f.load(&with_port).unwrap().startup.listener;
+    assert_eq!(addr(&l, 1), Some(("broker-1.kafka.test".to_string(), 443)));
+    let issues =
+        f.issues(&sni.replace("  sni:\n", "  advertised:\n    first_port: 31000\n  sni:\n"));
+    assert!(
+        has(&issues, "listener.advertised", "not with listener.sni"),
+        "{issues:?}"
+    );
+    let issues = f.issues(&sni.replace("broker-{id}.kafka.test", "broker.kafka.test"));
+    assert!(
+        has(&issues, "listener.sni.broker_pattern", "exactly once"),
+        "{issues:?}"
     );
 }

@@ -38,7 +38,8 @@ pub struct PkiArgs {
     #[arg(long, value_name = "PASSWORD")]
     pub password: Option<String>,
 
-    /// Extra host name or IP address for the proxy's server certificate (repeatable).
+    /// Extra host name or IP address for the proxy's server certificate (repeatable); a
+    /// wildcard first label (`*.kafka.example.com`) covers SNI routing's broker names.
     /// `localhost` and `127.0.0.1` are always included.
     #[arg(long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,

@@ -35,8 +35,11 @@ pub enum PkiError {
     )]
     InvalidCrlBaseUrl(String),
 
-    /// A `--host` that is neither an IP address nor a DNS name (ASCII, no wildcards).
-    #[error("--host {host:?} is neither an IP address nor a DNS name (ASCII, no wildcards)")]
+    /// A `--host` that is neither an IP address nor a DNS name (ASCII; a wildcard only as a
+    /// whole first label).
+    #[error(
+        "--host {host:?} is neither an IP address nor a DNS name (ASCII; a wildcard only as a whole first label, *.kafka.example.com)"
+    )]
     InvalidHost {
         /// The offending value, as given.
         host: String,

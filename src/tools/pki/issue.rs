@@ -187,7 +187,10 @@ pub(super) fn host_sans<'a>(
                 // Checked against DNS syntax first: the SAN type would take any ASCII, spaces
                 // included, and a name no client can match would only surface much later as a
                 // host-name verification failure in some Kafka client.
-                rustls_pki_types::DnsName::try_from(host).map_err(|_| invalid())?;
+                // A wildcard (`*.kafka.example.com`, for SNI routing) only as the whole first
+                // label, the one form clients match (RFC 6125 §6.4.3).
+                let checked = host.strip_prefix("*.").unwrap_or(host);
+                rustls_pki_types::DnsName::try_from(checked).map_err(|_| invalid())?;
                 SanType::DnsName(Ia5String::try_from(host).map_err(|_| invalid())?)
             }
         };

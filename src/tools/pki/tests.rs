@@ -513,6 +513,20 @@ fn generated_password_and_argument_checks() {
         }),
         PkiError::InvalidHost { .. }
     ));
+    for wildcard in ["broker-*.kafka.test", "*.*.kafka.test", "*"] {
+        assert!(
+            matches!(
+                bad(PkiArgs {
+                    no_jks: true,
+                    out: out.clone(),
+                    hosts: vec![wildcard.into()],
+                    ..PkiArgs::default()
+                }),
+                PkiError::InvalidHost { .. }
+            ),
+            "{wildcard}"
+        );
+    }
     assert!(
         !out.exists(),
         "argument errors are reported before anything is created"
