@@ -68,15 +68,17 @@ pub(crate) struct Gone;
 
 /// The requests side of the queue.
 pub(crate) struct InFlightTx {
-    tx: mpsc::Sender<Entry>,
+    /// Entries are boxed: the channel allocates a block of 32 slots up front, which every
+    /// idle connection holds (32 × 8 bytes, where unboxed entries took 32 × 160).
+    tx: mpsc::Sender<Box<Entry>>,
 }
 
 /// The responses side of the queue, and the state only it keeps.
 pub(crate) struct InFlightRx {
-    rx: mpsc::Receiver<Entry>,
+    rx: mpsc::Receiver<Box<Entry>>,
     /// Entries taken off the channel, in request order; at most `limit` (the channel is only
     /// read while there is room).
-    queue: VecDeque<Entry>,
+    queue: VecDeque<Box<Entry>>,
     limit: usize,
     unanswered: UnansweredProduce,
     own_ids: ProxyCorrelationIds,
@@ -106,7 +108,7 @@ pub(crate) fn in_flight(limit: usize) -> (InFlightTx, InFlightRx) {
 
 impl InFlightTx {
     async fn push(&self, entry: Entry) -> Result<(), Gone> {
-        self.tx.send(entry).await.map_err(|_| Gone)
+        self.tx.send(Box::new(entry)).await.map_err(|_| Gone)
     }
 
     /// Expect the broker's answer to `asked`. Called before the request is written, so the
@@ -220,7 +222,7 @@ impl InFlightRx {
     /// returned; `acks=0` markers, quiesce and resume are settled here.
     pub fn due(&mut self) -> Option<Due> {
         loop {
-            match self.queue.front()? {
+            match &**self.queue.front()? {
                 Entry::Upstream(_) | Entry::Own { .. } => return None,
                 Entry::NoResponse { correlation_id } => {
                     self.unanswered.push(*correlation_id);
@@ -231,14 +233,15 @@ impl InFlightRx {
                     self.queue.pop_front();
                 }
                 Entry::Quiesce { .. } => {
-                    if let Some(Entry::Quiesce { free_id }) = self.queue.pop_front() {
+                    if let Some(Entry::Quiesce { free_id }) = self.queue.pop_front().map(|e| *e) {
                         self.quiesced = true;
                         // Nobody waits if the requests side has ended.
                         let _ = free_id.send(self.own_ids.pick(&self.unanswered));
                     }
                 }
                 Entry::Local { .. } => {
-                    let Some(Entry::Local { frame, close }) = self.queue.pop_front() else {
+                    let Some(Entry::Local { frame, close }) = self.queue.pop_front().map(|e| *e)
+                    else {
                         return None;
                     };
                     return Some(match close {
@@ -247,7 +250,7 @@ impl InFlightRx {
                     });
                 }
                 Entry::Refused { .. } => {
-                    let Some(Entry::Refused { reason }) = self.queue.pop_front() else {
+                    let Some(Entry::Refused { reason }) = self.queue.pop_front().map(|e| *e) else {
                         return None;
                     };
                     return Some(Due::Refuse(reason));
@@ -283,9 +286,9 @@ impl InFlightRx {
             }
         }
         let got = correlation_id;
-        match self.queue.front() {
+        match self.queue.front().map(|e| &**e) {
             Some(Entry::Upstream(asked)) if asked.correlation_id == got => {
-                match self.queue.pop_front() {
+                match self.queue.pop_front().map(|e| *e) {
                     Some(Entry::Upstream(asked)) => Ok(Answer::Client(asked, frame)),
                     _ => Err(UpstreamFault::Unsolicited(got).into()),
                 }
@@ -294,7 +297,7 @@ impl InFlightRx {
                 correlation_id: expected,
                 ..
             }) if *expected == got => {
-                if let Some(Entry::Own { reply, .. }) = self.queue.pop_front() {
+                if let Some(Entry::Own { reply, .. }) = self.queue.pop_front().map(|e| *e) {
                     // The requests side may have given up (timeout): then nobody waits.
                     let _ = reply.send(frame);
                 }
@@ -322,7 +325,7 @@ impl InFlightRx {
     /// The oldest request still waiting for the broker, for logs: "Metadata v12, correlation
     /// id 2, sent 1520 ms ago".
     pub fn oldest(&self) -> Option<String> {
-        self.queue.iter().find_map(|entry| match entry {
+        self.queue.iter().find_map(|entry| match &**entry {
             Entry::Upstream(asked) => Some(format!(
                 "{} v{}, correlation id {}, sent {} ms ago",
                 asked.api_key.label(),
@@ -415,6 +418,18 @@ impl UnansweredProduce {
 )]
 mod tests {
     use super::*;
+
+    /// tokio's channel allocates a block of 32 slots as it is created, and every idle
+    /// connection holds it: a slot must stay pointer-sized (an unboxed entry took 160 bytes, a
+    /// 5 KiB block per connection).
+    #[test]
+    fn a_slot_of_the_in_flight_channel_is_pointer_sized() {
+        fn slot<T>(_: &mpsc::Sender<T>) -> usize {
+            std::mem::size_of::<T>()
+        }
+        let (tx, _rx) = in_flight(8);
+        assert_eq!(slot(&tx.tx), std::mem::size_of::<usize>());
+    }
 
     fn asked(correlation_id: i32) -> Asked {
         Asked {
@@ -542,7 +557,7 @@ mod tests {
         }
         // Queue and channel full: the next request waits (back-pressure on the client).
         assert!(matches!(
-            tx.tx.try_send(Entry::Resume),
+            tx.tx.try_send(Box::new(Entry::Resume)),
             Err(mpsc::error::TrySendError::Full(_))
         ));
     }

@@ -189,7 +189,7 @@ impl Session {
             None => Client::Accepted(tcp),
             Some(sni) => {
                 let Some((target, start, server_name)) =
-                    self.route(&sni, &generation, tcp, deadline, budget).await
+                    Box::pin(self.route(&sni, &generation, tcp, deadline, budget)).await
                 else {
                     return;
                 };
@@ -294,7 +294,9 @@ impl Session {
         listener: &str,
         shutdown: broadcast::Receiver<()>,
     ) {
-        if !generation.upstream.admit(self.target).await {
+        // The steps before the pump are boxed: each is a large state held only while it runs,
+        // and inline they would add to the size of every session's future for its whole life.
+        if !Box::pin(generation.upstream.admit(self.target)).await {
             // Its broker is down: a TCP reset before any TLS byte, as near as an accepted
             // connection gets to a refused connect, so the client backs off as it would from
             // the broker itself (a handshake then a close would count as a connection that
@@ -307,12 +309,9 @@ impl Session {
             return;
         }
         let outcome = match client {
-            Client::Accepted(tcp) => generation.tls.accept(tcp, budget).await,
+            Client::Accepted(tcp) => Box::pin(generation.tls.accept(tcp, budget)).await,
             Client::HelloRead(start) => {
-                generation
-                    .tls
-                    .accept_started(*start, deadline, budget)
-                    .await
+                Box::pin(generation.tls.accept_started(*start, deadline, budget)).await
             }
         };
         let (tls, verdict) = match outcome {
@@ -350,7 +349,7 @@ impl Session {
         let login_started = tokio::time::Instant::now();
         let resolution = &identity.resolved.evaluation.resolution;
         let party = Party::Admitted(&identity);
-        let upstream = match generation.upstream.connect(self.target, resolution).await {
+        let upstream = match Box::pin(generation.upstream.connect(self.target, resolution)).await {
             Ok(upstream) => upstream,
             Err(e) => {
                 let refused = e.refused_pool().is_some();
@@ -366,7 +365,7 @@ impl Session {
                     let limits = &generation.config.limits;
                     let (max_frame, timeout) = (limits.max_frame_bytes, limits.handshake_timeout);
                     if let Err(end) =
-                        refusal::refuse_upstream_identity(*tls, max_frame, timeout).await
+                        Box::pin(refusal::refuse_upstream_identity(tls, max_frame, timeout)).await
                     {
                         debug!(reason = %end, "refused client gone");
                     }
@@ -375,7 +374,9 @@ impl Session {
             }
         };
         let end = tokio::select! {
-            end = self.proxy(generation, &identity, listener, *tls, upstream, login_started, shutdown) => end,
+            // The TLS stream stays boxed: moved by value, it would take room in this future
+            // (and again in each one it is passed down to) for the whole session.
+            end = self.proxy(generation, &identity, listener, tls, upstream, login_started, shutdown) => end,
             Ok(reason) = closed_by_reload => SessionEnd::NoLongerAdmitted(reason),
         };
         let handles = &self.handles;

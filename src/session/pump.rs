@@ -224,7 +224,8 @@ where
         let frame = tokio::select! {
             // Disabled (never polled) when the session has no lifetime.
             () = reauth.due(), if reauth.is_scheduled() => {
-                match reauth.run(&in_flight, &mut upstream).await? {
+                // Boxed: a login is a large state, held only while it runs.
+                match Box::pin(reauth.run(&in_flight, &mut upstream)).await? {
                     Renewal::Renewed => continue,
                     // The responses loop has ended; its reason is the session's.
                     Renewal::SessionGone => return Ok(Stopped::AnswersEnded),
@@ -454,7 +455,16 @@ async fn deliver_answer<W: AsyncWrite + Unpin>(
                 micros = elapsed.as_micros() as u64,
                 "request"
             );
-            let out = filter_answer(side, asked, frame).await?;
+            // Boxed: decoding and rewriting is a state of its own, held only while it runs; inline,
+            // every idle session would hold room for it.
+            let wanted = side
+                .chain
+                .wants(asked.api_key, asked.api_version, asked.patch.is_some());
+            let out = if wanted {
+                Box::pin(filter_answer(side, asked, frame)).await?
+            } else {
+                frame
+            };
             send(client, &out).await?;
             metrics.bytes(Direction::UpstreamToClient, frame_bytes(&out));
         }
@@ -469,19 +479,13 @@ async fn deliver_answer<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Run a client's answer through the response filters (decoding it only when one wants it),
-/// then make sure every broker it names is served before it leaves.
+/// Run a client's answer that a response filter wants through the filters, then make sure
+/// every broker it names is served before it leaves.
 async fn filter_answer(
     side: &ResponseSide<'_>,
     asked: Asked,
     frame: Bytes,
 ) -> Result<Bytes, SessionEnd> {
-    if !side
-        .chain
-        .wants(asked.api_key, asked.api_version, asked.patch.is_some())
-    {
-        return Ok(frame);
-    }
     let mut response = Response::new(asked.api_key, asked.api_version, frame);
     side.chain.on_response(&mut response, asked.patch)?;
     for broker in &response.brokers_named {
