@@ -134,10 +134,18 @@ def test_a_ca_without_crl_settings_learns_the_crl_its_client_certificates_name(
             return ClientTLS(pki / "server-ca.pem", pki / f"{name}.pem", pki / f"{name}.key")
 
         # The first connection of a certificate whose CRL is not known yet gets in; the proxy
-        # fetches the CRL its certificate names and closes it, since that CRL revokes it.
-        live = open_kafka_connection(r.port, tls("revoked"))
+        # fetches the CRL its certificate names and closes it, since that CRL revokes it. The
+        # fetch can win the race with the connection's first answer (a few ms on loopback): then
+        # the close is seen there, and the log line below is what says it was admitted first.
+        try:
+            live = open_kafka_connection(r.port, tls("revoked"))
+        except ConnectionError:
+            live = None
         r.wait_for_log("closing a live connection")
-        assert is_closed_by_peer(live, timeout=5), "the revoked certificate's connection stayed open"
+        assert "reason=revoked" in r.log_text()
+        if live is not None:
+            assert is_closed_by_peer(live, timeout=5), \
+                "the revoked certificate's connection stayed open"
         assert "/acme-intermediate-ca.crl.pem" in requested, requested
         assert "CRL distribution point learned from a client certificate" in r.log_text()
 
