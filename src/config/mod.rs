@@ -26,6 +26,7 @@ mod authorities;
 mod authorization;
 mod certificate_facts;
 pub mod defaults;
+pub mod files;
 mod limits;
 mod listener;
 mod log;

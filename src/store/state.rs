@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::record::{CaDoc, Change, RecordError};
 use crate::config::raw::{RawCertificateAuthority, RawIdentityPool};
 
@@ -266,34 +264,9 @@ fn der_to_pem(der: &[u8]) -> String {
 }
 
 /// Write `pem` for `field` of CA `ca_id` into `dir` under a name carrying a digest of the
-/// content (the IAM API names the files it writes the same way), atomically.
+/// content, atomically (as the IAM API writes the chains posted to it).
 pub fn write_pem(dir: &Path, ca_id: &str, field: &str, pem: &str) -> io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let digest = hex::encode(Sha256::digest(pem.as_bytes()));
-    let kind = match field {
-        "certificate_chain" => String::new(),
-        other => format!(".{}", other.replace('_', "-")),
-    };
-    let safe_id: String = ca_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let path = dir.join(format!("{safe_id}{kind}.{}.pem", &digest[..12]));
-    if std::fs::read(&path).is_ok_and(|existing| existing == pem.as_bytes()) {
-        return Ok(path);
-    }
-    let tmp = dir.join(format!(".{safe_id}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    std::fs::write(&tmp, pem.as_bytes())?;
-    std::fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    Ok(path)
+    crate::config::files::write_pem(dir, ca_id, field, pem).map(|(path, _new)| path)
 }
 
 /// Remove the `.pem` files in `dir` that `cas` do not name (chains of CAs since deleted or
