@@ -1,7 +1,7 @@
 //! Files written for the configuration, atomically: the configuration file the IAM API
 //! rewrites (`admin::iam::store`), and the certificate chains posted through the API or carried
-//! by the shared pool store's records (the `store` module), under names that carry a digest of their
-//! content.
+//! by the shared pool store's records (the `store` module), under names that carry a digest of
+//! their content.
 //!
 //! A write never leaves a half-written file behind: the new text goes to a temporary file in the
 //! same directory, which is flushed to disk, renamed over the target (an atomic replacement on
