@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, TopicName,
+    RequestHeader, TopicName,
 };
 use kafka_protocol::messages::{
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
@@ -20,14 +20,15 @@ use kafka_protocol::messages::{
     metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{StoreConfig, UpstreamConfig};
-use crate::kafka::{ErrorCode, FrameReader, write_frame};
+use crate::kafka::codec::{decode_response, encode_request};
+use crate::kafka::{ErrorCode, FrameReader, ProtocolError, write_frame};
 use crate::upstream::{OwnLogin, UpstreamError, UpstreamStream, connect_as_proxy};
 
 /// Kafka error codes the store acts on.
@@ -152,12 +153,11 @@ impl Connection {
             .with_request_api_version(version)
             .with_correlation_id(id)
             .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut buf = BytesMut::new();
-        let protocol = |e: anyhow::Error| ClientError::Protocol(format!("{api}: {e}"));
-        header
-            .encode(&mut buf, R::header_version(version))
+        // The proxy's own codec: the same encoding, and the same panic guard and trailing-bytes
+        // check on the broker's answer, as every other frame the proxy decodes.
+        let protocol = |e: ProtocolError| ClientError::Protocol(format!("{api}: {e}"));
+        let buf = encode_request(&header, R::header_version(version), request, version)
             .map_err(protocol)?;
-        request.encode(&mut buf, version).map_err(protocol)?;
         let exchange = async {
             let io = |e: String| ClientError::Io {
                 api,
@@ -175,15 +175,15 @@ impl Connection {
                 Err(e) => Err(io(e.to_string())),
             }
         };
-        let mut frame: Bytes = tokio::time::timeout(self.timeout, exchange)
+        let frame: Bytes = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout {
                 api,
                 addr: self.addr.clone(),
                 ms: self.timeout.as_millis(),
             })??;
-        let response_header =
-            ResponseHeader::decode(&mut frame, R::Response::header_version(version))
+        let (response_header, body) =
+            decode_response::<R::Response>(&frame, R::Response::header_version(version), version)
                 .map_err(protocol)?;
         if response_header.correlation_id != id {
             return Err(ClientError::Protocol(format!(
@@ -191,7 +191,7 @@ impl Connection {
                 response_header.correlation_id
             )));
         }
-        R::Response::decode(&mut frame, version).map_err(protocol)
+        Ok(body)
     }
 
     /// Where `topic`'s partition is led, and the brokers' addresses.
