@@ -167,7 +167,12 @@ fn check(docs: &[Value]) -> Vec<String> {
             return problems;
         }
     };
-    let pki = pki_for(&raw.listener.advertised_host);
+    let pki = pki_for(
+        raw.listener
+            .advertised_host
+            .as_deref()
+            .unwrap_or("localhost"),
+    );
     let root = tempfile::tempdir().unwrap();
     let mount_paths: Vec<String> = files
         .values()

@@ -11,6 +11,12 @@
 //! - A broker that joins the cluster later is served at once: its name is looked up with the
 //!   cluster before the handshake, with no Metadata request from any client in between.
 //! - A routed broker known down is refused before the handshake (`upstream.health`).
+//! - The same in `upstream.identity.mode: scram`, where every fake broker answers only clients
+//!   signed in with SCRAM-SHA-256: the lookups sign in as the proxy itself
+//!   (`upstream.proxy_login`), so a name of no broker still gets `unrecognized_name` before
+//!   any ServerHello, and a broker that joins later is served at once; when the cluster refuses
+//!   the proxy's own login, such a name is refused before the handshake with a reset instead
+//!   (the lookup failed, it did not find nothing), and no unknown id becomes a metric label.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,16 +24,22 @@
     reason = "in a test, a panic is the failure report"
 )]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::{BufMut, Bytes, BytesMut};
+use hmac::{Hmac, KeyInit, Mac};
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, MetadataRequest, MetadataResponse, ResponseHeader,
+    ApiKey, BrokerId, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -54,10 +66,30 @@ type Members = Arc<Mutex<Vec<(i32, SocketAddr)>>>;
 /// One fake broker of the cluster: answers Metadata with the cluster's current members, and
 /// [`WHO_ARE_YOU`] with `node:<id>`.
 async fn fake_broker(node_id: i32, members: Members) -> FakeListener {
-    FakeListener::start(move |socket, _| serve_fake(socket, node_id, members.clone())).await
+    FakeListener::start(move |socket, _| serve_fake(socket, node_id, members.clone(), None)).await
 }
 
-async fn serve_fake(mut socket: TcpStream, node_id: i32, members: Members) {
+/// A fake broker that answers only clients signed in with SCRAM-SHA-256 as one of `scram`'s
+/// users.
+async fn scram_broker(node_id: i32, members: Members, scram: Arc<ScramUsers>) -> FakeListener {
+    FakeListener::start(move |socket, _| {
+        serve_fake(socket, node_id, members.clone(), Some(scram.clone()))
+    })
+    .await
+}
+
+async fn serve_fake(
+    mut socket: TcpStream,
+    node_id: i32,
+    members: Members,
+    scram: Option<Arc<ScramUsers>>,
+) {
+    if let Some(scram) = scram {
+        match scram_login(&mut socket, &scram).await {
+            Some(user) => scram.signed_in.lock().unwrap().push(user),
+            None => return,
+        }
+    }
     loop {
         let Ok(size) = socket.read_i32().await else {
             return;
@@ -108,10 +140,14 @@ async fn serve_fake(mut socket: TcpStream, node_id: i32, members: Members) {
 }
 
 fn write_config(pki: &Pki, upstream: SocketAddr) -> std::path::PathBuf {
+    write_config_with(pki, upstream, "")
+}
+
+/// The configuration, with `upstream_extra` (YAML indented by 2) in the `upstream` section.
+fn write_config_with(pki: &Pki, upstream: SocketAddr, upstream_extra: &str) -> std::path::PathBuf {
     let yaml = format!(
         r#"listener:
   bootstrap: "127.0.0.1:0"
-  advertised_host: unused.example
   sni:
     bootstrap: bootstrap.{DOMAIN}
     broker_pattern: "broker-{{id}}.{DOMAIN}"
@@ -124,6 +160,7 @@ upstream:
   health:
     probe_interval_ms: 60000
     max_probe_interval_ms: 60000
+{upstream_extra}
 audit:
   path: "off"
 limits:
@@ -281,6 +318,270 @@ async fn server_names_route_to_their_brokers() {
             .await
             .unwrap(),
         "node:1"
+    );
+
+    server.stop().await;
+    assert_no_foreign_panics();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCRAM mode.
+// ---------------------------------------------------------------------------------------------
+
+/// The pool's broker user and the proxy's own (`upstream.proxy_login`).
+const POOL_USER: &str = "payments";
+const POOL_PASSWORD: &str = "pool-password";
+const PROXY_USER: &str = "kafka-mtls-proxy";
+const PROXY_PASSWORD: &str = "proxy-password";
+/// RFC 7677's minimum, which the proxy requires.
+const ITERATIONS: u32 = 4096;
+const SALT: &[u8] = b"fake-broker-salt";
+/// SASL_AUTHENTICATION_FAILED.
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+/// The users a SCRAM fake broker knows, and who signed in (in order).
+struct ScramUsers {
+    passwords: BTreeMap<&'static str, &'static str>,
+    signed_in: Mutex<Vec<String>>,
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn sasl_response<T: Encodable>(key: ApiKey, version: i16, id: i32, body: &T) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(id)
+        .encode(&mut out, key.response_header_version(version))
+        .unwrap();
+    body.encode(&mut out, version).unwrap();
+    framed(&out)
+}
+
+/// Read one request frame: its api key, version, correlation id and body.
+async fn read_request(socket: &mut TcpStream) -> Option<(ApiKey, i16, i32, Bytes)> {
+    let size = socket.read_i32().await.ok()?;
+    let mut frame = vec![0u8; usize::try_from(size).ok()?];
+    socket.read_exact(&mut frame).await.ok()?;
+    let mut buf = Bytes::from(frame);
+    let key = ApiKey::try_from(i16::from_be_bytes([buf[0], buf[1]])).ok()?;
+    let version = i16::from_be_bytes([buf[2], buf[3]]);
+    let header = RequestHeader::decode(&mut buf, key.request_header_version(version)).ok()?;
+    Some((key, version, header.correlation_id, buf))
+}
+
+/// SaslHandshake (SCRAM-SHA-256), then SCRAM in two SaslAuthenticate rounds, as a Kafka broker
+/// does before any other request on a SASL listener. The user signed in, or `None` (the
+/// connection is then closed, as a broker closes it after a failed authentication).
+async fn scram_login(socket: &mut TcpStream, users: &ScramUsers) -> Option<String> {
+    let (key, version, id, mut body) = read_request(socket).await?;
+    assert_eq!(
+        key,
+        ApiKey::SaslHandshake,
+        "a request before the SASL handshake"
+    );
+    let handshake = SaslHandshakeRequest::decode(&mut body, version).unwrap();
+    assert_eq!(handshake.mechanism.as_str(), "SCRAM-SHA-256");
+    let answer = SaslHandshakeResponse::default()
+        .with_mechanisms(vec![StrBytes::from_static_str("SCRAM-SHA-256")]);
+    socket
+        .write_all(&sasl_response(key, version, id, &answer))
+        .await
+        .ok()?;
+
+    let (key, version, id, mut body) = read_request(socket).await?;
+    assert_eq!(key, ApiKey::SaslAuthenticate);
+    let first = SaslAuthenticateRequest::decode(&mut body, version).unwrap();
+    let first = String::from_utf8(first.auth_bytes.to_vec()).unwrap();
+    let bare = first.strip_prefix("n,,").unwrap().to_string();
+    let user = bare.strip_prefix("n=")?.split(',').next()?.to_string();
+    let nonce = bare.split(",r=").nth(1)?;
+    let server_first = format!("r={nonce}fake,s={},i={ITERATIONS}", B64.encode(SALT));
+    let answer =
+        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(server_first.clone()));
+    socket
+        .write_all(&sasl_response(key, version, id, &answer))
+        .await
+        .ok()?;
+
+    let (key, version, id, mut body) = read_request(socket).await?;
+    assert_eq!(key, ApiKey::SaslAuthenticate);
+    let last = SaslAuthenticateRequest::decode(&mut body, version).unwrap();
+    let last = String::from_utf8(last.auth_bytes.to_vec()).unwrap();
+    let (without_proof, proof) = last.split_once(",p=")?;
+    let proof = B64.decode(proof).ok()?;
+    let auth_message = format!("{bare},{server_first},{without_proof}");
+    let password = users.passwords.get(user.as_str()).copied().unwrap_or("");
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), SALT, ITERATIONS, &mut salted);
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key).to_vec();
+    let signature = hmac(&stored_key, auth_message.as_bytes());
+    let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
+    if Sha256::digest(&recovered).to_vec() != stored_key {
+        let refused = SaslAuthenticateResponse::default()
+            .with_error_code(SASL_AUTHENTICATION_FAILED)
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256 (user {user})"
+            ))));
+        let _ = socket
+            .write_all(&sasl_response(key, version, id, &refused))
+            .await;
+        return None;
+    }
+    let server_signature = hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes());
+    let answer = SaslAuthenticateResponse::default()
+        .with_auth_bytes(Bytes::from(format!("v={}", B64.encode(server_signature))));
+    socket
+        .write_all(&sasl_response(key, version, id, &answer))
+        .await
+        .ok()?;
+    Some(user)
+}
+
+/// What the proxy answers a ClientHello for `server_name`, before any handshake of ours goes
+/// further: the first TLS record's content type (21: alert, 22: handshake, i.e. a ServerHello)
+/// and, for an alert, its description; `None` when the connection ends with no record (a
+/// reset or a close).
+async fn first_record(
+    proxy: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+    server_name: &str,
+) -> Option<(u8, u8)> {
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).unwrap();
+    let mut client = rustls::ClientConnection::new(tls.clone(), name).unwrap();
+    let mut hello = Vec::new();
+    while client.wants_write() {
+        client.write_tls(&mut hello).unwrap();
+    }
+    let mut tcp = TcpStream::connect(proxy).await.unwrap();
+    tcp.write_all(&hello).await.unwrap();
+    let mut header = [0u8; 5];
+    match tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut header)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return None,
+        Err(_) => panic!("{server_name}: no answer to the ClientHello within 10 s"),
+    }
+    let mut first = [0u8; 2];
+    let description = match tcp.read_exact(&mut first).await {
+        Ok(_) => first[1],
+        Err(_) => 0,
+    };
+    Some((header[0], description))
+}
+
+/// TLS record content type of an alert, and the `unrecognized_name` description (RFC 6066).
+const ALERT_RECORD: u8 = 21;
+const UNRECOGNIZED_NAME: u8 = 112;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_mode_looks_brokers_up_as_the_proxy_before_the_handshake() {
+    init_logging();
+    let users = Arc::new(ScramUsers {
+        passwords: BTreeMap::from([(POOL_USER, POOL_PASSWORD), (PROXY_USER, PROXY_PASSWORD)]),
+        signed_in: Mutex::new(Vec::new()),
+    });
+    let members: Members = Arc::new(Mutex::new(Vec::new()));
+    let mut brokers = Vec::new();
+    for id in 1..=3 {
+        brokers.push(scram_broker(id, members.clone(), users.clone()).await);
+    }
+    members.lock().unwrap().push((1, brokers[0].addr));
+    let pki = Pki::generate_with_hosts("sni-scram", &[&format!("*.{DOMAIN}")]);
+    let pool_secret = pki.path("pool.secret");
+    let proxy_secret = pki.path("proxy.secret");
+    std::fs::write(&pool_secret, POOL_PASSWORD).unwrap();
+    std::fs::write(&proxy_secret, PROXY_PASSWORD).unwrap();
+    let config = write_config_with(
+        &pki,
+        brokers[0].addr,
+        &format!(
+            "  identity:\n    mode: scram\n    mechanism: SCRAM-SHA-256\n    credentials:\n      \
+             pool-payments: {{username: {POOL_USER}, password_file: \"{}\"}}\n  \
+             proxy_login:\n    username: {PROXY_USER}\n    password_file: \"{}\"\n\
+             admin:\n  listen: 127.0.0.1:0",
+            pool_secret.display(),
+            proxy_secret.display()
+        ),
+    );
+    let server = ServerTask::start(&config).await;
+    let proxy = server.addr;
+    let tls = pki.client_config("acme-client", rustls::DEFAULT_VERSIONS);
+
+    // A name of no broker: the alert is the proxy's first answer, before any ServerHello, and
+    // the lookup signed in as the proxy, not as a pool (no client has signed in yet).
+    assert_eq!(
+        first_record(proxy, &tls, &format!("broker-9.{DOMAIN}")).await,
+        Some((ALERT_RECORD, UNRECOGNIZED_NAME))
+    );
+    assert_eq!(*users.signed_in.lock().unwrap(), [PROXY_USER]);
+
+    // Broker 2 joins: served at once (after the once-a-second limit), signed in as the pool.
+    members.lock().unwrap().push((2, brokers[1].addr));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        who_answers(proxy, &tls, &format!("broker-2.{DOMAIN}"))
+            .await
+            .unwrap(),
+        "node:2",
+        "a broker that joined later is served at once"
+    );
+    assert_eq!(
+        *users.signed_in.lock().unwrap(),
+        [PROXY_USER, PROXY_USER, POOL_USER],
+        "looked up as the proxy, then served as the client's pool"
+    );
+
+    // The cluster refuses the proxy's own login (its password changed under it): a name of a
+    // broker not seen yet is not known to be no broker, so it is reset before the handshake,
+    // as a down broker's client would be, not told `unrecognized_name`.
+    std::fs::write(&proxy_secret, "a-stale-password").unwrap();
+    members.lock().unwrap().push((3, brokers[2].addr));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        first_record(proxy, &tls, &format!("broker-3.{DOMAIN}")).await,
+        None,
+        "a failed lookup is refused without an alert"
+    );
+    // Within the second, the failed lookup's outcome is reused: no second login attempt.
+    assert_eq!(
+        first_record(proxy, &tls, &format!("broker-4.{DOMAIN}")).await,
+        None
+    );
+    assert_eq!(
+        server
+            .metric(
+                "kafka_mtls_proxy_connections_refused_total{listener=\"broker-unverified\",reason=\"broker_lookup_failed\"}"
+            )
+            .await,
+        Some(2.0)
+    );
+    // Known brokers are served meanwhile; no name a client chose became a label.
+    assert_eq!(
+        who_answers(proxy, &tls, &format!("broker-2.{DOMAIN}"))
+            .await
+            .unwrap(),
+        "node:2"
+    );
+    let metrics = server.metrics().await;
+    for unknown in ["broker-3", "broker-4", "broker-9"] {
+        assert!(
+            !metrics.contains(&format!("listener=\"{unknown}\"")),
+            "{unknown} is a label: {metrics}"
+        );
+    }
+
+    // The password back: broker 3 is looked up and served.
+    std::fs::write(&proxy_secret, PROXY_PASSWORD).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        who_answers(proxy, &tls, &format!("broker-3.{DOMAIN}"))
+            .await
+            .unwrap(),
+        "node:3"
     );
 
     server.stop().await;

@@ -14,7 +14,9 @@ use super::upstream::split_host_port;
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {
     pub bootstrap: SocketAddr,
-    pub advertised_host: String,
+    /// The host clients are told for every broker in port-per-broker mode (always set there);
+    /// `None` only with `listener.sni`, which advertises the broker pattern instead.
+    pub advertised_host: Option<String>,
     pub broker_bind: IpAddr,
     pub broker_ports: BrokerPorts,
     /// What clients are told when it differs from what is bound (`listener.advertised`).
@@ -59,7 +61,7 @@ impl ListenerConfig {
             (None, Some(first)) => u16::try_from(i64::from(first) + i64::from(node_id)).ok()?,
             (None, None) => bound,
         };
-        Some((&self.advertised_host, port))
+        Some((self.advertised_host.as_deref()?, port))
     }
 }
 
@@ -129,15 +131,23 @@ pub(super) fn check(issues: &mut Issues, l: &RawListener) -> Option<ListenerConf
             None
         }
     };
-    let advertised_host = l.advertised_host.trim().to_string();
-    if advertised_host.is_empty() {
-        issues.error("listener.advertised_host", "must not be empty");
-    } else if advertised_host.contains(':') && advertised_host.parse::<IpAddr>().is_err() {
-        issues.error(
+    let advertised_host = l.advertised_host.as_deref().map(str::trim);
+    match advertised_host {
+        // SNI mode advertises the broker pattern; port-per-broker mode needs the host.
+        None if l.sni.is_none() => issues.error(
+            "listener.advertised_host",
+            "required in port-per-broker mode: the host name clients are told for every \
+             broker (only listener.sni goes without it)",
+        ),
+        None => {}
+        Some("") => issues.error("listener.advertised_host", "must not be empty"),
+        Some(host) if host.contains(':') && host.parse::<IpAddr>().is_err() => issues.error(
             "listener.advertised_host",
             "a host name or IP address without a port",
-        );
+        ),
+        Some(_) => {}
     }
+    let advertised_host = advertised_host.map(str::to_string);
     let broker_bind = match &l.broker_bind_address {
         Some(text) => match text.parse::<IpAddr>() {
             Ok(ip) => Some(ip),

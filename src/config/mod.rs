@@ -33,6 +33,7 @@ mod log;
 mod oauthbearer;
 mod pem;
 mod permissions;
+mod proxy_login;
 pub mod raw;
 mod reload;
 mod revocation;
@@ -61,12 +62,13 @@ pub use limits::{Limits, StartupLimits};
 pub use listener::{AdvertisedBrokers, BrokerPorts, ListenerConfig, ProxyProtocolConfig};
 pub use log::{LogConfig, LogFormat};
 pub use pem::{load_crls, load_crls_bytes, load_pem_certificates};
+pub use proxy_login::{DEFAULT_SUBJECT as DEFAULT_PROXY_SUBJECT, ProxyLogin};
 pub use reload::{ExistingConnections, ReloadConfig};
 pub use revocation::RevocationConfig;
 pub use server_tls::ServerTlsConfig;
 pub use sni::{BrokerNamePattern, SniConfig, SniRoute};
 pub use startup::StartupConfig;
-pub use store::{DEFAULT_TOPIC, RawStore, RawStoreSasl, StoreConfig, StoreSasl};
+pub use store::{DEFAULT_TOPIC, RawStore, RawStoreSasl, StoreConfig};
 pub use upstream::{HealthSettings, UpstreamConfig, UpstreamTlsConfig, resolves, split_host_port};
 pub use upstream_identity::{ScramCredential, SecretSource, UpstreamIdentity};
 
@@ -269,7 +271,25 @@ fn check(
     let authorities = authorities::check(&mut issues, raw, &limits, sources);
     let identity = upstream_identity::check(&mut issues, raw, &authorities, sources);
     let (identity, oauth_keys) = identity.unwrap_or_default();
-    let upstream = upstream.map(|u| UpstreamConfig { identity, ..u });
+    let proxy_login = proxy_login::check(&mut issues, raw, &identity, &authorities, sources);
+    if let (Some(l), Ok(None), UpstreamIdentity::Scram { .. }) =
+        (&listener, &proxy_login, &identity)
+        && l.sni.is_some()
+    {
+        issues.warn(
+            "upstream.proxy_login",
+            "not set: with listener.sni in scram mode, the server name of a broker this proxy \
+             has not seen yet cannot be looked up before the handshake (the client is \
+             handshaked, signed in as its pool, then closed if there is no such broker, \
+             instead of the alert unrecognized_name); add upstream.proxy_login with username \
+             and password_env or password_file",
+        );
+    }
+    let upstream = upstream.map(|u| UpstreamConfig {
+        identity,
+        proxy_login: proxy_login.unwrap_or_default(),
+        ..u
+    });
     let admin = admin::check(&mut issues, raw.admin.as_ref(), listener.as_ref(), sources);
     let (admin, admin_token) = match admin {
         Some((admin, token)) => (Some(admin), token),
@@ -332,10 +352,11 @@ fn advertised_hosts(l: &ListenerConfig) -> Vec<(String, String)> {
         }
         return hosts;
     }
-    let mut hosts = vec![(
-        "listener.advertised_host".to_string(),
-        l.advertised_host.clone(),
-    )];
+    let mut hosts: Vec<(String, String)> = l
+        .advertised_host
+        .iter()
+        .map(|host| ("listener.advertised_host".to_string(), host.clone()))
+        .collect();
     for (node, (host, _)) in &l.advertised.nodes {
         if !hosts.iter().any(|(_, h)| h == host) {
             hosts.push((format!("listener.advertised.nodes.{node}"), host.clone()));

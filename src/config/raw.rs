@@ -102,7 +102,9 @@ pub struct RawListener {
     /// `host:port` the bootstrap listener binds, e.g. `0.0.0.0:9092`.
     pub bootstrap: String,
     /// Host name clients are told to use for every broker. Must be in the server certificate.
-    pub advertised_host: String,
+    /// Required in port-per-broker mode; unused (and optional) with `sni`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised_host: Option<String>,
     /// Address the per-broker listeners bind; defaults to the bootstrap listener's address.
     #[serde(default)]
     pub broker_bind_address: Option<String>,
@@ -219,6 +221,29 @@ pub struct RawUpstream {
     /// What the proxy does while a broker does not answer.
     #[serde(default)]
     pub health: RawUpstreamHealth,
+    /// The proxy's own login on the cluster (the shared pool store, SNI discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_login: Option<RawProxyLogin>,
+}
+
+/// `upstream.proxy_login`: who the proxy is when it asks the cluster for itself. SCRAM: a
+/// broker user and a password reference; OAUTHBEARER: a subject the proxy signs a token for.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxyLogin {
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` or `OAUTHBEARER` (default: the upstream identity's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<String>,
+    /// The SCRAM user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// The token's `sub` (OAUTHBEARER; default `kafka-mtls-proxy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// `upstream.health`: refusing clients before the handshake while their broker is down.

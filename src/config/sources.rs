@@ -59,6 +59,25 @@ impl Sources {
             }
             directories.extend(id.keys_dir.clone());
         }
+        // The proxy's own login, and where it was before (`store.sasl`).
+        let own = raw
+            .upstream
+            .proxy_login
+            .iter()
+            .map(|l| (&l.password_env, &l.password_file));
+        let legacy = raw
+            .store
+            .iter()
+            .filter_map(|s| s.sasl.as_ref())
+            .map(|l| (&l.password_env, &l.password_file));
+        for (env, file) in own.chain(legacy) {
+            if let Some(name) = env.as_ref().filter(|n| !n.is_empty()) {
+                secrets.push(SecretSource::Env(name.clone()));
+            }
+            if let Some(path) = file {
+                secrets.push(SecretSource::File(path.clone()));
+            }
+        }
         let mut admin_tokens = Vec::new();
         if let Some(a) = &raw.admin {
             if let Some(path) = &a.token_file {

@@ -8,8 +8,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Issues;
-use super::upstream_identity::SecretSource;
-use crate::scram::Mechanism;
 
 const AT: &str = "store";
 
@@ -42,8 +40,8 @@ pub struct RawStore {
     /// `pool-store/` beside the configuration file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<PathBuf>,
-    /// The proxy's own broker user (absent: the connection is not authenticated by SASL —
-    /// plaintext, or the upstream TLS client certificate).
+    /// Before `upstream.proxy_login`: the proxy's own SCRAM user. Still read as
+    /// `upstream.proxy_login`, with a warning (`config::proxy_login`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sasl: Option<RawStoreSasl>,
 }
@@ -69,17 +67,8 @@ pub struct StoreConfig {
     pub min_insync_replicas: i16,
     pub write_timeout: Duration,
     pub directory: PathBuf,
-    pub sasl: Option<StoreSasl>,
     /// `None`: the upstream's bootstrap servers.
     pub bootstrap_servers: Option<Vec<(String, u16)>>,
-}
-
-/// The proxy's own SCRAM user on the cluster; the password is read at every connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreSasl {
-    pub mechanism: Mechanism,
-    pub username: String,
-    pub password: SecretSource,
 }
 
 /// Kafka's rule for topic names (`Topic.validate`).
@@ -140,7 +129,6 @@ pub(super) fn check(
         };
         dir.join(DEFAULT_DIRECTORY)
     });
-    let sasl = raw.sasl.as_ref().and_then(|s| check_sasl(issues, s));
     let bootstrap_servers = raw.bootstrap_servers.as_ref().map(|servers| {
         if servers.is_empty() {
             issues.error(
@@ -169,47 +157,7 @@ pub(super) fn check(
         min_insync_replicas,
         write_timeout,
         directory,
-        sasl,
         bootstrap_servers,
-    })
-}
-
-fn check_sasl(issues: &mut Issues, raw: &RawStoreSasl) -> Option<StoreSasl> {
-    let mechanism = match raw.mechanism.as_deref() {
-        None => Mechanism::Sha512,
-        Some(name) => match Mechanism::parse(name) {
-            Some(m) => m,
-            None => {
-                issues.error(
-                    format!("{AT}.sasl.mechanism"),
-                    format!("`{name}` is not SCRAM-SHA-256 or SCRAM-SHA-512"),
-                );
-                return None;
-            }
-        },
-    };
-    if raw.username.is_empty() {
-        issues.error(format!("{AT}.sasl.username"), "must not be empty");
-        return None;
-    }
-    let password = match (&raw.password_env, &raw.password_file) {
-        (Some(env), None) if !env.is_empty() => SecretSource::Env(env.clone()),
-        (None, Some(file)) => SecretSource::File(file.clone()),
-        _ => {
-            issues.error(
-                format!("{AT}.sasl"),
-                "exactly one of password_env and password_file is needed",
-            );
-            return None;
-        }
-    };
-    if let Err(reason) = password.read() {
-        issues.secret(format!("{AT}.sasl"), reason);
-    }
-    Some(StoreSasl {
-        mechanism,
-        username: raw.username.clone(),
-        password,
     })
 }
 
@@ -240,7 +188,7 @@ mod tests {
             (3, 2)
         );
         assert_eq!(config.directory, Path::new("/etc/proxy/pool-store"));
-        assert!(config.sasl.is_none() && config.bootstrap_servers.is_none());
+        assert!(config.bootstrap_servers.is_none());
         // One broker: min.insync.replicas follows the replication factor down.
         let (config, _) = check_yaml("replication_factor: 1");
         assert_eq!(config.unwrap().min_insync_replicas, 1);
@@ -250,8 +198,7 @@ mod tests {
     fn every_bad_setting_is_named() {
         let (config, errors) = check_yaml(
             "topic: 'no spaces'\nreplication_factor: 2\nmin_insync_replicas: 3\n\
-             write_timeout_ms: 0\nbootstrap_servers: [nohost]\n\
-             sasl: {username: proxy, mechanism: PLAIN, password_env: X}",
+             write_timeout_ms: 0\nbootstrap_servers: [nohost]",
         );
         assert!(config.is_none());
         let fields: Vec<&str> = errors
@@ -264,14 +211,8 @@ mod tests {
                 "store.topic",
                 "store.min_insync_replicas",
                 "store.write_timeout_ms",
-                "store.sasl.mechanism",
                 "store.bootstrap_servers[0]"
             ],
-            "{errors:?}"
-        );
-        let (_, errors) = check_yaml("sasl: {username: proxy}");
-        assert!(
-            errors[0].contains("exactly one of password_env and password_file"),
             "{errors:?}"
         );
     }

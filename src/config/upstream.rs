@@ -24,6 +24,9 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Who the proxy is to the brokers on behalf of a connection's primary pool.
     pub identity: UpstreamIdentity,
+    /// The proxy's own login (`upstream.proxy_login`): the store's, and SNI discovery's in
+    /// the SASL modes.
+    pub proxy_login: Option<super::ProxyLogin>,
     pub health: HealthSettings,
 }
 
@@ -88,6 +91,7 @@ pub(super) fn check(
         tls,
         connect_timeout,
         identity: UpstreamIdentity::None,
+        proxy_login: None,
         health,
     })
 }

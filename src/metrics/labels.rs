@@ -69,6 +69,9 @@ pub enum ConnectionRefusal {
     MaxConnections,
     /// The listener's broker is known down (`upstream.health`): reset as a down broker would.
     UpstreamDown,
+    /// SNI routing: the server name's node id is not known and the cluster could not be asked
+    /// (unreachable, or the proxy's own login refused): reset as a down broker would.
+    BrokerLookupFailed,
 }
 
 impl ConnectionRefusal {
@@ -76,6 +79,7 @@ impl ConnectionRefusal {
         match self {
             ConnectionRefusal::MaxConnections => "max_connections",
             ConnectionRefusal::UpstreamDown => "upstream_down",
+            ConnectionRefusal::BrokerLookupFailed => "broker_lookup_failed",
         }
     }
 }
@@ -151,6 +155,11 @@ pub(super) struct DirectionLabels {
 pub(super) struct ResultLabels {
     pub(super) result: &'static str,
 }
+
+/// The `listener` label of a connection whose server name names a node id that could not be
+/// checked before the handshake (SNI routing): a client can name any id, and label values
+/// must stay few.
+pub const UNVERIFIED_BROKER_LISTENER: &str = "broker-unverified";
 
 /// The `listener` label: the same names the connection logs use.
 pub fn listener_label(target: Target) -> String {

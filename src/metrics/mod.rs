@@ -41,7 +41,8 @@ mod labels;
 mod store;
 
 pub use labels::{
-    CertificateKind, ConnectionRefusal, Direction, ProxyProtocolRefusal, listener_label,
+    CertificateKind, ConnectionRefusal, Direction, ProxyProtocolRefusal,
+    UNVERIFIED_BROKER_LISTENER, listener_label,
 };
 pub use store::StoreMetrics;
 
@@ -308,8 +309,13 @@ impl Metrics {
     /// returned guard is dropped, so every early return of a session closes it exactly once:
     /// bind it for the session's lifetime (`let _open = …`; `let _ = …` drops it at once).
     pub fn connection_opened(&self, target: Target) -> OpenConnection {
+        self.connection_opened_on(&listener_label(target))
+    }
+
+    /// [`Self::connection_opened`] with the `listener` label given.
+    pub fn connection_opened_on(&self, listener: &str) -> OpenConnection {
         let labels = ListenerLabels {
-            listener: listener_label(target),
+            listener: listener.to_string(),
         };
         self.connections_total.get_or_create(&labels).inc();
         let active = self.connections_active.get_or_create_owned(&labels);
@@ -334,9 +340,14 @@ impl Metrics {
 
     /// A client connection on `target`'s listener was closed before its handshake for `reason`.
     pub fn connection_refused(&self, target: Target, reason: ConnectionRefusal) {
+        self.connection_refused_on(&listener_label(target), reason);
+    }
+
+    /// [`Self::connection_refused`] with the `listener` label given.
+    pub fn connection_refused_on(&self, listener: &str, reason: ConnectionRefusal) {
         self.connections_refused
             .get_or_create(&RefusedLabels {
-                listener: listener_label(target),
+                listener: listener.to_string(),
                 reason: reason.as_str(),
             })
             .inc();

@@ -63,9 +63,9 @@ pub enum TokenError {
 pub struct IssuedToken {
     pub jwt: String,
     pub kid: String,
-    /// `sub`: the primary pool id.
+    /// `sub`: the primary pool id (the proxy's own subject for its own token).
     pub subject: String,
-    /// Every matched pool id, deduplicated, in match order.
+    /// Every matched pool id, deduplicated, in match order (none in the proxy's own token).
     pub pools: Vec<String>,
     /// `exp`, in Unix milliseconds (whole seconds).
     pub expires_at_ms: u64,
@@ -140,21 +140,40 @@ impl TokenIssuer {
                 pools.push(id.to_owned());
             }
         }
+        let identifier = resolution.identifier.as_ref().map(|i| IdentifierClaim {
+            kind: i.kind.as_str(),
+            value: &i.value,
+        });
+        self.sign(key, now_ms, &primary.pool_id, pools, identifier)
+    }
+
+    /// A token for the proxy itself (`upstream.proxy_login`): `sub` is `subject`, and it names
+    /// no pool and no certificate. Signed now by the current signer.
+    pub fn issue_for_subject(&self, subject: &str) -> Result<IssuedToken, TokenError> {
+        let key = self.keys.signer().ok_or(TokenError::NoSigningKey)?;
+        self.sign(&key, self.keys.now_ms(), subject, Vec::new(), None)
+    }
+
+    fn sign(
+        &self,
+        key: &SigningKey,
+        now_ms: u64,
+        subject: &str,
+        pools: Vec<String>,
+        identifier: Option<IdentifierClaim<'_>>,
+    ) -> Result<IssuedToken, TokenError> {
         let lifetime = self.keys.settings().token_lifetime;
         let iat = now_ms / 1000;
         let exp = iat.saturating_add(lifetime.as_secs().max(1));
         let claims = Claims {
             iss: &self.settings.issuer,
             aud: &self.settings.audience,
-            sub: &primary.pool_id,
+            sub: subject,
             iat,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
             pools: &pools,
-            cert_identifier: resolution.identifier.as_ref().map(|i| IdentifierClaim {
-                kind: i.kind.as_str(),
-                value: &i.value,
-            }),
+            cert_identifier: identifier,
             scope: self.settings.scope.as_deref(),
         };
         let claims_b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?);
@@ -168,7 +187,7 @@ impl TokenIssuer {
         Ok(IssuedToken {
             jwt,
             kid: key.kid().to_owned(),
-            subject: primary.pool_id.clone(),
+            subject: subject.to_owned(),
             pools,
             expires_at_ms: exp.saturating_mul(1000),
         })
@@ -331,6 +350,42 @@ mod tests {
             identifier: None,
         };
         assert!(matches!(issuer.issue(&empty), Err(TokenError::NoPool)));
+    }
+
+    #[test]
+    fn the_proxys_own_token_names_its_subject_and_no_pool_or_certificate() {
+        let (issuer, keys) = issuer(Some("kafka.cluster"));
+        let token = issuer.issue_for_subject("kafka-mtls-proxy").unwrap();
+        let (header, claims, signature) = segments(&token.jwt);
+        let jti = claims["jti"].as_str().unwrap().to_owned();
+        assert_eq!(
+            claims,
+            serde_json::json!({
+                "iss": "https://proxy.example",
+                "aud": "kafka",
+                "sub": "kafka-mtls-proxy",
+                "iat": 1_800_000_000u64,
+                "exp": 1_800_000_900u64,
+                "jti": jti,
+                "pools": [],
+                "scope": "kafka.cluster",
+            })
+        );
+        assert_eq!(token.subject, "kafka-mtls-proxy");
+        assert!(token.pools.is_empty());
+        // Signed like any token: the brokers verify it against the same JWKS.
+        let signer = keys.signer().unwrap();
+        assert_eq!(header["kid"], signer.kid());
+        let (signed, _) = token.jwt.rsplit_once('.').unwrap();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, signer.public_point())
+            .verify(signed.as_bytes(), &signature)
+            .unwrap();
+        // Kafka refuses an empty extension value: no identityPoolId at all.
+        let message = issuer.sasl_message(&token).unwrap();
+        assert_eq!(
+            message,
+            format!("n,,\x01auth=Bearer {}\x01\x01", token.jwt).into_bytes()
+        );
     }
 
     #[test]

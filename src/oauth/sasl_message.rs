@@ -8,8 +8,8 @@
 //!   the principal from the token's `sub` claim).
 //! - Key/value pairs are separated by `\x01` and the message ends with `\x01\x01`.
 //! - `identityPoolId` is Confluent's extension name for the pools a client authenticates as
-//!   (Java clients configure it as `extension_identityPoolId`); the proxy always sends it,
-//!   with every matched pool id, comma-separated.
+//!   (Java clients configure it as `extension_identityPoolId`); the proxy sends it with every
+//!   matched pool id, comma-separated (and leaves it out of its own token, which has none).
 //! - Kafka's `OAuthBearerClientInitialResponse` refuses extension names outside
 //!   `^[a-zA-Z]+$`, values outside `^[\x21-\x7E \t\r\n]+$`, and the name `auth`. Configured
 //!   extensions are checked against the same rules at load ([`Extensions::new`]), so a bad one
@@ -103,7 +103,8 @@ pub fn client_message(
     extensions: &Extensions,
 ) -> Result<Vec<u8>, ExtensionError> {
     let pools = pool_ids.join(",");
-    if !valid_value(&pools) {
+    // No pools (the proxy's own token): no extension, as Kafka refuses an empty value.
+    if !pool_ids.is_empty() && !valid_value(&pools) {
         return Err(ExtensionError::BadValue(IDENTITY_POOL_EXTENSION.into()));
     }
     let extra: usize = extensions.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
@@ -113,9 +114,9 @@ pub fn client_message(
     message.push(KVSEP);
     message.push_str("auth=Bearer ");
     message.push_str(jwt);
-    for (name, value) in
-        std::iter::once((IDENTITY_POOL_EXTENSION, pools.as_str())).chain(extensions.iter())
-    {
+    let pool_extension =
+        (!pool_ids.is_empty()).then_some((IDENTITY_POOL_EXTENSION, pools.as_str()));
+    for (name, value) in pool_extension.into_iter().chain(extensions.iter()) {
         message.push(KVSEP);
         message.push_str(name);
         message.push('=');

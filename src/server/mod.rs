@@ -229,7 +229,7 @@ impl Server {
                     "SNI listener ready: every broker on this port, routed by TLS server name"
                 ),
                 None => {
-                    let advertised_host = &listener.advertised_host;
+                    let advertised_host = listener.advertised_host.as_deref().unwrap_or_default();
                     info!(%addr, %advertised_host, "bootstrap listener ready");
                 }
             }

@@ -37,7 +37,7 @@ use crate::config::{SniConfig, SniRoute};
 use crate::generation::Generation;
 use crate::kafka::budget::RequestBudget;
 use crate::log_limit::Level;
-use crate::metrics::{ConnectionRefusal, Metrics};
+use crate::metrics::{ConnectionRefusal, Metrics, UNVERIFIED_BROKER_LISTENER};
 use crate::pools::Resolved;
 use crate::session::filter::acl::AclFilter;
 use crate::session::filter::local::LocalAnswers;
@@ -185,23 +185,26 @@ impl Session {
         let budget = generation.config.limits.handshake_timeout;
         // One deadline for the whole handshake, ClientHello included.
         let deadline = tokio::time::Instant::now() + budget;
+        // A node id no one could check before the handshake (see `Routed::verified`).
+        let mut unverified = false;
         let client = match self.handles.sni.clone() {
             None => Client::Accepted(tcp),
             Some(sni) => {
-                let Some((target, start, server_name)) =
+                let Some(routed) =
                     Box::pin(self.route(&sni, &generation, tcp, deadline, budget)).await
                 else {
                     return;
                 };
-                self.target = target;
-                self.server_name = server_name;
-                let listener = crate::metrics::listener_label(self.target);
+                self.target = routed.target;
+                self.server_name = routed.server_name;
+                unverified = !routed.verified;
+                let listener = listener_label(self.target, unverified);
                 tracing::Span::current().record("listener", tracing::field::display(&listener));
-                Client::HelloRead(Box::new(start))
+                Client::HelloRead(Box::new(routed.start))
             }
         };
-        let listener = crate::metrics::listener_label(self.target);
-        let _open = self.handles.metrics.connection_opened(self.target);
+        let listener = listener_label(self.target, unverified);
+        let _open = self.handles.metrics.connection_opened_on(&listener);
         self.serve(client, &generation, (deadline, budget), &listener, shutdown)
             .await
     }
@@ -215,11 +218,7 @@ impl Session {
         tcp: TcpStream,
         deadline: tokio::time::Instant,
         budget: std::time::Duration,
-    ) -> Option<(
-        Target,
-        tokio_rustls::StartHandshake<TcpStream>,
-        Option<String>,
-    )> {
+    ) -> Option<Routed> {
         let hello = match read_client_hello(tcp, deadline, budget).await {
             Ok(hello) => hello,
             Err(e) => {
@@ -246,6 +245,7 @@ impl Session {
         if let Some(name) = name {
             tracing::Span::current().record("sni", tracing::field::display(name));
         }
+        let mut verified = true;
         let target = match sni.route(name) {
             SniRoute::Bootstrap => Some(Target::Bootstrap),
             SniRoute::Broker(id) => {
@@ -254,14 +254,36 @@ impl Session {
                 // handshake's time counts as not found.
                 let discovery = tokio::time::timeout_at(deadline, generation.upstream.discover(id));
                 match discovery.await {
-                    Ok(Discovery::Known | Discovery::AfterLogin) => Some(Target::Node(id)),
+                    Ok(Discovery::Known) => Some(Target::Node(id)),
+                    Ok(Discovery::AfterLogin) => {
+                        verified = false;
+                        Some(Target::Node(id))
+                    }
+                    Ok(Discovery::Failed) => {
+                        // Not known to be no broker: refused as a down broker's client is (a
+                        // reset, no alert), so the client retries; logged by `discover`.
+                        let _ = hello.start.io.set_zero_linger();
+                        self.handles.metrics.connection_refused_on(
+                            UNVERIFIED_BROKER_LISTENER,
+                            ConnectionRefusal::BrokerLookupFailed,
+                        );
+                        debug!(
+                            "closed before the TLS handshake: the broker could not be looked up"
+                        );
+                        return None;
+                    }
                     Ok(Discovery::Unknown) | Err(_) => None,
                 }
             }
             SniRoute::Unrecognized => None,
         };
         if let Some(target) = target {
-            return Some((target, hello.start, hello.server_name));
+            return Some(Routed {
+                target,
+                start: hello.start,
+                server_name: hello.server_name,
+                verified,
+            });
         }
         let name = name.unwrap_or_default();
         self.handles.metrics.sni_unrecognized();
@@ -304,7 +326,7 @@ impl Session {
             let _ = client.tcp().set_zero_linger();
             self.handles
                 .metrics
-                .connection_refused(self.target, ConnectionRefusal::UpstreamDown);
+                .connection_refused_on(listener, ConnectionRefusal::UpstreamDown);
             debug!("closed before the TLS handshake: the upstream broker is down");
             return;
         }
@@ -495,6 +517,26 @@ impl Session {
         }
         info!(principals = ?identity.principals(), "client authenticated");
         Some(identity)
+    }
+}
+
+/// Where a ClientHello's server name leads (SNI routing).
+struct Routed {
+    target: Target,
+    start: tokio_rustls::StartHandshake<TcpStream>,
+    server_name: Option<String>,
+    /// `false`: a node id the broker book does not know and the proxy could not ask about
+    /// (a SASL mode without `upstream.proxy_login`); the connection's own login decides.
+    verified: bool,
+}
+
+/// The `listener` label and log field: an unverified node id is any number a client chose,
+/// so it is never a label value ([`UNVERIFIED_BROKER_LISTENER`]).
+fn listener_label(target: Target, unverified: bool) -> String {
+    if unverified {
+        UNVERIFIED_BROKER_LISTENER.to_string()
+    } else {
+        crate::metrics::listener_label(target)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The few Kafka requests the store makes, on `kafka-protocol`'s message types, over a
-//! connection the proxy opens as itself ([`crate::upstream::connect_as_proxy`]).
+//! connection the proxy opens as itself
+//! ([`UpstreamConnector::connect_as_proxy`], signed in with `upstream.proxy_login`).
 //!
 //! One request at a time per connection, each bounded by a timeout: Metadata (the topic's
 //! leader), CreateTopics (the topic, when missing), ListOffsets (its end), Fetch (the tail) and
@@ -26,10 +27,10 @@ use kafka_protocol::records::{
 };
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{StoreConfig, UpstreamConfig};
+use crate::config::StoreConfig;
 use crate::kafka::codec::{decode_response, encode_request};
 use crate::kafka::{ErrorCode, FrameReader, ProtocolError, write_frame};
-use crate::upstream::{OwnLogin, UpstreamError, UpstreamStream, connect_as_proxy};
+use crate::upstream::{UpstreamConnector, UpstreamError, UpstreamStream};
 
 /// Kafka error codes the store acts on.
 const UNKNOWN_TOPIC_OR_PARTITION: ErrorCode = ErrorCode(3);
@@ -53,8 +54,6 @@ const CLIENT_ID: &str = "kafka-mtls-proxy-store";
 pub enum ClientError {
     #[error(transparent)]
     Connect(#[from] UpstreamError),
-    #[error("cannot read the store's password: {0}")]
-    Secret(String),
     #[error("{api} to {addr}: {reason}")]
     Io {
         api: &'static str,
@@ -97,31 +96,37 @@ pub struct Connection {
     pub addr: String,
     next_correlation_id: i32,
     timeout: Duration,
+    /// When to open a new connection, ahead of the end of the broker's session for this login
+    /// (KIP-368 `session_lifetime_ms`); `None`: the session does not end.
+    renew_at: Option<tokio::time::Instant>,
 }
 
-/// Open a connection to `host:port` as the store's user.
+/// Open a connection to `host:port` as the proxy itself: `upstream.proxy_login`, its password
+/// read or its token signed now. `connect_timeout` is the upstream's.
 pub async fn connect(
-    upstream: &UpstreamConfig,
-    store: &StoreConfig,
+    upstream: &UpstreamConnector,
+    connect_timeout: Duration,
     host: &str,
     port: u16,
 ) -> Result<Connection, ClientError> {
-    let login = match &store.sasl {
-        Some(sasl) => Some(OwnLogin {
-            user: sasl.username.clone(),
-            mechanism: sasl.mechanism,
-            password: sasl.password.read().map_err(ClientError::Secret)?,
-        }),
-        None => None,
-    };
-    let stream = connect_as_proxy(upstream, crate::tls::provider(), host, port, login).await?;
+    let connection = upstream.connect_as_proxy(host, port).await?;
     Ok(Connection {
-        stream,
-        addr: format!("{host}:{port}"),
+        stream: connection.stream,
+        addr: connection.addr,
         next_correlation_id: 1,
         // A Fetch waits up to FETCH_MAX_WAIT on the broker: leave room above it.
-        timeout: upstream.connect_timeout.max(Duration::from_secs(5)) + FETCH_MAX_WAIT,
+        timeout: connect_timeout.max(Duration::from_secs(5)) + FETCH_MAX_WAIT,
+        renew_at: connection
+            .session_lifetime
+            .map(|lifetime| tokio::time::Instant::now() + renew_after(lifetime)),
     })
+}
+
+/// How long into a login session of `lifetime` the store replaces its connection: early
+/// enough that a request in flight (a Fetch waits up to [`FETCH_MAX_WAIT`]) does not outlive
+/// the session, so the broker never closes the connection under it.
+fn renew_after(lifetime: Duration) -> Duration {
+    (lifetime * 8 / 10).min(lifetime.saturating_sub(FETCH_MAX_WAIT * 4))
 }
 
 /// How long a Fetch waits on the broker for new records before answering empty.
@@ -140,6 +145,13 @@ pub enum Leader {
 }
 
 impl Connection {
+    /// Whether the broker's session for this connection's login ends soon: replace it with a
+    /// new connection (a new login) before the broker closes this one.
+    pub fn login_expiring(&self) -> bool {
+        self.renew_at
+            .is_some_and(|at| tokio::time::Instant::now() >= at)
+    }
+
     async fn call<R: Request>(
         &mut self,
         api: &'static str,
@@ -509,6 +521,18 @@ mod tests {
         let keys: Vec<_> = set.records.iter().map(|r| r.key.clone().unwrap()).collect();
         assert_eq!(keys, [&b"ca/a"[..], b"pool/a/p", b"pool/a/q"]);
         assert!(set.records[2].value.is_none());
+    }
+
+    #[test]
+    fn a_login_session_is_renewed_well_before_it_ends() {
+        // A token's 15 minutes: renewed at 12.
+        assert_eq!(
+            renew_after(Duration::from_secs(900)),
+            Duration::from_secs(720)
+        );
+        // A short session still leaves room for a Fetch in flight.
+        assert_eq!(renew_after(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(renew_after(Duration::from_millis(500)), Duration::ZERO);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - `state`: the CAs and pools applied so far; a record is applied only if the configuration
 //!   with it validates as a load would, otherwise it is skipped with a log line and a metric.
 //! - `client`: the Kafka requests (Metadata, CreateTopics, ListOffsets, Fetch, Produce), as
-//!   the proxy's own user (`store.sasl`) over the upstream connection settings.
+//!   the proxy itself (`upstream.proxy_login`: a SCRAM user, or in oauthbearer mode a token
+//!   the proxy signs for its own subject) over the upstream connection settings; a connection
+//!   whose login session nears its end is replaced.
 //! - `status`: not ready until the topic is read to its end; degraded (serving the last
 //!   applied state) when it cannot be read afterwards.
 //!
@@ -154,6 +156,9 @@ impl SharedStore {
         let mut slot = self.writer.lock().await;
         let mut last_error = String::new();
         let mut base = None;
+        if slot.as_ref().is_some_and(Connection::login_expiring) {
+            *slot = None;
+        }
         // One retry on a fresh connection: the leader may have moved since the last write.
         for _ in 0..2 {
             let conn = match slot.as_mut() {
@@ -196,15 +201,18 @@ impl SharedStore {
 
     /// A connection to the topic's partition leader; the topic is created when missing.
     async fn leader_connection(&self) -> Result<Connection, ClientError> {
-        let upstream = self.reloader.current().config.upstream.clone();
+        // The current generation's connector: its TLS settings and the proxy's own login.
+        let generation = self.reloader.current();
+        let upstream = &generation.upstream;
+        let timeout = generation.config.upstream.connect_timeout;
         let bootstrap = self
             .config
             .bootstrap_servers
             .as_ref()
-            .unwrap_or(&upstream.bootstrap_servers);
+            .unwrap_or(&generation.config.upstream.bootstrap_servers);
         let mut errors = Vec::new();
         for (host, port) in bootstrap {
-            let mut conn = match client::connect(&upstream, &self.config, host, *port).await {
+            let mut conn = match client::connect(upstream, timeout, host, *port).await {
                 Ok(c) => c,
                 Err(e) => {
                     errors.push(e.to_string());
@@ -219,7 +227,7 @@ impl SharedStore {
                         if conn.addr == format!("{h}:{p}") {
                             return Ok(conn);
                         }
-                        return client::connect(&upstream, &self.config, &h, p).await;
+                        return client::connect(upstream, timeout, &h, p).await;
                     }
                     Leader::NoTopic if !created => {
                         info!(topic = %self.config.topic, "pool store topic missing: creating it");
@@ -252,6 +260,10 @@ impl SharedStore {
         // Caught up means: up to the end seen now, seed included.
         self.status.set_target(end);
         loop {
+            if conn.login_expiring() {
+                // A new login before the broker ends this one (a token signed again).
+                conn = self.leader_connection().await?;
+            }
             let from = *self.applied.borrow();
             let (records, next) = conn.fetch(&self.config.topic, from).await?;
             self.metrics.store().set_up(&self.config.topic, true);

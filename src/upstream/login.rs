@@ -1,10 +1,11 @@
 //! Which credentials one connection signs in to the broker with: the primary pool's SCRAM
-//! user and password, read at connect time, or a token signed for the connection.
+//! user and password, read at connect time, or a token signed for the connection; for the
+//! proxy's own connections, its own login (`upstream.proxy_login`).
 
 use bytes::Bytes;
 
 use super::UpstreamError;
-use crate::config::UpstreamIdentity;
+use crate::config::{ProxyLogin, UpstreamIdentity};
 use crate::oauth::{IssuedToken, TokenIssuer};
 use crate::pools::Resolution;
 use crate::scram::Mechanism;
@@ -69,6 +70,64 @@ impl Login {
             mechanism: *mechanism,
             password,
         })))
+    }
+}
+
+/// What the proxy's own login is called where a pool's name would be (errors, logs).
+pub(super) const OWN_LOGIN: &str = "(upstream.proxy_login)";
+
+impl Login {
+    /// Who signs in: the SCRAM user or the token's subject.
+    pub(super) fn principal(&self) -> &str {
+        match self {
+            Login::Scram(scram) => &scram.user,
+            Login::OAuthBearer(bearer) => &bearer.token.subject,
+        }
+    }
+
+    /// The proxy's own login, with the password read now or a token signed now.
+    pub(super) fn for_proxy(
+        login: &ProxyLogin,
+        token_issuer: Option<&TokenIssuer>,
+    ) -> Result<Login, UpstreamError> {
+        match login {
+            ProxyLogin::Scram {
+                mechanism,
+                username,
+                password,
+            } => {
+                let password = password.read().map_err(|reason| UpstreamError::Secret {
+                    pool: OWN_LOGIN.to_string(),
+                    reason,
+                })?;
+                Ok(Login::Scram(PoolLogin {
+                    pool: OWN_LOGIN.to_string(),
+                    user: username.clone(),
+                    mechanism: *mechanism,
+                    password,
+                }))
+            }
+            ProxyLogin::OAuthBearer { subject } => {
+                let token_error = |reason: String| UpstreamError::Token {
+                    pool: OWN_LOGIN.to_string(),
+                    reason,
+                };
+                // The configuration allows this login only in oauthbearer mode, which has one.
+                let issuer = token_issuer
+                    .ok_or_else(|| token_error("no token issuer (oauthbearer mode)".into()))?;
+                let token = issuer
+                    .issue_for_subject(subject)
+                    .map_err(|e| token_error(e.to_string()))?;
+                let message = issuer
+                    .sasl_message(&token)
+                    .map_err(|e| token_error(e.to_string()))?;
+                Ok(Login::OAuthBearer(BearerLogin {
+                    pool: OWN_LOGIN.to_string(),
+                    token,
+                    message: Bytes::from(message),
+                }))
+            }
+        }
     }
 }
 

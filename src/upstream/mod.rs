@@ -21,16 +21,20 @@
 //! The parts, in the order a connection meets them:
 //!
 //! - `book`: node id → broker address.
+//! - `discovery`: a node id the book does not know, looked up with the cluster.
 //! - `health`: which brokers are known not to answer; their listeners refuse clients before
 //!   the handshake ([`UpstreamConnector::admit`]).
 //! - `connect`: TCP and TLS to one broker ([`UpstreamStream`]).
-//! - `login`: which credentials the connection signs in with.
+//! - `login`: which credentials the connection signs in with (a pool's, or the proxy's own:
+//!   `upstream.proxy_login`, for [`UpstreamConnector::discover`] and
+//!   [`UpstreamConnector::connect_as_proxy`]).
 //! - `refusals`: a SCRAM password the broker just refused is refused from memory.
 //! - `sasl`: the SCRAM and OAUTHBEARER exchanges.
 //! - `transport`: what carries a SASL request (`SaslTransport`).
 
 mod book;
 mod connect;
+mod discovery;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
@@ -45,12 +49,12 @@ use std::time::Duration;
 
 pub use book::BrokerBook;
 pub use connect::UpstreamStream;
+pub use discovery::{Discovery, MIN_REFRESH_INTERVAL};
 pub use health::{Admission, Change, UpstreamHealth};
 pub use transport::SaslTransportError;
 pub(crate) use transport::{SaslTransport, stamp_correlation_id};
 
-use crate::config::{HealthSettings, UpstreamConfig, UpstreamIdentity};
-use crate::kafka::broker_list::{broker_list_request, decode_broker_list};
+use crate::config::{HealthSettings, ProxyLogin, UpstreamConfig, UpstreamIdentity};
 use crate::oauth::TokenIssuer;
 use crate::pools::Resolution;
 use connect::Dialer;
@@ -125,6 +129,11 @@ pub enum UpstreamError {
     /// No token could be made for the pool (oauthbearer mode).
     #[error("cannot issue an upstream token for pool `{pool}`: {reason}")]
     Token { pool: String, reason: String },
+    /// The broker list was asked for under [`MIN_REFRESH_INTERVAL`] ago, and that failed.
+    #[error(
+        "the cluster's broker list could not be had a moment ago (asked at most once a second): {0}"
+    )]
+    RecentRefreshFailed(String),
 }
 
 impl UpstreamError {
@@ -164,9 +173,12 @@ pub struct UpstreamConnector {
     refusals: RefusalMemory,
     /// Signs the token of each connection in oauthbearer mode ([`Self::with_token_issuer`]).
     token_issuer: Option<TokenIssuer>,
-    /// When the broker list was last asked for ([`Self::refresh_brokers`]). An async lock held
-    /// across the refresh: callers that need one meanwhile wait for it instead of asking too.
-    last_refresh: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// `upstream.proxy_login`: who the proxy is when it asks the cluster for itself.
+    proxy_login: Option<ProxyLogin>,
+    /// When the broker list was last asked for, and why that failed if it did
+    /// ([`Self::refresh_brokers`]). An async lock held across the refresh: callers that need
+    /// one meanwhile wait for it and take its outcome instead of asking too.
+    last_refresh: tokio::sync::Mutex<Option<(tokio::time::Instant, Option<String>)>>,
     /// `upstream.health`: when to refuse clients of a broker known down.
     health: HealthSettings,
 }
@@ -185,6 +197,7 @@ impl UpstreamConnector {
             identity: config.identity.clone(),
             refusals: RefusalMemory::default(),
             token_issuer: None,
+            proxy_login: config.proxy_login.clone(),
             last_refresh: tokio::sync::Mutex::new(None),
             health: config.health,
         })
@@ -372,89 +385,34 @@ impl UpstreamConnector {
         }
     }
 
-    /// Is node `node_id` a broker of the cluster? Asked before a client's handshake (SNI
-    /// routing), when no pool is known yet: an unknown id is looked up with a broker-list
-    /// refresh when the proxy can ask without a pool's login (`upstream.identity.mode: none`);
-    /// otherwise the answer waits for the connection's own login ([`Self::connect`] refreshes
-    /// as its pool).
-    pub async fn discover(&self, node_id: i32) -> Discovery {
-        if self.book.lookup(node_id).is_some() {
-            return Discovery::Known;
-        }
-        let needs_pool =
-            self.token_issuer.is_some() || matches!(self.identity, UpstreamIdentity::Scram { .. });
-        if needs_pool {
-            return Discovery::AfterLogin;
-        }
-        if let Err(e) = self.refresh_brokers(None).await {
-            tracing::warn!(error = %e, node_id, "cannot refresh the cluster's broker list");
-        }
-        match self.book.lookup(node_id) {
-            Some(_) => Discovery::Known,
-            None => Discovery::Unknown,
-        }
-    }
-
-    /// Ask a bootstrap server for the cluster's brokers and learn them, signed in with `login`
-    /// when there is one. At most once per [`MIN_REFRESH_INTERVAL`]: a flood of names of
-    /// brokers that do not exist costs the cluster one Metadata request a second, not one per
-    /// connection.
-    async fn refresh_brokers(&self, login: Option<&Login>) -> Result<(), UpstreamError> {
-        let mut last = self.last_refresh.lock().await;
-        let now = tokio::time::Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < MIN_REFRESH_INTERVAL) {
-            return Ok(());
-        }
-        *last = Some(now);
-        let mut errors = Vec::new();
-        for (host, port) in &self.bootstrap {
-            let addr = format!("{host}:{port}");
-            match self.broker_list_from(host, *port, &addr, login).await {
-                Ok(brokers) => {
-                    for b in &brokers {
-                        self.book.learn(b.node_id, &b.host, b.port);
-                    }
-                    tracing::debug!(from = %addr, brokers = brokers.len(), "broker list refreshed");
-                    return Ok(());
-                }
-                // The credentials are the same on every broker: do not try the next.
-                Err(e @ UpstreamError::SaslRefused { .. }) => return Err(e),
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        Err(UpstreamError::AllBootstrapFailed {
-            errors: errors.join("; "),
-            unreachable: false,
-        })
-    }
-
-    async fn broker_list_from(
+    /// Open a connection to `host:port` as the proxy itself (the shared pool store): dialled
+    /// as client connections are (TCP, and TLS with `upstream.tls`), then signed in with
+    /// `upstream.proxy_login` when there is one — its password read now, or a token signed
+    /// now. The connect timeout bounds the dial and each sign-in exchange. The connection's
+    /// `session_lifetime` is when the broker ends the login: open a new one before.
+    pub async fn connect_as_proxy(
         &self,
         host: &str,
         port: u16,
-        addr: &str,
-        login: Option<&Login>,
-    ) -> Result<Vec<crate::kafka::BrokerAddress>, UpstreamError> {
-        let mut stream = self.dialer.dial(host, port).await?;
-        let mut transport = StreamTransport::new(&mut stream);
-        if let Some(login) = login {
-            self.sign_in(&mut transport, addr, login).await?;
-        }
-        let failed = |reason: String| UpstreamError::BrokerList {
-            addr: addr.to_string(),
-            reason,
+    ) -> Result<UpstreamConnection, UpstreamError> {
+        let login = match &self.proxy_login {
+            Some(own) => Some(Login::for_proxy(own, self.token_issuer.as_ref())?),
+            None => None,
         };
-        let request = broker_list_request(0).map_err(|e| failed(e.to_string()))?;
-        let answer = tokio::time::timeout(self.connect_timeout, transport.round_trip(request))
-            .await
-            .map_err(|_| {
-                failed(format!(
-                    "no answer within {} ms",
-                    self.connect_timeout.as_millis()
-                ))
-            })?
-            .map_err(|e| failed(e.to_string()))?;
-        decode_broker_list(&answer).map_err(|e| failed(e.to_string()))
+        let addr = format!("{host}:{port}");
+        let mut stream = self.dialer.dial(host, port).await?;
+        let session_lifetime = match &login {
+            Some(login) => {
+                let mut transport = StreamTransport::new(&mut stream);
+                sasl::sign_in_now(&mut transport, &addr, login, self.connect_timeout).await?
+            }
+            None => None,
+        };
+        Ok(UpstreamConnection {
+            stream,
+            addr,
+            session_lifetime,
+        })
     }
 
     /// Log in again as `resolution`'s primary pool over a live connection (KIP-368), reading
@@ -497,54 +455,6 @@ impl UpstreamConnector {
             Login::OAuthBearer(_) => exchange.await,
         }
     }
-}
-
-/// The proxy's own SCRAM user, for its own connections (the shared pool store).
-pub struct OwnLogin {
-    pub user: String,
-    pub mechanism: crate::scram::Mechanism,
-    pub password: Vec<u8>,
-}
-
-/// Open a connection to `host:port` as the proxy itself (the shared pool store, the `store` module):
-/// dialled as client connections are (TCP, and TLS with `config.tls`), then signed in with
-/// `login` when given. The connect timeout bounds the dial and each sign-in exchange.
-pub async fn connect_as_proxy(
-    config: &UpstreamConfig,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    host: &str,
-    port: u16,
-    login: Option<OwnLogin>,
-) -> Result<UpstreamStream, UpstreamError> {
-    let dialer = Dialer::new(config, provider)?;
-    let mut stream = dialer.dial(host, port).await?;
-    if let Some(own) = login {
-        let addr = format!("{host}:{port}");
-        let login = Login::Scram(login::PoolLogin {
-            pool: "(the proxy's own store user)".to_string(),
-            user: own.user,
-            mechanism: own.mechanism,
-            password: own.password,
-        });
-        let mut transport = StreamTransport::new(&mut stream);
-        sasl::sign_in_now(&mut transport, &addr, &login, config.connect_timeout).await?;
-    }
-    Ok(stream)
-}
-
-/// The least time between two broker-list refreshes ([`UpstreamConnector::discover`]).
-pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Whether a node id is a broker of the cluster, as far as the proxy can tell before a
-/// client's handshake ([`UpstreamConnector::discover`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Discovery {
-    /// Known (perhaps just now, from a refresh).
-    Known,
-    /// The cluster's broker list does not name it (or could not be had).
-    Unknown,
-    /// Only a pool's login can ask the cluster: the connection's own, after its handshake.
-    AfterLogin,
 }
 
 /// Marks a probe over when dropped, after its result is recorded or when cancelled.

@@ -221,3 +221,33 @@ fn sni_advertises_the_pattern_and_warns_when_the_certificate_does_not_cover_it()
         "{issues:?}"
     );
 }
+
+#[test]
+fn advertised_host_is_optional_in_sni_mode_only() {
+    let f = Fixture::new();
+    let base = f.yaml(&f.ca_block(&f.path("ca.pem"), GOOD_POOLS));
+    // SNI mode without advertised_host: loads, and the pattern is what clients are told.
+    let sni = base.replace(
+        "  advertised_host: localhost\n",
+        "  sni:\n    bootstrap: bootstrap.kafka.test\n    broker_pattern: \"broker-{id}.kafka.test\"\n",
+    );
+    let l = f.load(&sni).unwrap().startup.listener;
+    assert_eq!(l.advertised_host, None);
+    assert_eq!(addr(&l, 3), Some(("broker-3.kafka.test".to_string(), 9092)));
+    // Port-per-broker without it: refused, naming the field and why.
+    let issues = f.issues(&base.replace("  advertised_host: localhost\n", ""));
+    assert!(
+        has(
+            &issues,
+            "listener.advertised_host",
+            "required in port-per-broker mode"
+        ),
+        "{issues:?}"
+    );
+    // Given but empty is still a mistake, in either mode.
+    let issues = f.issues(&sni.replace("  sni:\n", "  advertised_host: ' '\n  sni:\n"));
+    assert!(
+        has(&issues, "listener.advertised_host", "must not be empty"),
+        "{issues:?}"
+    );
+}
