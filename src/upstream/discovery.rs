@@ -157,3 +157,214 @@ pub enum Discovery {
     /// known to be unknown.
     Failed,
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "in a test, a panic is the failure report"
+)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::{
+        ApiKey, BrokerId, MetadataResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+        SaslAuthenticateResponse, SaslHandshakeResponse,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::config::{HealthSettings, ProxyLogin, UpstreamConfig};
+    use crate::oauth::{Extensions, KeyRing, KeySettings, ManualClock, TokenIssuer, TokenSettings};
+    use crate::upstream::BrokerBook;
+
+    /// What a fake OAUTHBEARER broker saw: connections, and each SASL client message.
+    #[derive(Default)]
+    struct Seen {
+        connections: usize,
+        messages: Vec<String>,
+    }
+
+    /// A broker that takes OAUTHBEARER logins (or refuses them) and answers Metadata, after a
+    /// login only, with brokers 1 and 2.
+    async fn fake_broker(refuse: bool) -> (u16, Arc<Mutex<Seen>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                record.lock().unwrap().connections += 1;
+                tokio::spawn(serve(socket, refuse, record.clone()));
+            }
+        });
+        (port, seen)
+    }
+
+    async fn serve(mut socket: TcpStream, refuse: bool, seen: Arc<Mutex<Seen>>) {
+        let mut signed_in = false;
+        loop {
+            let Ok(size) = socket.read_i32().await else {
+                return;
+            };
+            let mut frame = vec![0u8; usize::try_from(size).unwrap()];
+            socket.read_exact(&mut frame).await.unwrap();
+            let mut buf = Bytes::from(frame);
+            let key = ApiKey::try_from(i16::from_be_bytes([buf[0], buf[1]])).unwrap();
+            let version = i16::from_be_bytes([buf[2], buf[3]]);
+            let header =
+                RequestHeader::decode(&mut buf, key.request_header_version(version)).unwrap();
+            let mut out = BytesMut::new();
+            ResponseHeader::default()
+                .with_correlation_id(header.correlation_id)
+                .encode(&mut out, key.response_header_version(version))
+                .unwrap();
+            match key {
+                ApiKey::SaslHandshake => SaslHandshakeResponse::default()
+                    .with_mechanisms(vec![StrBytes::from_static_str("OAUTHBEARER")])
+                    .encode(&mut out, version)
+                    .unwrap(),
+                ApiKey::SaslAuthenticate => {
+                    let request = SaslAuthenticateRequest::decode(&mut buf, version).unwrap();
+                    let message = String::from_utf8(request.auth_bytes.to_vec()).unwrap();
+                    seen.lock().unwrap().messages.push(message);
+                    let answer = if refuse {
+                        SaslAuthenticateResponse::default()
+                            .with_error_code(58)
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                "invalid_token: the signature does not verify",
+                            )))
+                    } else {
+                        signed_in = true;
+                        SaslAuthenticateResponse::default()
+                    };
+                    answer.encode(&mut out, version).unwrap();
+                }
+                ApiKey::Metadata if signed_in => MetadataResponse::default()
+                    .with_brokers(
+                        [1, 2]
+                            .map(|id| {
+                                MetadataResponseBroker::default()
+                                    .with_node_id(BrokerId(id))
+                                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                                    .with_port(9000 + id)
+                            })
+                            .to_vec(),
+                    )
+                    .encode(&mut out, version)
+                    .unwrap(),
+                _ => return,
+            }
+            let size = i32::try_from(out.len()).unwrap();
+            let mut framed = size.to_be_bytes().to_vec();
+            framed.extend_from_slice(&out);
+            if socket.write_all(&framed).await.is_err()
+                || (refuse && key == ApiKey::SaslAuthenticate)
+            {
+                return;
+            }
+        }
+    }
+
+    fn connector(
+        port: u16,
+        identity: UpstreamIdentity,
+        login: Option<ProxyLogin>,
+    ) -> UpstreamConnector {
+        let config = UpstreamConfig {
+            bootstrap_servers: vec![("127.0.0.1".to_string(), port)],
+            tls_files: Vec::new(),
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            identity,
+            proxy_login: login,
+            health: HealthSettings::default(),
+        };
+        UpstreamConnector::new(
+            &config,
+            Arc::new(BrokerBook::default()),
+            crate::tls::provider(),
+        )
+        .unwrap()
+    }
+
+    fn oauth_connector(port: u16) -> UpstreamConnector {
+        let settings = TokenSettings {
+            issuer: "https://proxy.test".into(),
+            audience: "kafka".into(),
+            scope: None,
+            extensions: Extensions::default(),
+        };
+        let keys = Arc::new(
+            KeyRing::open(
+                KeySettings::default(),
+                Arc::new(ManualClock::new(1_800_000_000_000)),
+            )
+            .unwrap(),
+        );
+        let login = ProxyLogin::OAuthBearer {
+            subject: "kafka-mtls-proxy".into(),
+        };
+        connector(
+            port,
+            UpstreamIdentity::OAuthBearer {
+                token: settings.clone(),
+            },
+            Some(login),
+        )
+        .with_token_issuer(TokenIssuer::new(settings, keys))
+    }
+
+    #[tokio::test]
+    async fn an_unknown_id_is_looked_up_with_a_token_for_the_proxys_own_subject() {
+        let (port, seen) = fake_broker(false).await;
+        let upstream = oauth_connector(port);
+        assert_eq!(upstream.discover(2).await, Discovery::Known);
+        assert_eq!(upstream.book().lookup(2), Some(("127.0.0.1".into(), 9002)));
+        let message = seen.lock().unwrap().messages[0].clone();
+        let jwt = message
+            .strip_prefix("n,,\x01auth=Bearer ")
+            .and_then(|m| m.strip_suffix("\x01\x01"))
+            .expect("a lone token, no extension");
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["sub"], "kafka-mtls-proxy");
+        assert_eq!(claims["pools"], serde_json::json!([]));
+        // Within the second, an id the cluster did not name is unknown without asking again.
+        assert_eq!(upstream.discover(7).await, Discovery::Unknown);
+        assert_eq!(seen.lock().unwrap().connections, 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_own_login_is_a_failed_lookup_not_an_unknown_id() {
+        let (port, seen) = fake_broker(true).await;
+        let upstream = oauth_connector(port);
+        assert_eq!(upstream.discover(2).await, Discovery::Failed);
+        // The failure stands for the rest of the second: no second login attempt.
+        assert_eq!(upstream.discover(3).await, Discovery::Failed);
+        assert_eq!(seen.lock().unwrap().connections, 1);
+    }
+
+    #[tokio::test]
+    async fn scram_mode_without_an_own_login_leaves_the_lookup_to_the_clients_login() {
+        let (port, seen) = fake_broker(false).await;
+        let scram = UpstreamIdentity::Scram {
+            mechanism: crate::scram::Mechanism::Sha512,
+            credentials: BTreeMap::new(),
+        };
+        let upstream = connector(port, scram, None);
+        assert_eq!(upstream.discover(2).await, Discovery::AfterLogin);
+        assert_eq!(seen.lock().unwrap().connections, 0);
+    }
+}

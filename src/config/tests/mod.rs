@@ -7,6 +7,7 @@ mod authorities;
 mod authorization;
 mod listener;
 mod oauthbearer;
+mod proxy_login;
 mod reload;
 mod server_tls;
 mod sources;
