@@ -12,6 +12,13 @@ The proxy runs with `listener.sni` (bootstrap `bootstrap.kafka.test`, brokers
 Each produces, consumes in a group and commits, and lists the cluster: every broker is
 `broker-<id>.kafka.test` on the proxy's one port, and no upstream address appears in anything a
 client printed. A name of no broker gets the TLS alert `unrecognized_name`.
+
+A second proxy in front of the same cluster runs in `upstream.identity.mode: scram` (its
+SASL_PLAINTEXT listener, each client signed in as its pool's SCRAM user) with
+`upstream.proxy_login` (the proxy's own SCRAM user, with no ACL at all) and without
+`listener.advertised_host`: a name of no broker still gets `unrecognized_name` before the
+handshake (the proxy looked it up as itself), and the Java client produces through the broker
+names.
 """
 
 from __future__ import annotations
@@ -255,3 +262,92 @@ def test_a_name_of_no_broker_gets_unrecognized_name(sni, sni_pki):
                 ctx.wrap_socket(raw, server_hostname=name)
     log = sni["log"].read_text()
     assert "the server name is neither the bootstrap name nor a broker" in log, log[-3000:]
+
+
+# --------------------------------------------------------------------------------------------
+# SCRAM mode: the proxy looks brokers up as itself
+# --------------------------------------------------------------------------------------------
+
+SCRAM_POOL_USER, SCRAM_POOL_PASSWORD = "sni-payments", "sni-payments-pw-3131"
+PROXY_USER, PROXY_PASSWORD = "kafka-mtls-proxy", "sni-proxy-pw-2727"
+SCRAM_POOLS = """\
+      - id: pool-payments
+        display_name: Payments
+        external_identifier: CN
+        filter: 'CN == "acme-client" && OU == "payments"'
+"""
+
+
+@pytest.fixture(scope="module")
+def sni_scram(sni, proxy_bin, sni_pki, tmp_path_factory):
+    """A second proxy in SNI mode, upstream SCRAM, with its own login and no advertised_host."""
+    kafka = sni["kafka"]
+    workdir = tmp_path_factory.mktemp("sni-scram")
+    kafka.add_scram_user(SCRAM_POOL_USER, SCRAM_POOL_PASSWORD)
+    kafka.add_scram_user(PROXY_USER, PROXY_PASSWORD)
+    for resource in ("--topic", "--group"):
+        kafka.acls("--add", "--allow-principal", f"User:{SCRAM_POOL_USER}", "--operation", "All",
+                   "--resource-pattern-type", "prefixed", resource, "sni")
+    port = free_port()
+    config = proxy_config(
+        bootstrap_port=port, first_port=free_port(), pki=sni_pki,
+        upstream_bootstrap=kafka.bootstrap("SASL_PLAINTEXT"), audit_path=workdir / "audit.log",
+        pools_yaml=SCRAM_POOLS, upstream_yaml=f"""
+identity:
+  mode: scram
+  mechanism: SCRAM-SHA-512
+  credentials:
+    pool-payments: {{username: {SCRAM_POOL_USER}, password_env: SNI_POOL_PASSWORD}}
+proxy_login:
+  username: {PROXY_USER}
+  password_env: SNI_PROXY_PASSWORD
+""")
+    config = re.sub(r"  advertised_host: localhost\n  broker_ports:\n    first_port: \d+\n",
+                    textwrap.indent(textwrap.dedent(f"""\
+        sni:
+          bootstrap: bootstrap.{DOMAIN}
+          broker_pattern: "broker-{{id}}.{DOMAIN}"
+        """), "  "), config)
+    assert "sni:" in config and "advertised_host" not in config, config
+    (workdir / "proxy.yaml").write_text(config)
+    proxy = Process("proxy-sni-scram", [proxy_bin, "run", "--config", workdir / "proxy.yaml"],
+                    workdir / "proxy.log", cwd=workdir,
+                    env={"NO_COLOR": "1", "RUST_LOG": None,
+                         "SNI_POOL_PASSWORD": SCRAM_POOL_PASSWORD,
+                         "SNI_PROXY_PASSWORD": PROXY_PASSWORD})
+    _PROCESSES["proxy-sni-scram"] = proxy
+    try:
+        proxy.wait_for_port("127.0.0.1", port, timeout=30)
+        yield {**sni, "port": port, "bootstrap": f"bootstrap.{DOMAIN}:{port}",
+               "log": workdir / "proxy.log", "workdir": workdir}
+    finally:
+        proxy.stop()
+        _PROCESSES.pop("proxy-sni-scram", None)
+
+
+def test_scram_mode_refuses_a_name_of_no_broker_before_the_handshake(sni_scram, sni_pki):
+    import ssl
+    import socket
+
+    ctx = ssl.create_default_context(cafile=str(sni_pki / "server-ca.pem"))
+    ctx.load_cert_chain(str(sni_pki / "acme-client.pem"), str(sni_pki / "acme-client.key"))
+    # The proxy has served no client yet: broker 42 is looked up with the cluster, signed in
+    # as the proxy's own user (which has no ACL: listing the brokers needs none).
+    with socket.create_connection(("127.0.0.1", sni_scram["port"]), timeout=10) as raw:
+        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+            ctx.wrap_socket(raw, server_hostname=f"broker-42.{DOMAIN}")
+    log = sni_scram["log"].read_text()
+    assert "the server name is neither the bootstrap name nor a broker" in log, log[-3000:]
+    assert "the cluster refused the login" not in log, log[-3000:]
+
+
+def test_scram_mode_java_client_produces_through_the_broker_names(sni_scram, sni_pki):
+    topic = create_topic(sni_scram["kafka"])
+    produced, out = java(sni_scram, sni_pki, "produce", topic, "--count", 10, "--prefix", "scram")
+    assert len(produced["offsets"]) == 10, produced
+    assert not leaks(out, sni_scram["upstream_ports"])
+    records = [json.loads(line)["data"] for line in
+               (sni_scram["workdir"] / "audit.log").read_text().splitlines() if line.strip()]
+    listeners = {r["listener"] for r in records}
+    assert any(listener.startswith("broker-") for listener in listeners), listeners
+    assert "broker-unverified" not in listeners, listeners
