@@ -587,3 +587,70 @@ async fn scram_mode_looks_brokers_up_as_the_proxy_before_the_handshake() {
     server.stop().await;
     assert_no_foreign_panics();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_mode_without_a_login_of_its_own_never_labels_a_clients_node_id() {
+    init_logging();
+    let users = Arc::new(ScramUsers {
+        passwords: BTreeMap::from([(POOL_USER, POOL_PASSWORD)]),
+        signed_in: Mutex::new(Vec::new()),
+    });
+    let members: Members = Arc::new(Mutex::new(Vec::new()));
+    let broker = scram_broker(1, members.clone(), users.clone()).await;
+    members.lock().unwrap().push((1, broker.addr));
+    let pki = Pki::generate_with_hosts("sni-scram-nologin", &[&format!("*.{DOMAIN}")]);
+    let pool_secret = pki.path("pool.secret");
+    std::fs::write(&pool_secret, POOL_PASSWORD).unwrap();
+    let config = write_config_with(
+        &pki,
+        broker.addr,
+        &format!(
+            "  identity:\n    mode: scram\n    mechanism: SCRAM-SHA-256\n    credentials:\n      \
+             pool-payments: {{username: {POOL_USER}, password_file: \"{}\"}}\n\
+             admin:\n  listen: 127.0.0.1:0",
+            pool_secret.display()
+        ),
+    );
+    let server = ServerTask::start(&config).await;
+    let tls = pki.client_config("acme-client", rustls::DEFAULT_VERSIONS);
+
+    // No login of its own: the id is checked only after the handshake, as the pool, and the
+    // connection is then closed; until then it counts under one label for every such id.
+    for id in [77, 78] {
+        assert!(
+            who_answers(server.addr, &tls, &format!("broker-{id}.{DOMAIN}"))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(
+        *users.signed_in.lock().unwrap(),
+        [POOL_USER],
+        "looked up as the client's pool, after its handshake (once: a second apart at most)"
+    );
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("kafka_mtls_proxy_connections_total{listener=\"broker-unverified\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("broker-77") && !metrics.contains("broker-78"),
+        "{metrics}"
+    );
+    // A known broker keeps its own label.
+    assert_eq!(
+        who_answers(server.addr, &tls, &format!("broker-1.{DOMAIN}"))
+            .await
+            .unwrap(),
+        "node:1"
+    );
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("kafka_mtls_proxy_connections_total{listener=\"broker-1\"} 1")
+    );
+
+    server.stop().await;
+    assert_no_foreign_panics();
+}
