@@ -60,6 +60,9 @@
 //! cargo bench --bench load -- --duration-secs 6 --rounds 5 --connections 8
 //! cargo bench --bench load -- --paths proxy,haproxy --figures idle --idle-connections 9000
 //!                                                 # memory per held connection, and after
+//! cargo bench --bench load -- --paths proxy,haproxy --figures idle --idle-connections 10000 \
+//!     --idle-processes 2                          # 10,000 over two processes of each (5,000
+//!                                                 # each: 2 files per connection, limit 20,000)
 //! cargo bench --bench load -- --paths proxy --figures produce --duration-secs 20 --keep
 //!                                                 # one path, one figure: for `perf record -p`
 //! ```
@@ -209,7 +212,14 @@ async fn run(args: Args) -> Result<()> {
     if let Some(idle) = args.idle {
         let mut samples = Vec::new();
         for p in paths.iter_mut().filter(|p| p.terminator.is_some()) {
-            samples.push(idle::measure_idle(p, idle.connections, idle.openers).await?);
+            // More processes of the path's terminator, started only for this figure.
+            let mut extra = Vec::new();
+            for n in 2..=idle.processes {
+                if let Some(t) = path::start_another_terminator(p, &setup, n).await? {
+                    extra.push(t);
+                }
+            }
+            samples.push(idle::measure_idle(p, &mut extra, idle.connections, idle.openers).await?);
         }
         idle::report_idle(&samples);
         if figures.is_empty() {

@@ -36,6 +36,10 @@ pub struct IdleArgs {
     pub connections: usize,
     /// Concurrent tasks opening them.
     pub openers: usize,
+    /// Terminator processes per path the connections are spread over (each in front of the
+    /// path's one broker): one process cannot hold more connections than half its open-file
+    /// limit.
+    pub processes: usize,
 }
 
 pub const USAGE: &str = "\
@@ -44,6 +48,7 @@ usage: cargo bench --bench load -- [--broker kafka|tansu] [--duration-secs N] [-
                                    [--keep] [--paths proxy,proxy-acl,proxy-sni,haproxy,direct]
                                    [--figures produce,seq,concurrent,idle]
                                    [--idle-connections N] [--idle-openers N]
+                                   [--idle-processes N]
   --broker B         each path's broker: kafka (default; a one-node Apache Kafka per path, from
                      scripts/kafka-fetch) or tansu (needs scripts/install-tansu)
   --duration-secs N  length of each measurement (default 4; --quick: 1)
@@ -60,6 +65,9 @@ usage: cargo bench --bench load -- [--broker kafka|tansu] [--duration-secs N] [-
   --idle-connections N  connections the idle figure holds per path (default 9000: the terminator
                      needs 2 open files per connection, and a hard limit of 20000 is common)
   --idle-openers N   concurrent tasks opening them (default 32)
+  --idle-processes N  spread them evenly over N terminator processes per path, all in front of
+                     the path's one broker (default 1; 2 holds 10000 under a limit of 20000);
+                     RSS and open files are summed over the N
 Criterion-style arguments (--bench, filters, …) are ignored.";
 
 pub fn parse_args() -> Result<Option<Args>> {
@@ -80,6 +88,7 @@ pub fn parse_args() -> Result<Option<Args>> {
     let mut idle = false;
     let mut idle_connections = 9_000;
     let mut idle_openers = 32;
+    let mut idle_processes = 1;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -154,6 +163,7 @@ pub fn parse_args() -> Result<Option<Args>> {
             "--workers" => workers = value("--workers")?,
             "--idle-connections" => idle_connections = value("--idle-connections")?,
             "--idle-openers" => idle_openers = value("--idle-openers")?,
+            "--idle-processes" => idle_processes = value("--idle-processes")?,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return Ok(None);
@@ -180,6 +190,7 @@ pub fn parse_args() -> Result<Option<Args>> {
             Some(IdleArgs {
                 connections: small(idle_connections, 100_000, "--idle-connections")?,
                 openers: small(idle_openers, 512, "--idle-openers")?,
+                processes: small(idle_processes, 8, "--idle-processes")?,
             })
         } else {
             None

@@ -50,19 +50,45 @@ pub async fn start(s: &Setup<'_>, kind: Kind) -> Result<(Proc, Broker, SocketAdd
     // The broker advertises HAProxy's address: clients that follow Metadata stay on
     // HAProxy.
     let broker = Broker::start(s, kind, Some(port)).await?;
-    let pem = s.dir.join("haproxy-server.pem");
+    let (term, addr) = start_haproxy(s, haproxy, broker.port(), port, "haproxy").await?;
+    Ok((term, broker, addr))
+}
+
+/// One more HAProxy in front of the path's broker, on a port of its own (the idle figure's
+/// `--idle-processes`); `name` names its configuration and log.
+pub async fn start_another(
+    s: &Setup<'_>,
+    broker: &Broker,
+    name: &str,
+) -> Result<(Proc, SocketAddr)> {
+    let haproxy = s
+        .bins
+        .haproxy
+        .as_ref()
+        .ok_or_else(|| anyhow!("haproxy is not installed"))?;
+    start_haproxy(s, haproxy, broker.port(), free_port()?, name).await
+}
+
+async fn start_haproxy(
+    s: &Setup<'_>,
+    haproxy: &Path,
+    broker_port: u16,
+    port: u16,
+    name: &str,
+) -> Result<(Proc, SocketAddr)> {
+    let pem = s.dir.join(format!("{name}-server.pem"));
     let mut both = std::fs::read(s.pki.join("server.pem"))?;
     both.push(b'\n');
     both.extend(std::fs::read(s.pki.join("server.key"))?);
     std::fs::write(&pem, both)?;
-    let cfg = s.dir.join("haproxy.cfg");
+    let cfg = s.dir.join(format!("{name}.cfg"));
     std::fs::write(
         &cfg,
         haproxy_config(
             &pem,
             &s.pki.join("acme-internal-client-ca.pem"),
             port,
-            broker.port(),
+            broker_port,
         ),
     )?;
     let check = Command::new(haproxy)
@@ -79,8 +105,8 @@ pub async fn start(s: &Setup<'_>, kind: Kind) -> Result<(Proc, Broker, SocketAdd
     );
     let mut cmd = Command::new(haproxy);
     cmd.arg("-db").arg("-f").arg(&cfg).current_dir(s.dir);
-    let mut term = Proc::spawn("haproxy", &mut cmd, s.dir.join("haproxy.log"))?;
+    let mut term = Proc::spawn(name, &mut cmd, s.dir.join(format!("{name}.log")))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_for_port(addr, &mut term, Duration::from_secs(30)).await?;
-    Ok((term, broker, addr))
+    Ok((term, addr))
 }

@@ -9,6 +9,7 @@
 //! per-connection cost, its upstream side included (socket buffers are kernel memory, not RSS).
 //! Then close them all and sample 10 s and 60 s later: how much of the spike came back.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 
 use crate::client::KafkaConn;
 use crate::path::{Endpoint, Route};
+use crate::process::Proc;
 
 /// Connections opened (and closed) before the baseline: first-use allocations are not per
 /// connection.
@@ -28,6 +30,8 @@ const AFTER_CLOSE: [Duration; 2] = [Duration::from_secs(10), Duration::from_secs
 /// One path's idle figure.
 pub struct IdleSample {
     pub path: &'static str,
+    /// Terminator processes the connections were spread over (RSS summed).
+    pub processes: usize,
     pub connections: usize,
     pub failures: usize,
     pub open_secs: f64,
@@ -105,33 +109,90 @@ async fn open_many(ep: &Arc<Endpoint>, n: usize, openers: usize) -> (Vec<KafkaCo
     (all, failures)
 }
 
-/// The idle figure of one path (one with a terminator).
-pub async fn measure_idle(path: &mut Route, n: usize, openers: usize) -> Result<IdleSample> {
+/// `counts[i]` used connections to `endpoints[i]`, all at once, `openers` concurrent tasks in
+/// all; per endpoint, the connections held and how many failed.
+async fn open_spread(
+    endpoints: &[Arc<Endpoint>],
+    counts: &[usize],
+    openers: usize,
+) -> Vec<(Vec<KafkaConn>, usize)> {
+    let per = openers.div_ceil(endpoints.len().max(1));
+    futures_util::future::join_all(
+        endpoints
+            .iter()
+            .zip(counts)
+            .map(|(ep, &count)| open_many(ep, count, per)),
+    )
+    .await
+}
+
+/// The idle figure of one path (one with a terminator), its connections spread evenly over
+/// the path's terminator and `extra` ones (more processes of the same kind in front of the same
+/// broker, `--idle-processes`): RSS and open files are the sums over them all.
+pub async fn measure_idle(
+    path: &mut Route,
+    extra: &mut [(Proc, SocketAddr)],
+    n: usize,
+    openers: usize,
+) -> Result<IdleSample> {
     let ep = path.endpoint.clone();
     let name = ep.kind.name();
-    let pid = path
+    let first = path
         .terminator
         .as_ref()
-        .map(|t| t.pid())
+        .map(|t| (t.pid(), ep.clone()))
         .ok_or_else(|| anyhow!("{name}: no terminator to measure"))?;
-    let rss = || rss_kib(pid).ok_or_else(|| anyhow!("{name}: cannot read /proc/{pid}/status"));
+    // Each terminator, and the endpoint that reaches it.
+    let mut terminators = vec![first];
+    for (proc, addr) in extra.iter() {
+        let endpoint = Endpoint {
+            kind: ep.kind,
+            bootstrap: *addr,
+            tls: ep.tls.clone(),
+            versions: ep.versions,
+            topic: ep.topic.clone(),
+            leaders: Vec::new(),
+        };
+        terminators.push((proc.pid(), Arc::new(endpoint)));
+    }
+    let processes = terminators.len();
+    let rss = || -> Result<u64> {
+        terminators.iter().try_fold(0, |sum, (pid, _)| {
+            let kib =
+                rss_kib(*pid).ok_or_else(|| anyhow!("{name}: cannot read /proc/{pid}/status"))?;
+            Ok(sum + kib)
+        })
+    };
+    let endpoints: Vec<_> = terminators.iter().map(|(_, ep)| ep.clone()).collect();
+    // As even as can be: the first `n % processes` terminators get one more.
+    let shares: Vec<usize> = (0..processes)
+        .map(|i| n / processes + usize::from(i < n % processes))
+        .collect();
 
-    let (warm, _) = open_many(&ep, WARM_UP_CONNECTIONS, 4).await;
+    let warm = open_spread(&endpoints, &vec![WARM_UP_CONNECTIONS; processes], 4).await;
     drop(warm);
     tokio::time::sleep(SETTLE).await;
     let baseline_kib = rss()?;
 
     let began = Instant::now();
-    let (held, failures) = open_many(&ep, n, openers).await;
+    let opened = open_spread(&endpoints, &shares, openers).await;
     let open_secs = began.elapsed().as_secs_f64();
+    let failures: usize = opened.iter().map(|(_, f)| f).sum();
+    let held: Vec<KafkaConn> = opened.into_iter().flat_map(|(held, _)| held).collect();
     ensure!(!held.is_empty(), "{name}: no connection opened");
     tokio::time::sleep(SETTLE).await;
     let held_kib = rss()?;
-    let open = open_fds(pid);
+    let open = terminators
+        .iter()
+        .try_fold(0, |sum, (pid, _)| open_fds(*pid).map(|f| sum + f));
     path.check_alive()
         .with_context(|| format!("{name} with {} connections held", held.len()))?;
+    for (proc, _) in extra.iter_mut() {
+        proc.check_alive()
+            .with_context(|| format!("{} with {} connections held", proc.name, held.len()))?;
+    }
     eprintln!(
-        "  {name}: {} connections held ({failures} failed) in {open_secs:.1} s: RSS {baseline_kib} → {held_kib} KiB",
+        "  {name}: {} connections held over {processes} process(es) ({failures} failed) in {open_secs:.1} s: RSS {baseline_kib} → {held_kib} KiB",
         held.len()
     );
 
@@ -146,6 +207,7 @@ pub async fn measure_idle(path: &mut Route, n: usize, openers: usize) -> Result<
     }
     Ok(IdleSample {
         path: name,
+        processes,
         connections: n,
         failures,
         open_secs,
@@ -161,17 +223,29 @@ pub async fn measure_idle(path: &mut Route, n: usize, openers: usize) -> Result<
 pub fn report_idle(samples: &[IdleSample]) {
     println!();
     println!(
-        "idle connections: RSS of the terminator (VmRSS), KiB; per connection = (held − before) / opened"
+        "idle connections: RSS of the terminator (VmRSS), KiB, summed over its processes; per \
+         connection = (held − before) / opened"
     );
     println!(
-        "{:<10} {:>7} {:>6} {:>9} {:>10} {:>10} {:>7} {:>10} {:>10} {:>9}",
-        "path", "opened", "failed", "open s", "before", "held", "fds", "+10 s", "+60 s", "KiB/conn"
+        "{:<10} {:>5} {:>7} {:>6} {:>9} {:>10} {:>10} {:>7} {:>10} {:>10} {:>9}",
+        "path",
+        "procs",
+        "opened",
+        "failed",
+        "open s",
+        "before",
+        "held",
+        "fds",
+        "+10 s",
+        "+60 s",
+        "KiB/conn"
     );
     for s in samples {
         let after = |i: usize| s.after_kib.get(i).map_or("?".into(), |v| v.to_string());
         println!(
-            "{:<10} {:>7} {:>6} {:>9.1} {:>10} {:>10} {:>7} {:>10} {:>10} {:>9.1}",
+            "{:<10} {:>5} {:>7} {:>6} {:>9.1} {:>10} {:>10} {:>7} {:>10} {:>10} {:>9.1}",
             s.path,
+            s.processes,
             s.connections - s.failures,
             s.failures,
             s.open_secs,

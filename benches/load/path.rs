@@ -242,6 +242,25 @@ pub struct Setup<'a> {
     pub partitions: usize,
 }
 
+/// One more terminator of the path's kind in front of its broker (the idle figure's
+/// `--idle-processes`): the `n`th, counting the path's own as the first. `None` for a path
+/// without a terminator.
+pub async fn start_another_terminator(
+    route: &Route,
+    s: &Setup<'_>,
+    n: usize,
+) -> Result<Option<(Proc, SocketAddr)>> {
+    let kind = route.endpoint.kind;
+    let name = format!("{}-{n}", kind.name());
+    Ok(match kind {
+        Kind::Direct => None,
+        Kind::Haproxy => Some(haproxy::start_another(s, &route.broker, &name).await?),
+        Kind::Proxy | Kind::ProxyAcl | Kind::ProxySni => {
+            Some(proxy::start_another(s, kind, &route.broker, &name).await?)
+        }
+    })
+}
+
 pub async fn start_path(kind: Kind, s: &Setup<'_>) -> Result<Route> {
     let (terminator, mut broker, bootstrap, tls) = match kind {
         Kind::Direct => {

@@ -106,6 +106,27 @@ certificate_authorities:
 /// broker and the proxy's bootstrap address.
 pub async fn start(s: &Setup<'_>, kind: Kind) -> Result<(Proc, Broker, SocketAddr)> {
     let broker = Broker::start(s, kind, None).await?;
+    let (term, addr) = start_proxy(s, kind, &broker, kind.name()).await?;
+    Ok((term, broker, addr))
+}
+
+/// One more proxy in front of the path's broker, with ports of its own (the idle figure's
+/// `--idle-processes`); `name` names its configuration, log and audit files.
+pub async fn start_another(
+    s: &Setup<'_>,
+    kind: Kind,
+    broker: &Broker,
+    name: &str,
+) -> Result<(Proc, SocketAddr)> {
+    start_proxy(s, kind, broker, name).await
+}
+
+async fn start_proxy(
+    s: &Setup<'_>,
+    kind: Kind,
+    broker: &Broker,
+    name: &str,
+) -> Result<(Proc, SocketAddr)> {
     let bootstrap = free_port()?;
     // first_port + the broker's node id (tansu: 111, Kafka: 1) must be free.
     let node_id = u16::try_from(broker.node_id())?;
@@ -120,9 +141,9 @@ pub async fn start(s: &Setup<'_>, kind: Kind) -> Result<(Proc, Broker, SocketAdd
     } else {
         NO_ACLS
     };
-    let cfg = s.dir.join(format!("{}.yaml", kind.name()));
+    let cfg = s.dir.join(format!("{name}.yaml"));
     let mut config = proxy_config(
-        kind.name(),
+        name,
         s.dir,
         s.pki,
         (bootstrap, first_port, broker.port()),
@@ -145,13 +166,9 @@ pub async fn start(s: &Setup<'_>, kind: Kind) -> Result<(Proc, Broker, SocketAdd
         .current_dir(s.dir)
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
-    let log = s.dir.join(format!("{}.log", kind.name()));
-    let mut term = Proc::spawn(
-        &format!("kafka-mtls-proxy ({})", kind.name()),
-        &mut cmd,
-        log,
-    )?;
+    let log = s.dir.join(format!("{name}.log"));
+    let mut term = Proc::spawn(&format!("kafka-mtls-proxy ({name})"), &mut cmd, log)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], bootstrap));
     wait_for_port(addr, &mut term, Duration::from_secs(30)).await?;
-    Ok((term, broker, addr))
+    Ok((term, addr))
 }
