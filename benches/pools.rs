@@ -128,6 +128,7 @@ fn bench(c: &mut Criterion) {
             Ok(Arc::new(Resolved {
                 identity,
                 evaluation,
+                crl_urls: Vec::new(),
             }))
         };
         cache.get_or_resolve(&der, &[&cas], resolve).unwrap();

@@ -6,15 +6,12 @@
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
 use x509_parser::prelude::parse_x509_certificate;
+
+pub use crate::identity::{MAX_DISTRIBUTION_POINTS, crl_distribution_points};
 
 /// Days before expiry a CA or server certificate is warned about, unless configured.
 pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 30;
-
-/// At most this many CRL URLs are taken from one CA's distribution points: each is fetched at
-/// every refresh, and a bundle is 1 to 4 certificates.
-pub const MAX_DISTRIBUTION_POINTS: usize = 8;
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -70,47 +67,6 @@ impl CertificateExpiry {
             }
         ))
     }
-}
-
-/// The http:// URLs of the CRL distribution point extensions of `certificates`, first seen
-/// first, without repeats, at most [`MAX_DISTRIBUTION_POINTS`]; and the URLs left out because
-/// the proxy cannot fetch them (ldap://, https:// …), for a warning.
-pub fn crl_distribution_points(certificates: &[CertificateDer<'_>]) -> (Vec<String>, Vec<String>) {
-    let mut usable: Vec<String> = Vec::new();
-    let mut unusable: Vec<String> = Vec::new();
-    for cert in certificates {
-        let Ok((_, parsed)) = parse_x509_certificate(cert.as_ref()) else {
-            continue;
-        };
-        for ext in parsed.extensions() {
-            let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
-                continue;
-            };
-            for point in points.iter() {
-                let Some(DistributionPointName::FullName(names)) = &point.distribution_point else {
-                    continue;
-                };
-                for name in names {
-                    let GeneralName::URI(uri) = name else {
-                        continue;
-                    };
-                    let uri = uri.to_string();
-                    let list = if uri.starts_with("http://") {
-                        &mut usable
-                    } else {
-                        &mut unusable
-                    };
-                    if !list.contains(&uri) {
-                        list.push(uri);
-                    }
-                }
-            }
-        }
-    }
-    if usable.len() > MAX_DISTRIBUTION_POINTS {
-        unusable.extend(usable.split_off(MAX_DISTRIBUTION_POINTS));
-    }
-    (usable, unusable)
 }
 
 /// Unix seconds as RFC 3339 in UTC; the number itself if out of range.

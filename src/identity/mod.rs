@@ -10,11 +10,13 @@
 //! still strict (trailing bytes, a malformed subjectAltName) because whatever we extract
 //! becomes an identity.
 
+mod crl_urls;
 mod dn;
 mod san;
 #[cfg(test)]
 pub(crate) mod test_certs;
 
+pub use crl_urls::{MAX_DISTRIBUTION_POINTS, crl_distribution_points};
 pub use dn::{DistinguishedName, DnAttribute};
 pub use san::SubjectAltNames;
 
@@ -77,6 +79,26 @@ impl CertIdentity {
     pub fn from_der(der: &[u8]) -> Result<Self, IdentityError> {
         let (rest, cert) = X509Certificate::from_der(der)
             .map_err(|error| IdentityError::NotACertificate(error.to_string()))?;
+        Self::from_parsed(der, rest, &cert)
+    }
+
+    /// [`from_der`](Self::from_der), and in the same parse the certificate's usable CRL
+    /// distribution point URLs (as [`crl_distribution_points`] gives them): what a CA that
+    /// learns CRL URLs fetches for an admitted client.
+    pub fn from_der_with_crl_urls(der: &[u8]) -> Result<(Self, Vec<String>), IdentityError> {
+        let (rest, cert) = X509Certificate::from_der(der)
+            .map_err(|error| IdentityError::NotACertificate(error.to_string()))?;
+        let identity = Self::from_parsed(der, rest, &cert)?;
+        let mut urls = crl_urls::Urls::default();
+        urls.add(&cert);
+        Ok((identity, urls.finish().0))
+    }
+
+    fn from_parsed(
+        der: &[u8],
+        rest: &[u8],
+        cert: &X509Certificate<'_>,
+    ) -> Result<Self, IdentityError> {
         if !rest.is_empty() {
             return Err(IdentityError::TrailingData(rest.len()));
         }
@@ -428,5 +450,33 @@ mod tests {
         assert_eq!(json["serial"], "8F0102");
         assert_eq!(json["subject"]["attributes"][0]["name"], "CN");
         assert_eq!(json["san"]["uri"][0], "spiffe://acme/payments");
+    }
+
+    #[test]
+    fn the_crl_urls_come_from_the_same_parse_as_the_identity() {
+        let mut params = rcgen::CertificateParams::new(vec!["app.acme.test".to_owned()]).unwrap();
+        params.crl_distribution_points = vec![
+            rcgen::CrlDistributionPoint {
+                uris: vec![
+                    "http://crl.acme.test/a.crl".into(),
+                    "ldap://dir.acme.test/cn=a".into(),
+                ],
+            },
+            rcgen::CrlDistributionPoint {
+                uris: vec!["http://crl.acme.test/a.crl".into()],
+            },
+        ];
+        let der = test_certs::self_signed(&params);
+        let (identity, urls) = CertIdentity::from_der_with_crl_urls(&der).unwrap();
+        assert_eq!(identity, CertIdentity::from_der(&der).unwrap());
+        assert_eq!(urls, ["http://crl.acme.test/a.crl"]);
+        assert_eq!(urls, crl_distribution_points(&[&der]).0);
+        let plain = test_certs::self_signed(&rcgen::CertificateParams::default());
+        assert!(
+            CertIdentity::from_der_with_crl_urls(&plain)
+                .unwrap()
+                .1
+                .is_empty()
+        );
     }
 }

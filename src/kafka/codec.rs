@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ResponseHeader;
 use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 use super::error::ProtocolError;
 
@@ -121,6 +122,18 @@ pub(crate) fn reencode_request_body<T: Encodable>(
             reason: format!("{e:#}"),
         })?;
     Ok(out.freeze())
+}
+
+/// Decodes the record batches in `records` (a Fetch partition's `records`, whole batches), behind
+/// the same `catch_unwind` guard as the messages: a malformed batch is an error, never a panic.
+pub(crate) fn decode_record_batches(records: &Bytes) -> Result<Vec<Record>, ProtocolError> {
+    let mut buf = records.clone();
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let set = guarded("RecordBatch", 2, || RecordBatchDecoder::decode(&mut buf))?;
+        out.extend(set.records);
+    }
+    Ok(out)
 }
 
 /// Encodes a response header and body into one frame (without the size prefix).

@@ -20,6 +20,10 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 pub struct Resolved {
     pub identity: CertIdentity,
     pub evaluation: Evaluation,
+    /// The certificate's usable CRL distribution point URLs, read in the parse that gave
+    /// `identity` (a CA that learns CRL URLs fetches them; the leaf is not parsed again).
+    #[serde(skip)]
+    pub crl_urls: Vec<String>,
 }
 
 /// SHA-256 over the leaf DER and the verifying CA ids (see [`cache_key`]).

@@ -703,6 +703,7 @@ fn resolved(der: &[u8], cas: &[&CaPools]) -> Result<Arc<Resolved>, IdentityError
     Ok(Arc::new(Resolved {
         identity,
         evaluation,
+        crl_urls: Vec::new(),
     }))
 }
 

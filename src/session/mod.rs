@@ -365,7 +365,7 @@ impl Session {
             .peer_certificates()
             .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
-        learn_crl_urls(&self.handles.crls, generation, &identity, chain.first());
+        learn_crl_urls(&self.handles.crls, generation, &identity);
         let (_live, closed_by_reload) = self.handles.live.register(&identity, listener, chain);
         // The broker's session lifetime counts from no later than this (the proxy errs early).
         let login_started = tokio::time::Instant::now();
@@ -558,27 +558,19 @@ impl Client {
 
 /// Report the CRL distribution points of an admitted client certificate for each CA that
 /// verified it and has no CRL configured (`crl_url`, `crl_chain`): the proxy then fetches that
-/// CRL and closes the connection if it is revoked. Only verified certificates get here.
-fn learn_crl_urls(
-    crls: &FetchedCrls,
-    generation: &Generation,
-    identity: &ConnectionIdentity,
-    leaf: Option<&CertificateDer<'static>>,
-) {
-    let Some(leaf) = leaf else { return };
-    let mut urls = None;
+/// CRL and closes the connection if it is revoked. Only verified certificates get here; the
+/// URLs were read when the certificate was parsed for its identity.
+fn learn_crl_urls(crls: &FetchedCrls, generation: &Generation, identity: &ConnectionIdentity) {
+    let urls = &identity.resolved.crl_urls;
+    if urls.is_empty() {
+        return;
+    }
     for ca in generation
         .config
         .authorities
         .iter()
         .filter(|ca| ca.learns_crl_urls() && identity.verified_by.contains(&ca.id))
     {
-        // Parsed once, and only when some CA would use it.
-        let urls = urls.get_or_insert_with(|| {
-            crate::config::crl_distribution_points(std::slice::from_ref(leaf)).0
-        });
-        if !urls.is_empty() {
-            crls.discover(ca, urls);
-        }
+        crls.discover(ca, urls);
     }
 }

@@ -484,6 +484,7 @@ fn admitted_identity() -> ConnectionIdentity {
                     identifier: None,
                 },
             },
+            crl_urls: Vec::new(),
         }),
         verified_by: vec!["ca".into()],
     }

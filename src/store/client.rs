@@ -23,12 +23,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::io::AsyncWriteExt;
 
 use crate::config::StoreConfig;
-use crate::kafka::codec::{decode_response, encode_request};
+use crate::kafka::codec::{decode_record_batches, decode_response, encode_request};
 use crate::kafka::{ErrorCode, FrameReader, ProtocolError, write_frame};
 use crate::upstream::{UpstreamConnector, UpstreamError, UpstreamStream};
 
@@ -348,27 +348,10 @@ impl Connection {
         if p.error_code != 0 {
             return Err(ClientError::kafka("Fetch", topic, p.error_code, None));
         }
-        let mut next = offset;
-        let mut out = Vec::new();
-        if let Some(records) = &p.records {
-            // A fetch may end in a partial batch (cut at max bytes): decode whole batches only.
-            let whole = records.slice(..whole_batches(records));
-            // Compaction can leave empty batches and skip offsets: the batches' ends move the
-            // position on even when no record is left in them.
-            next = next.max(batch_end(&whole));
-            let mut bytes = whole;
-            while !bytes.is_empty() {
-                let set = RecordBatchDecoder::decode(&mut bytes)
-                    .map_err(|e| ClientError::Protocol(format!("Fetch: record batch: {e}")))?;
-                for r in set.records {
-                    next = next.max(r.offset + 1);
-                    if r.offset >= offset && !r.control {
-                        out.push(r);
-                    }
-                }
-            }
+        match &p.records {
+            Some(records) => decode_fetched(records, offset),
+            None => Ok((Vec::new(), offset)),
         }
-        Ok((out, next))
     }
 
     /// Append `records` as one batch with `acks=all`; the offset of the first.
@@ -415,6 +398,30 @@ impl Connection {
         }
         Ok(p.base_offset)
     }
+}
+
+/// The records of a Fetch partition's `records` bytes (as the broker sent them) from `offset`
+/// on, control records left out, and the offset to fetch next.
+///
+/// The bytes come from the broker: whatever they hold is an error here, never a panic. A fetch
+/// may end in a partial batch (cut at max bytes): only whole batches are decoded, the rest is
+/// fetched again. Compaction can leave empty batches and skip offsets: the batches' ends move
+/// the position on even when no record is left in them.
+pub fn decode_fetched(records: &Bytes, offset: i64) -> Result<(Vec<Record>, i64), ClientError> {
+    let whole = records.slice(..whole_batches(records));
+    let mut next = offset.max(batch_end(&whole)?);
+    let mut out = Vec::new();
+    for r in
+        decode_record_batches(&whole).map_err(|e| ClientError::Protocol(format!("Fetch: {e}")))?
+    {
+        next = next.max(r.offset.checked_add(1).ok_or_else(|| {
+            ClientError::Protocol(format!("Fetch: a record at offset {}", r.offset))
+        })?);
+        if r.offset >= offset && !r.control {
+            out.push(r);
+        }
+    }
+    Ok((out, next))
 }
 
 /// `records` as one record batch (v2, uncompressed, no producer id).
@@ -478,8 +485,9 @@ fn whole_batches(bytes: &[u8]) -> usize {
     at
 }
 
-/// The offset after the last batch in `records` (base offset + last offset delta + 1).
-fn batch_end(bytes: &[u8]) -> i64 {
+/// The offset after the last batch in `records` (base offset + last offset delta + 1). Both
+/// come from the broker: an end past `i64::MAX` is an error.
+fn batch_end(bytes: &[u8]) -> Result<i64, ClientError> {
     let mut at = 0;
     let mut end = 0;
     while let (Some(base), Some(len), Some(delta)) = (
@@ -489,17 +497,26 @@ fn batch_end(bytes: &[u8]) -> i64 {
     ) {
         let base = i64::from_be_bytes(base.try_into().unwrap_or([0; 8]));
         let delta = i32::from_be_bytes(delta.try_into().unwrap_or([0; 4]));
-        end = end.max(base + i64::from(delta) + 1);
+        let batch_end = base
+            .checked_add(i64::from(delta))
+            .and_then(|last| last.checked_add(1))
+            .ok_or_else(|| {
+                ClientError::Protocol(format!(
+                    "Fetch: a record batch at offset {base} ends past the largest offset"
+                ))
+            })?;
+        end = end.max(batch_end);
         let len = i32::from_be_bytes(len.try_into().unwrap_or([0; 4]));
         let Ok(len) = usize::try_from(len) else { break };
         at += 12 + len;
     }
-    end
+    Ok(end)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::records::RecordBatchDecoder;
 
     #[test]
     fn a_write_is_one_record_batch_with_every_record() {
@@ -516,7 +533,7 @@ mod tests {
         assert_eq!(info[0].base_sequence, -1);
         assert_eq!(info[0].producer_id, -1);
         assert_eq!(whole_batches(&batch), batch.len());
-        assert_eq!(batch_end(&batch), 3);
+        assert_eq!(batch_end(&batch).unwrap(), 3);
         let set = RecordBatchDecoder::decode(&mut batch).unwrap();
         let keys: Vec<_> = set.records.iter().map(|r| r.key.clone().unwrap()).collect();
         assert_eq!(keys, [&b"ca/a"[..], b"pool/a/p", b"pool/a/q"]);
@@ -541,5 +558,46 @@ mod tests {
         let mut two = batch.to_vec();
         two.extend_from_slice(&batch[..batch.len() - 5]);
         assert_eq!(whole_batches(&two), batch.len());
+    }
+
+    #[test]
+    fn fetched_records_start_at_the_offset_asked_and_move_the_position_past_the_batch() {
+        let batch = encode_batch(&[
+            (b"ca/a".to_vec(), None),
+            (b"ca/b".to_vec(), None),
+            (b"ca/c".to_vec(), None),
+        ])
+        .unwrap();
+        let (records, next) = decode_fetched(&batch, 1).unwrap();
+        let keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+        assert_eq!(keys, [&b"ca/b"[..], b"ca/c"]);
+        assert_eq!(next, 3);
+        // A partial batch only: nothing yet, the position stays.
+        assert_eq!(
+            decode_fetched(&batch.slice(..batch.len() - 1), 1)
+                .unwrap()
+                .1,
+            1
+        );
+    }
+
+    #[test]
+    fn a_malformed_fetched_batch_is_an_error_not_a_panic() {
+        let batch = encode_batch(&[(b"ca/a".to_vec(), None)]).unwrap();
+        // The base offset (bytes 0..8) at i64::MAX: the batch would end past the largest
+        // offset. This overflowed (a panic in a debug build) before.
+        let mut at_the_end = batch.to_vec();
+        at_the_end[..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let error = decode_fetched(&Bytes::from(at_the_end), 0).unwrap_err();
+        assert!(
+            error.to_string().contains("past the largest offset"),
+            "{error}"
+        );
+        // A corrupt batch (its CRC no longer matches) is the decoder's error, not a panic.
+        let mut corrupt = batch.to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        let error = decode_fetched(&Bytes::from(corrupt), 0).unwrap_err();
+        assert!(error.to_string().contains("RecordBatch"), "{error}");
     }
 }

@@ -38,6 +38,14 @@ use crate::reload::Reloader;
 use client::{ClientError, Connection, Leader};
 
 pub use record::{CaDoc, Change, RecordError};
+
+/// What the `store_record` fuzz target reaches (fuzz/README.md): the fetched-records decoder
+/// and what applying a record returns. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::client::{ClientError, decode_fetched};
+    pub use super::state::Applied;
+}
 pub use state::{StoreState, Validate, diff};
 pub use status::{StoreReadiness, StoreStatus};
 

@@ -295,12 +295,13 @@ impl TrustStore {
         }
         let cas: Vec<&CaPools> = verified.iter().map(|ca| &ca.pools).collect();
         let resolved = self.cache.get_or_resolve(end_entity.as_ref(), &cas, || {
-            let identity = CertIdentity::from_der(end_entity)?;
+            let (identity, crl_urls) = CertIdentity::from_der_with_crl_urls(end_entity)?;
             let attrs = Attributes::new(&identity);
             let evaluation = pools::evaluate(&cas, &identity, &attrs);
             Ok(Arc::new(Resolved {
                 identity,
                 evaluation,
+                crl_urls,
             }))
         });
         let verified_by = verified.iter().map(|ca| ca.id.clone()).collect::<Vec<_>>();

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{
@@ -46,7 +47,15 @@ fn request<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Result<Vec<u8>>
     Ok(out.to_vec())
 }
 
+/// The targets named on the command line (none: every target): only their seeds are written,
+/// so adding a target does not rewrite the others' (certificates are made with new keys).
+static ONLY: OnceLock<Vec<String>> = OnceLock::new();
+
 fn write(target: &str, name: &str, bytes: &[u8]) -> Result {
+    let only = ONLY.get_or_init(|| std::env::args().skip(1).collect());
+    if !only.is_empty() && !only.iter().any(|t| t == target) {
+        return Ok(());
+    }
     let dir = Path::new("corpus").join(target);
     fs::create_dir_all(&dir)?;
     fs::write(dir.join(name), bytes)?;
@@ -598,11 +607,119 @@ certificate_authorities:
     Ok(())
 }
 
+/// store_record: byte 0 bit 0 clear = records (key and value parts split at `\xff\xfe`, an
+/// empty value a tombstone), set = byte 1 the fetch offset, then a Fetch partition's records.
+fn store_records() -> Result {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Store Seed CA");
+    let ca = params.self_signed(&key)?;
+    let pem = ca.pem().replace('\n', "\\n");
+    let ca_doc = format!(
+        r#"{{"id":"seed-ca","display_name":"Seed CA","certificate_chain_pem":"{pem}","crl_url":"http://crl.example/seed.crl","authorization":{{"enabled":true}}}}"#
+    );
+    let pool = r#"{"id":"pool-a","display_name":"A","external_identifier":"CN","filter":"CN == \"a\" && OU == \"payments\"","priority":2,"acls":[{"permission":"allow","operations":["read"],"resource_type":"topic","pattern":"a.","pattern_type":"prefixed"}]}"#;
+    let bad_pool =
+        r#"{"id":"pool-b","display_name":"B","external_identifier":"CN","filter":"CN =="}"#;
+    let records: [(&str, Option<&str>); 6] = [
+        ("ca/seed-ca", Some(&ca_doc)),
+        ("pool/seed-ca/pool-a", Some(pool)),
+        ("pool/seed-ca/pool-b", Some(bad_pool)),
+        ("pool/other-ca/pool-a", Some(pool)),
+        ("pool/seed-ca/pool-a", None),
+        ("ca/seed-ca", None),
+    ];
+    let mut parts = vec![0u8];
+    for (i, (key, value)) in records.iter().enumerate() {
+        if i > 0 {
+            parts.extend_from_slice(b"\xff\xfe");
+        }
+        parts.extend_from_slice(key.as_bytes());
+        parts.extend_from_slice(b"\xff\xfe");
+        parts.extend_from_slice(value.unwrap_or_default().as_bytes());
+    }
+    write("store_record", "records", &parts)?;
+    let batch: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 10 + i as i64,
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000,
+            key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
+            value: value.map(|v| bytes::Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut fetched = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut fetched, &batch[..2], &options)?;
+    RecordBatchEncoder::encode(&mut fetched, &batch[2..], &options)?;
+    let whole = fetched.len();
+    // From offset 11, and the start of one more batch cut off at max bytes.
+    let mut input = vec![1u8, 11];
+    input.extend_from_slice(&fetched);
+    input.extend_from_slice(&fetched[..whole / 3]);
+    write("store_record", "fetched", &input)?;
+    Ok(())
+}
+
+/// sni_route: byte 0 bit 0 clear = a client's first bytes (a ClientHello), set = a server name.
+fn sni_names() -> Result {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    );
+    for (name, server_name) in [
+        ("hello-broker", "B-7.kafka.FUZZ.test"),
+        ("hello-bootstrap", "kafka.fuzz.test"),
+        ("hello-other", "b-07.kafka.fuzz.test"),
+    ] {
+        let server_name = rustls::pki_types::ServerName::try_from(server_name)?.to_owned();
+        let mut client = rustls::ClientConnection::new(config.clone(), server_name)?;
+        let mut hello = vec![0u8];
+        client.write_tls(&mut hello)?;
+        write("sni_route", name, &hello)?;
+    }
+    for (name, text) in [
+        ("name-broker", "b-2147483647.kafka.fuzz.test."),
+        ("name-bootstrap", "KAFKA.fuzz.test"),
+        ("name-pattern", "broker-{id}.kafka.example.com"),
+    ] {
+        let mut input = vec![1u8];
+        input.extend_from_slice(text.as_bytes());
+        write("sni_route", name, &input)?;
+    }
+    Ok(())
+}
+
 fn main() -> Result {
     rewrites()?;
     frames_and_headers()?;
     sasl()?;
     certificates()?;
     text_seeds()?;
+    store_records()?;
+    sni_names()?;
     Ok(())
 }
