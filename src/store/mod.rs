@@ -18,6 +18,7 @@
 //! validated, produced with `acks=all`, and answered once this replica's tail has applied it
 //! ([`SharedStore::write`]). A topic with no record at all is seeded from the file's CAs.
 
+mod batch;
 mod client;
 mod record;
 mod state;
@@ -43,7 +44,8 @@ pub use record::{CaDoc, Change, RecordError};
 /// and what applying a record returns. Not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::client::{ClientError, decode_fetched};
+    pub use super::batch::decode_fetched;
+    pub use super::client::ClientError;
     pub use super::state::Applied;
 }
 pub use state::{StoreState, Validate, diff};
