@@ -29,17 +29,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use bytes::{BufMut, Bytes, BytesMut};
-use hmac::{Hmac, KeyInit, Mac};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, BrokerId, MetadataRequest, MetadataResponse, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use sha2::{Digest, Sha256};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -48,12 +44,14 @@ mod support {
     pub mod kafka_client;
     pub mod logs;
     pub mod proxy;
+    pub mod scram_broker;
     pub mod test_proxy;
 }
 use support::fake_broker::parse_fake_request;
 use support::kafka_client::{KafkaConn, decode, raw_request};
 use support::logs::{assert_no_foreign_panics, init_logging};
 use support::proxy::{FakeListener, Pki, ServerTask, framed, request};
+use support::scram_broker::{ScramServer, invalid_credentials, read_request, response};
 
 /// The api key each fake broker answers with its own node id: unknown to Kafka, so the proxy
 /// relays it untouched.
@@ -102,12 +100,6 @@ async fn serve_fake(
             return;
         };
         let reply = if req.api_key == ApiKey::Metadata as i16 {
-            let version = req.api_version;
-            let mut out = BytesMut::new();
-            ResponseHeader::default()
-                .with_correlation_id(req.correlation_id)
-                .encode(&mut out, ApiKey::Metadata.response_header_version(version))
-                .unwrap();
             let brokers = members
                 .lock()
                 .unwrap()
@@ -119,12 +111,10 @@ async fn serve_fake(
                         .with_port(i32::from(addr.port()))
                 })
                 .collect();
-            MetadataResponse::default()
+            let body = MetadataResponse::default()
                 .with_brokers(brokers)
-                .with_controller_id(BrokerId(1))
-                .encode(&mut out, version)
-                .unwrap();
-            framed(&out)
+                .with_controller_id(BrokerId(1));
+            response(ApiKey::Metadata, req.api_version, req.correlation_id, &body)
         } else if req.api_key == WHO_ARE_YOU {
             let mut out = Vec::new();
             out.put_i32(req.correlation_id);
@@ -333,44 +323,10 @@ const POOL_USER: &str = "payments";
 const POOL_PASSWORD: &str = "pool-password";
 const PROXY_USER: &str = "kafka-mtls-proxy";
 const PROXY_PASSWORD: &str = "proxy-password";
-/// RFC 7677's minimum, which the proxy requires.
-const ITERATIONS: u32 = 4096;
-const SALT: &[u8] = b"fake-broker-salt";
-/// SASL_AUTHENTICATION_FAILED.
-const SASL_AUTHENTICATION_FAILED: i16 = 58;
-
 /// The users a SCRAM fake broker knows, and who signed in (in order).
 struct ScramUsers {
     passwords: BTreeMap<&'static str, &'static str>,
     signed_in: Mutex<Vec<String>>,
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn sasl_response<T: Encodable>(key: ApiKey, version: i16, id: i32, body: &T) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    ResponseHeader::default()
-        .with_correlation_id(id)
-        .encode(&mut out, key.response_header_version(version))
-        .unwrap();
-    body.encode(&mut out, version).unwrap();
-    framed(&out)
-}
-
-/// Read one request frame: its api key, version, correlation id and body.
-async fn read_request(socket: &mut TcpStream) -> Option<(ApiKey, i16, i32, Bytes)> {
-    let size = socket.read_i32().await.ok()?;
-    let mut frame = vec![0u8; usize::try_from(size).ok()?];
-    socket.read_exact(&mut frame).await.ok()?;
-    let mut buf = Bytes::from(frame);
-    let key = ApiKey::try_from(i16::from_be_bytes([buf[0], buf[1]])).ok()?;
-    let version = i16::from_be_bytes([buf[2], buf[3]]);
-    let header = RequestHeader::decode(&mut buf, key.request_header_version(version)).ok()?;
-    Some((key, version, header.correlation_id, buf))
 }
 
 /// SaslHandshake (SCRAM-SHA-256), then SCRAM in two SaslAuthenticate rounds, as a Kafka broker
@@ -388,58 +344,38 @@ async fn scram_login(socket: &mut TcpStream, users: &ScramUsers) -> Option<Strin
     let answer = SaslHandshakeResponse::default()
         .with_mechanisms(vec![StrBytes::from_static_str("SCRAM-SHA-256")]);
     socket
-        .write_all(&sasl_response(key, version, id, &answer))
+        .write_all(&response(key, version, id, &answer))
         .await
         .ok()?;
 
     let (key, version, id, mut body) = read_request(socket).await?;
     assert_eq!(key, ApiKey::SaslAuthenticate);
     let first = SaslAuthenticateRequest::decode(&mut body, version).unwrap();
-    let first = String::from_utf8(first.auth_bytes.to_vec()).unwrap();
-    let bare = first.strip_prefix("n,,").unwrap().to_string();
-    let user = bare.strip_prefix("n=")?.split(',').next()?.to_string();
-    let nonce = bare.split(",r=").nth(1)?;
-    let server_first = format!("r={nonce}fake,s={},i={ITERATIONS}", B64.encode(SALT));
-    let answer =
-        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(server_first.clone()));
+    let scram = ScramServer::start(&first.auth_bytes)?;
+    let answer = SaslAuthenticateResponse::default()
+        .with_auth_bytes(Bytes::from(scram.server_first().to_owned()));
     socket
-        .write_all(&sasl_response(key, version, id, &answer))
+        .write_all(&response(key, version, id, &answer))
         .await
         .ok()?;
 
     let (key, version, id, mut body) = read_request(socket).await?;
     assert_eq!(key, ApiKey::SaslAuthenticate);
     let last = SaslAuthenticateRequest::decode(&mut body, version).unwrap();
-    let last = String::from_utf8(last.auth_bytes.to_vec()).unwrap();
-    let (without_proof, proof) = last.split_once(",p=")?;
-    let proof = B64.decode(proof).ok()?;
-    let auth_message = format!("{bare},{server_first},{without_proof}");
-    let password = users.passwords.get(user.as_str()).copied().unwrap_or("");
-    let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), SALT, ITERATIONS, &mut salted);
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = Sha256::digest(&client_key).to_vec();
-    let signature = hmac(&stored_key, auth_message.as_bytes());
-    let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
-    if Sha256::digest(&recovered).to_vec() != stored_key {
-        let refused = SaslAuthenticateResponse::default()
-            .with_error_code(SASL_AUTHENTICATION_FAILED)
-            .with_error_message(Some(StrBytes::from_string(format!(
-                "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256 (user {user})"
-            ))));
+    // An unknown user has no password a proof could match.
+    let password = users.passwords.get(scram.user()).copied();
+    let Some((server_final, _)) = scram.finish(&last.auth_bytes, password) else {
         let _ = socket
-            .write_all(&sasl_response(key, version, id, &refused))
+            .write_all(&response(key, version, id, &invalid_credentials()))
             .await;
         return None;
-    }
-    let server_signature = hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes());
-    let answer = SaslAuthenticateResponse::default()
-        .with_auth_bytes(Bytes::from(format!("v={}", B64.encode(server_signature))));
+    };
+    let answer = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(server_final));
     socket
-        .write_all(&sasl_response(key, version, id, &answer))
+        .write_all(&response(key, version, id, &answer))
         .await
         .ok()?;
-    Some(user)
+    Some(scram.user().to_owned())
 }
 
 /// What the proxy answers a ClientHello for `server_name`, before any handshake of ours goes

@@ -36,17 +36,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use bytes::{Bytes, BytesMut};
-use hmac::{Hmac, KeyInit, Mac};
+use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, ProduceRequest, ProduceResponse, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use rustls::pki_types::ServerName;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
@@ -54,15 +50,17 @@ use tokio::task::JoinHandle;
 
 mod support {
     pub mod proxy;
+    pub mod scram_broker;
 }
-use support::proxy::{FakeListener, Pki, ServerTask, capture_logs, captured_logs, framed, request};
+use support::proxy::{FakeListener, Pki, ServerTask, capture_logs, captured_logs, request};
+use support::scram_broker::{
+    SASL_AUTHENTICATION_FAILED, ScramServer, invalid_credentials, read_request, response,
+};
 
 /// The pool's broker user, and the password the secret file holds at first.
 const USER: &str = "payments";
 const PASSWORD: &str = "first-password";
 const ROTATED_PASSWORD: &str = "rotated-password";
-/// RFC 7677's minimum, which the proxy also requires.
-const ITERATIONS: u32 = 4096;
 const PRODUCE_VERSION: i16 = 9;
 /// `acks=0` ids the client sends after each `acks=1` request: the first ids the proxy's own
 /// counter would pick (it counts from `i32::MIN`), so the proxy must skip them while unanswered.
@@ -205,51 +203,6 @@ impl FakeBroker {
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap();
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// The SCRAM server's state between client-first and client-final.
-struct ScramServer {
-    client_first_bare: String,
-    server_first: String,
-}
-
-const SALT: &[u8] = b"fake-broker-salt";
-
-/// Checks the client proof against each known password; on success, the server-final message
-/// and the password that verified.
-fn scram_final(
-    server: &ScramServer,
-    client_final: &[u8],
-    passwords: &[String],
-) -> Option<(String, String)> {
-    let client_final = std::str::from_utf8(client_final).ok()?;
-    let (without_proof, proof) = client_final.split_once(",p=")?;
-    let proof = B64.decode(proof).ok()?;
-    let auth_message = format!(
-        "{},{},{without_proof}",
-        server.client_first_bare, server.server_first
-    );
-    passwords.iter().find_map(|password| {
-        let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), SALT, ITERATIONS, &mut salted);
-        let client_key = hmac(&salted, b"Client Key");
-        let stored_key = Sha256::digest(&client_key).to_vec();
-        let signature = hmac(&stored_key, auth_message.as_bytes());
-        let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
-        (Sha256::digest(&recovered).to_vec() == stored_key).then(|| {
-            let server_key = hmac(&salted, b"Server Key");
-            let v = hmac(&server_key, auth_message.as_bytes());
-            (format!("v={}", B64.encode(v)), password.clone())
-        })
-    })
-}
-
 /// An OAUTHBEARER client message (RFC 7628 §3.1 with KIP-342 extensions):
 /// `n,,\x01auth=Bearer <jwt>\x01<key>=<value>\x01…\x01\x01`.
 fn parse_client_message(message: &[u8]) -> Result<PresentedToken, String> {
@@ -297,7 +250,7 @@ fn oauth_answer(
             ));
         }
         let failed = SaslAuthenticateResponse::default()
-            .with_error_code(58)
+            .with_error_code(SASL_AUTHENTICATION_FAILED)
             .with_error_message(Some(StrBytes::from_static_str(INVALID_TOKEN)));
         return (failed, false);
     }
@@ -306,7 +259,7 @@ fn oauth_answer(
         Err(e) => {
             record.violations.push(format!("OAUTHBEARER message: {e}"));
             let failed = SaslAuthenticateResponse::default()
-                .with_error_code(58)
+                .with_error_code(SASL_AUTHENTICATION_FAILED)
                 .with_error_message(Some(StrBytes::from_string(e)));
             return (failed, false);
         }
@@ -321,16 +274,6 @@ fn oauth_answer(
     let granted = SaslAuthenticateResponse::default()
         .with_session_lifetime_ms(i64::try_from(lifetime.as_millis()).unwrap());
     (granted, true)
-}
-
-fn response<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, key.response_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    framed(&buf)
 }
 
 async fn fake_connection(
@@ -349,18 +292,9 @@ async fn fake_connection(
     // request arrives, so they are still unanswered when a re-authentication starts.
     let mut unanswered_acks0: Vec<i32> = Vec::new();
     loop {
-        let Ok(size) = socket.read_i32().await else {
+        let Some((key, version, id, mut buf)) = read_request(&mut socket).await else {
             return;
         };
-        let mut frame = vec![0u8; usize::try_from(size).unwrap()];
-        if socket.read_exact(&mut frame).await.is_err() {
-            return;
-        }
-        let mut buf = Bytes::from(frame);
-        let key = ApiKey::try_from(i16::from_be_bytes([buf[0], buf[1]])).unwrap();
-        let version = i16::from_be_bytes([buf[2], buf[3]]);
-        let header = RequestHeader::decode(&mut buf, key.request_header_version(version)).unwrap();
-        let id = header.correlation_id;
         let logged_in = record.lock().unwrap().logins > 0;
         let mut out = Vec::new();
         // Answers in request order: the late acks=0 answers go before any other answer.
@@ -448,29 +382,20 @@ async fn fake_connection(
                 }
                 let body = match scram.take() {
                     None => {
-                        let first = String::from_utf8(request.auth_bytes.to_vec()).unwrap();
-                        let bare = first.strip_prefix("n,,").unwrap().to_string();
-                        assert!(bare.starts_with(&format!("n={USER},r=")), "{bare}");
-                        let nonce = bare.split(",r=").nth(1).unwrap();
-                        let server_first = format!(
-                            "r={nonce}fakeservernonce,s={},i={ITERATIONS}",
-                            B64.encode(SALT)
-                        );
+                        let server = ScramServer::start(&request.auth_bytes).unwrap();
+                        assert_eq!(server.user(), USER);
                         let answer = SaslAuthenticateResponse::default()
-                            .with_auth_bytes(Bytes::from(server_first.clone()));
-                        scram = Some(ScramServer {
-                            client_first_bare: bare,
-                            server_first,
-                        });
+                            .with_auth_bytes(Bytes::from(server.server_first().to_owned()));
+                        scram = Some(server);
                         answer
                     }
                     Some(server) => {
                         let known = passwords.lock().unwrap().clone();
-                        match scram_final(&server, &request.auth_bytes, &known) {
+                        match server.finish(&request.auth_bytes, known.iter().map(String::as_str)) {
                             Some((server_final, password)) => {
                                 let mut r = record.lock().unwrap();
                                 r.logins += 1;
-                                r.passwords.push(password);
+                                r.passwords.push(password.to_owned());
                                 expires = Some(Instant::now() + lifetime);
                                 SaslAuthenticateResponse::default()
                                     .with_auth_bytes(Bytes::from(server_final))
@@ -478,13 +403,7 @@ async fn fake_connection(
                                         i64::try_from(lifetime.as_millis()).unwrap(),
                                     )
                             }
-                            // What a Kafka broker says to a wrong password.
-                            None => SaslAuthenticateResponse::default()
-                                .with_error_code(58)
-                                .with_error_message(Some(StrBytes::from_static_str(
-                                    "Authentication failed during authentication due to \
-                                     invalid credentials with SASL mechanism SCRAM-SHA-256",
-                                ))),
+                            None => invalid_credentials(),
                         }
                     }
                 };
@@ -672,6 +591,7 @@ log:
 /// that its `kid` names (an uncompressed P-256 point from the JWK's `x` and `y`).
 fn verified_jwt(jwt: &str, jwks: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+    use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 
     let (signed, signature) = jwt.rsplit_once('.').unwrap();

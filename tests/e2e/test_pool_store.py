@@ -153,7 +153,21 @@ def replica_config(*, pki, kafka, ip, bootstrap_port, first_port, admin_port, to
                           pools_yaml=SEED_POOLS)
     config = config.replace(f"  bootstrap: 127.0.0.1:{bootstrap_port}\n",
                             f"  bootstrap: {ip}:{bootstrap_port}\n  broker_bind_address: {ip}\n")
-    return config + textwrap.dedent(f"""\
+    return config + store_sections(admin_port=admin_port, token_file=token_file, workdir=workdir,
+                                   store_extra=f"""\
+bootstrap_servers: [{kafka.bootstrap("SASL_PLAINTEXT")}]
+sasl:
+  mechanism: SCRAM-SHA-512
+  username: {STORE_USER}
+  password_env: STORE_PASSWORD
+""")
+
+
+def store_sections(*, admin_port, token_file, workdir, store_extra: str = "") -> str:
+    """The `admin:`, `reload:` and `store:` sections of a replica's configuration (the store
+    needs the admin API, and no file watcher may race the store's own reloads). `store_extra`:
+    more keys of `store:`, YAML unindented."""
+    return textwrap.dedent(f"""\
         admin:
           listen: 127.0.0.1:{admin_port}
           token_file: {token_file}
@@ -163,13 +177,8 @@ def replica_config(*, pki, kafka, ip, bootstrap_port, first_port, admin_port, to
           topic: {TOPIC}
           replication_factor: 3
           min_insync_replicas: 2
-          bootstrap_servers: [{kafka.bootstrap("SASL_PLAINTEXT")}]
           directory: {workdir / "pool-store"}
-          sasl:
-            mechanism: SCRAM-SHA-512
-            username: {STORE_USER}
-            password_env: STORE_PASSWORD
-        """)
+        """) + textwrap.indent(store_extra, "  ")
 
 
 def listener_ports() -> tuple[int, int]:

@@ -13,7 +13,6 @@ default, `User:kafka-mtls-proxy`), and the topic's ACLs name only that principal
 from __future__ import annotations
 
 import random
-import textwrap
 import time
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from conftest import _PROCESSES, proxy_config, start_cluster, stop_cluster
 from harness import free_port, kafka_cluster_module, metric
 from test_pool_store import (CA, OUTSIDER_FILTER, SEED_POOLS, TOKEN, TOPIC, Replica, admitted,
-                             create_pool, wait_until)
+                             create_pool, store_sections, wait_until)
 
 cluster = kafka_cluster_module()
 
@@ -54,18 +53,8 @@ identity:
   audience: {AUDIENCE}
   keys_dir: {keys_dir}
 """)
-    return config + textwrap.dedent(f"""\
-        admin:
-          listen: 127.0.0.1:{admin_port}
-          token_file: {token_file}
-        reload:
-          watch_interval_ms: 0
-        store:
-          topic: {TOPIC}
-          replication_factor: 3
-          min_insync_replicas: 2
-          directory: {workdir / "pool-store"}
-        """), bootstrap_port, admin_port
+    store = store_sections(admin_port=admin_port, token_file=token_file, workdir=workdir)
+    return config + store, bootstrap_port, admin_port
 
 
 @pytest.fixture(scope="module")
