@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import _PROCESSES, proxy_config, start_cluster, stop_cluster
+from conftest import proxy_config, start_cluster, stop_cluster
 from harness import free_port, kafka_cluster_module, metric
 from test_pool_store import (CA, OUTSIDER_FILTER, SEED_POOLS, TOKEN, TOPIC, Replica, admitted,
                              create_pool, store_sections, wait_until)
