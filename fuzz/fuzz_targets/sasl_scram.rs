@@ -17,22 +17,12 @@
 use bytes::Bytes;
 use kafka_mtls_proxy::scram::{Mechanism, ScramClient, ScramError};
 use kafka_mtls_proxy::upstream::fuzzing::scram_sign_in;
+use kafka_mtls_proxy_fuzz::split;
 use libfuzzer_sys::fuzz_target;
 
 /// The client nonce of the direct half: seeds start their server nonce with it.
 /// RFC 7677's test vector (user `user`, password `pencil`), so a seed reaches the success path.
 const CLIENT_NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
-const SEPARATOR: &[u8] = b"\xff\xfe";
-
-fn split(mut rest: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::new();
-    while let Some(at) = rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
-        parts.push(&rest[..at]);
-        rest = &rest[at + SEPARATOR.len()..];
-    }
-    parts.push(rest);
-    parts
-}
 
 fuzz_target!(|data: &[u8]| {
     let [mode, rest @ ..] = data else {

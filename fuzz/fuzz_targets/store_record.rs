@@ -26,9 +26,8 @@ use kafka_mtls_proxy::config::raw::RawCertificateAuthority;
 use kafka_mtls_proxy::config::{ConfigError, load_with_authorities};
 use kafka_mtls_proxy::store::fuzzing::{Applied, decode_fetched};
 use kafka_mtls_proxy::store::{Change, StoreState, Validate};
+use kafka_mtls_proxy_fuzz::split;
 use libfuzzer_sys::fuzz_target;
-
-const SEPARATOR: &[u8] = b"\xff\xfe";
 
 /// A directory holding a configuration file that loads (a server certificate and key made
 /// here), and `pem/`, where applying a record writes the CAs' PEM text.
@@ -78,16 +77,6 @@ impl Validate for AsLoaded<'_> {
             Err(e) => Err(e.to_string()),
         }
     }
-}
-
-fn split(mut rest: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::new();
-    while let Some(at) = rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
-        parts.push(&rest[..at]);
-        rest = &rest[at + SEPARATOR.len()..];
-    }
-    parts.push(rest);
-    parts
 }
 
 fn apply(state: &mut StoreState, key: Option<&[u8]>, value: Option<&[u8]>) {

@@ -10,6 +10,20 @@ use kafka_mtls_proxy::kafka::{
     AddressMapper, ApiKey, BrokerAddress, ProtocolError, proxy_version_range, rewrite_response,
 };
 
+/// Where an input holding several messages is cut (`split`): two bytes no UTF-8 text holds.
+pub const SEPARATOR: &[u8] = b"\xff\xfe";
+
+/// The messages of an input, cut at every [`SEPARATOR`] (seeds join theirs with it).
+pub fn split(mut rest: &[u8]) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    while let Some(at) = rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
+        parts.push(&rest[..at]);
+        rest = &rest[at + SEPARATOR.len()..];
+    }
+    parts.push(rest);
+    parts
+}
+
 /// A panic that the codec's `catch_unwind` turned into an error is a crash all the same: the
 /// proxy survives it, but it is a bug in a decoder a peer controls.
 pub fn assert_no_caught_panic<T>(result: &Result<T, ProtocolError>) {
