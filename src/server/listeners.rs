@@ -155,24 +155,31 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
 
 /// One accepted connection's task, from the PROXY header (if any) to the session's end. Its
 /// future is held for as long as the connection is open, idle or not, so its size is part of
-/// what every idle connection costs (a test bounds it).
-async fn connection_task(
+/// what every idle connection costs (a test bounds it). An `async` block, not an `async fn`:
+/// the latter would store each argument twice for the whole session.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` stores its arguments twice in its future, held for the whole session"
+)]
+fn connection_task(
     mut session: Session,
     mut tcp: TcpStream,
     proxy_protocol: Option<Arc<ProxyProtocolConfig>>,
     permit: OwnedSemaphorePermit,
     shutdown: broadcast::Receiver<()>,
-) {
-    // In the session's task: a slow header holds up only its own connection. Boxed: the
-    // header's read is over before the session starts.
-    if let Some(config) = proxy_protocol
-        && !Box::pin(proxy_protocol::admit(&config, &mut tcp, &mut session)).await
-    {
+) -> impl Future<Output = ()> {
+    async move {
+        // In the session's task: a slow header holds up only its own connection. Boxed: the
+        // header's read is over before the session starts.
+        if let Some(config) = proxy_protocol
+            && !Box::pin(proxy_protocol::admit(&config, &mut tcp, &mut session)).await
+        {
+            drop(permit);
+            return;
+        }
+        session.run(tcp, shutdown).await;
         drop(permit);
-        return;
     }
-    session.run(tcp, shutdown).await;
-    drop(permit);
 }
 
 /// Serve requests to open broker listeners until every sender is gone (or shutdown).

@@ -106,60 +106,69 @@ pub(crate) fn in_flight(limit: usize) -> (InFlightTx, InFlightRx) {
     )
 }
 
-impl InFlightTx {
-    async fn push(&self, entry: Entry) -> Result<(), Gone> {
-        self.tx.send(Box::new(entry)).await.map_err(|_| Gone)
-    }
+/// An entry built and boxed before anything waits: a wait for room in the queue then holds
+/// only the box (the requests loop's future, held by every idle session, is sized by its
+/// largest wait).
+pub(crate) struct Queued(Box<Entry>);
 
-    /// Expect the broker's answer to `asked`. Called before the request is written, so the
+impl Queued {
+    /// Expect the broker's answer to `asked`. Queued before the request is written, so the
     /// answer can never arrive first.
-    pub async fn asked(&self, asked: Asked) -> Result<(), Gone> {
-        self.push(Entry::Upstream(asked)).await
+    pub fn asked(asked: Asked) -> Self {
+        Self(Box::new(Entry::Upstream(asked)))
     }
 
     /// A request that gets no answer (`acks=0` produce).
-    pub async fn no_answer(&self, correlation_id: i32) -> Result<(), Gone> {
-        self.push(Entry::NoResponse { correlation_id }).await
+    pub fn no_answer(correlation_id: i32) -> Self {
+        Self(Box::new(Entry::NoResponse { correlation_id }))
     }
 
     /// The proxy's own answer, delivered in its place in the order.
-    pub async fn answer(&self, frame: Bytes) -> Result<(), Gone> {
-        self.push(Entry::Local { frame, close: None }).await
+    pub fn answer(frame: Bytes) -> Self {
+        Self(Box::new(Entry::Local { frame, close: None }))
     }
 
     /// The proxy's own answer; once it is written the session ends with `end`.
-    pub async fn answer_and_close(&self, frame: Bytes, end: SessionEnd) -> Result<(), Gone> {
+    pub fn answer_and_close(frame: Bytes, end: SessionEnd) -> Self {
         let close = Some(end);
-        self.push(Entry::Local { frame, close }).await
+        Self(Box::new(Entry::Local { frame, close }))
     }
 
     /// End the session with `reason` once every earlier request is answered.
-    pub async fn refuse(&self, reason: String) -> Result<(), Gone> {
-        self.push(Entry::Refused { reason }).await
+    pub fn refuse(reason: String) -> Self {
+        Self(Box::new(Entry::Refused { reason }))
+    }
+}
+
+impl InFlightTx {
+    /// Queue `entry`, waiting while the queue is full.
+    pub async fn push(&self, entry: Queued) -> Result<(), Gone> {
+        self.tx.send(entry.0).await.map_err(|_| Gone)
     }
 
     /// Wait until every earlier request is answered; returns a correlation id for the proxy's
     /// own requests. Forward no client request until [`InFlightTx::resume`].
     pub async fn quiesce(&self) -> Result<oneshot::Receiver<i32>, Gone> {
         let (free_id, id) = oneshot::channel();
-        self.push(Entry::Quiesce { free_id }).await?;
+        self.push(Queued(Box::new(Entry::Quiesce { free_id })))
+            .await?;
         Ok(id)
     }
 
     /// Expect the broker's answer to a request of the proxy's own (after [`Self::quiesce`]).
     pub async fn own_request(&self, correlation_id: i32) -> Result<oneshot::Receiver<Bytes>, Gone> {
         let (reply, answer) = oneshot::channel();
-        self.push(Entry::Own {
+        let own = Entry::Own {
             correlation_id,
             reply,
-        })
-        .await?;
+        };
+        self.push(Queued(Box::new(own))).await?;
         Ok(answer)
     }
 
     /// The proxy's own exchange is over.
     pub async fn resume(&self) -> Result<(), Gone> {
-        self.push(Entry::Resume).await
+        self.push(Queued(Box::new(Entry::Resume))).await
     }
 }
 
@@ -460,10 +469,12 @@ mod tests {
     #[tokio::test]
     async fn answers_are_matched_in_request_order_and_local_answers_keep_their_place() {
         let (tx, mut rx) = in_flight(8);
-        tx.asked(asked(1)).await.unwrap();
-        tx.answer(Bytes::from_static(b"local")).await.unwrap();
-        tx.no_answer(7).await.unwrap();
-        tx.asked(asked(2)).await.unwrap();
+        tx.push(Queued::asked(asked(1))).await.unwrap();
+        tx.push(Queued::answer(Bytes::from_static(b"local")))
+            .await
+            .unwrap();
+        tx.push(Queued::no_answer(7)).await.unwrap();
+        tx.push(Queued::asked(asked(2))).await.unwrap();
         let mut deliver = Vec::new();
         assert!(matches!(
             rx.answer(1, Bytes::new(), &mut deliver).unwrap(),
@@ -501,7 +512,7 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_or_unsolicited_correlation_id_ends_the_session() {
         let (tx, mut rx) = in_flight(8);
-        tx.asked(asked(5)).await.unwrap();
+        tx.push(Queued::asked(asked(5))).await.unwrap();
         let end = rx.answer(6, Bytes::new(), &mut Vec::new()).err().unwrap();
         assert_eq!(
             end.to_string(),
@@ -518,7 +529,7 @@ mod tests {
     #[tokio::test]
     async fn the_proxys_own_request_waits_for_earlier_answers_and_its_answer_comes_back() {
         let (tx, mut rx) = in_flight(8);
-        tx.asked(asked(1)).await.unwrap();
+        tx.push(Queued::asked(asked(1))).await.unwrap();
         let mut free_id = tx.quiesce().await.unwrap();
         rx.take().await;
         rx.take().await;
@@ -547,13 +558,13 @@ mod tests {
     async fn the_queue_is_bounded() {
         let (tx, mut rx) = in_flight(2);
         for id in 0..2 {
-            tx.asked(asked(id)).await.unwrap();
+            tx.push(Queued::asked(asked(id))).await.unwrap();
         }
         rx.take().await;
         rx.take().await;
         assert!(!rx.has_room());
         for id in 2..4 {
-            tx.asked(asked(id)).await.unwrap();
+            tx.push(Queued::asked(asked(id))).await.unwrap();
         }
         // Queue and channel full: the next request waits (back-pressure on the client).
         assert!(matches!(

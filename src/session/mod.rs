@@ -153,8 +153,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// Serve the connection until it closes.
-    pub async fn run(self, tcp: TcpStream, shutdown: broadcast::Receiver<()>) {
+    /// Serve the connection until it closes. Not an `async fn` (nor is `route_and_serve`): its
+    /// future would store its arguments twice, in every session's future for its whole life.
+    pub fn run(
+        self,
+        tcp: TcpStream,
+        shutdown: broadcast::Receiver<()>,
+    ) -> impl Future<Output = ()> {
         let span = tracing::info_span!(
             "conn",
             id = %self.connection_id,
@@ -174,39 +179,50 @@ impl Session {
             span.record("via", tracing::field::display(via));
         }
         let _ = tcp.set_nodelay(true);
-        self.route_and_serve(tcp, shutdown).instrument(span).await
+        self.route_and_serve(tcp, shutdown).instrument(span)
     }
 
     /// With `listener.sni`, read the ClientHello and route by its server name first; then
     /// serve the connection as its listener's.
-    async fn route_and_serve(mut self, tcp: TcpStream, shutdown: broadcast::Receiver<()>) {
-        // This connection lives with the configuration it started with, whatever reloads follow.
-        let generation = self.handles.generations.borrow().clone();
-        let budget = generation.config.limits.handshake_timeout;
-        // One deadline for the whole handshake, ClientHello included.
-        let deadline = tokio::time::Instant::now() + budget;
-        // A node id no one could check before the handshake (see `Routed::verified`).
-        let mut unverified = false;
-        let client = match self.handles.sni.clone() {
-            None => Client::Accepted(tcp),
-            Some(sni) => {
-                let Some(routed) =
-                    Box::pin(self.route(&sni, &generation, tcp, deadline, budget)).await
-                else {
-                    return;
-                };
-                self.target = routed.target;
-                self.server_name = routed.server_name;
-                unverified = !routed.verified;
-                let listener = listener_label(self.target, unverified);
-                tracing::Span::current().record("listener", tracing::field::display(&listener));
-                Client::HelloRead(Box::new(routed.start))
-            }
-        };
-        let listener = listener_label(self.target, unverified);
-        let _open = self.handles.metrics.connection_opened_on(&listener);
-        self.serve(client, &generation, (deadline, budget), &listener, shutdown)
-            .await
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` stores its arguments twice in its future, held for the whole session"
+    )]
+    fn route_and_serve(
+        mut self,
+        tcp: TcpStream,
+        shutdown: broadcast::Receiver<()>,
+    ) -> impl Future<Output = ()> {
+        async move {
+            // This connection lives with the configuration it started with, whatever reloads
+            // follow.
+            let generation = self.handles.generations.borrow().clone();
+            let budget = generation.config.limits.handshake_timeout;
+            // One deadline for the whole handshake, ClientHello included.
+            let deadline = tokio::time::Instant::now() + budget;
+            // A node id no one could check before the handshake (see `Routed::verified`).
+            let mut unverified = false;
+            let client = match self.handles.sni.clone() {
+                None => Client::Accepted(tcp),
+                Some(sni) => {
+                    let Some(routed) =
+                        Box::pin(self.route(&sni, &generation, tcp, deadline, budget)).await
+                    else {
+                        return;
+                    };
+                    self.target = routed.target;
+                    self.server_name = routed.server_name;
+                    unverified = !routed.verified;
+                    let listener = listener_label(self.target, unverified);
+                    tracing::Span::current().record("listener", tracing::field::display(&listener));
+                    Client::HelloRead(Box::new(routed.start))
+                }
+            };
+            let listener = listener_label(self.target, unverified);
+            let _open = self.handles.metrics.connection_opened_on(&listener);
+            self.serve(client, &generation, (deadline, budget), &listener, shutdown)
+                .await
+        }
     }
 
     /// Where the ClientHello's server name leads; `None` when the connection was refused
@@ -336,7 +352,7 @@ impl Session {
                 Box::pin(generation.tls.accept_started(*start, deadline, budget)).await
             }
         };
-        let (tls, verdict) = match outcome {
+        let (mut tls, verdict) = match outcome {
             HandshakeOutcome::Admitted { stream, verdict } => (stream, verdict),
             HandshakeOutcome::Refused {
                 reason,
@@ -359,12 +375,10 @@ impl Session {
         let Some(identity) = self.admitted(&verdict, listener) else {
             return;
         };
-        let chain: Vec<CertificateDer<'static>> = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
-            .unwrap_or_default();
+        // Taken, not copied: the live registry keeps the chain for the connection's life, and
+        // rustls need not (vendor/rustls/PATCHED.md).
+        let chain: Vec<CertificateDer<'static>> =
+            tls.get_mut().1.take_peer_certificates().unwrap_or_default();
         learn_crl_urls(&self.handles.crls, generation, &identity);
         let (_live, closed_by_reload) = self.handles.live.register(&identity, listener, chain);
         // The broker's session lifetime counts from no later than this (the proxy errs early).

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, error};
 
 use super::end::{ClientFault, ClosedBy, SessionEnd, UpstreamFault};
-use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, in_flight};
+use super::in_flight::{Answer, Asked, Due, InFlightRx, InFlightTx, Queued, in_flight};
 use super::reauth::{Reauthentication, Renewal};
 use crate::kafka::ApiKey;
 use crate::kafka::budget::RequestBudget;
@@ -60,7 +60,11 @@ pub(crate) struct ResponseSide<'a> {
 
 /// Move Kafka frames both ways until one side closes or fails: `Ok` says who closed it, once
 /// every answer due was delivered.
-pub(crate) async fn pump<C, U>(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` stores its arguments twice in its future, held for the whole session"
+)]
+pub(crate) fn pump<C, U>(
     requests: RequestSide<'_, C>,
     responses: ResponseSide<'_>,
     upstream: U,
@@ -68,59 +72,62 @@ pub(crate) async fn pump<C, U>(
     limits: PumpLimits,
     metrics: &Metrics,
     shutdown: broadcast::Receiver<()>,
-) -> Result<ClosedBy, SessionEnd>
+) -> impl Future<Output = Result<ClosedBy, SessionEnd>>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let (client_r, client_w) = tokio::io::split(requests.client);
-    let (upstream_r, upstream_w) = tokio::io::split(upstream);
-    let (tx, rx) = in_flight(limits.max_in_flight_requests);
-    let forward = forward_requests(
-        FrameReader::new(client_r, limits.max_frame_bytes)
-            .with_budget(requests.budget, limits.request_stall_timeout),
-        upstream_w,
-        requests.chain,
-        tx,
-        reauth,
-        limits.idle_timeout,
-        metrics,
-        shutdown,
-    );
-    let mut forward = std::pin::pin!(forward);
-    // Boxed so that it can be dropped before the requests loop is awaited (below).
-    let mut deliver = Box::pin(forward_responses(
-        FrameReader::new(upstream_r, limits.max_frame_bytes),
-        client_w,
-        rx,
-        responses,
-        limits.drain_timeout,
-        metrics,
-    ));
-    // Like `try_join!` (the first error ends both), with one exception: a Kafka broker closes
-    // the connection right after refusing a re-authentication, and the responses loop may see
-    // that close before the requests loop has read the refusal it was handed. The refusal is
-    // the reason worth logging and auditing: dropping the responses loop releases whatever the
-    // requests loop still waits for, so it ends at once with its own verdict.
-    tokio::select! {
-        end = &mut forward => {
-            let stopped = end?;
-            deliver.await.result?;
-            Ok(stopped.closed_by())
-        }
-        ended = &mut deliver => match ended {
-            Delivered { result: Ok(()), .. } => forward.await.map(Stopped::closed_by),
-            Delivered { result: Err(end), during_own_exchange: true } => {
-                drop(deliver);
-                match forward.await {
-                    Err(refused @ SessionEnd::Upstream(UpstreamFault::Reauthentication(_))) => {
-                        Err(refused)
-                    }
-                    _ => Err(end),
-                }
+    async move {
+        let (client_r, client_w) = tokio::io::split(requests.client);
+        let (upstream_r, upstream_w) = tokio::io::split(upstream);
+        let (tx, rx) = in_flight(limits.max_in_flight_requests);
+        // Built inside `pin!`: bound to a local first, the future would be stored twice in this
+        // one (the local and the pinned copy), for the whole session.
+        let mut forward = std::pin::pin!(forward_requests(
+            FrameReader::new(client_r, limits.max_frame_bytes)
+                .with_budget(requests.budget, limits.request_stall_timeout),
+            upstream_w,
+            requests.chain,
+            tx,
+            reauth,
+            limits.idle_timeout,
+            metrics,
+            shutdown,
+        ));
+        // Boxed so that it can be dropped before the requests loop is awaited (below).
+        let mut deliver = Box::pin(forward_responses(
+            FrameReader::new(upstream_r, limits.max_frame_bytes),
+            client_w,
+            rx,
+            responses,
+            limits.drain_timeout,
+            metrics,
+        ));
+        // Like `try_join!` (the first error ends both), with one exception: a Kafka broker closes
+        // the connection right after refusing a re-authentication, and the responses loop may see
+        // that close before the requests loop has read the refusal it was handed. The refusal is
+        // the reason worth logging and auditing: dropping the responses loop releases whatever the
+        // requests loop still waits for, so it ends at once with its own verdict.
+        tokio::select! {
+            end = &mut forward => {
+                let stopped = end?;
+                deliver.await.result?;
+                Ok(stopped.closed_by())
             }
-            Delivered { result: Err(end), .. } => Err(end),
-        },
+            ended = &mut deliver => match ended {
+                Delivered { result: Ok(()), .. } => forward.await.map(Stopped::closed_by),
+                Delivered { result: Err(end), during_own_exchange: true } => {
+                    drop(deliver);
+                    match forward.await {
+                        Err(refused @ SessionEnd::Upstream(UpstreamFault::Reauthentication(_))) => {
+                            Err(refused)
+                        }
+                        _ => Err(end),
+                    }
+                }
+                Delivered { result: Err(end), .. } => Err(end),
+            },
+        }
     }
 }
 
@@ -206,7 +213,11 @@ fn expects_answer(header: &RequestHeader, frame: &[u8]) -> Result<bool, SessionE
     clippy::too_many_arguments,
     reason = "the parts of one loop, passed once"
 )]
-async fn forward_requests<R, W>(
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` stores its arguments twice in its future, held for the whole session"
+)]
+fn forward_requests<R, W>(
     mut client: FrameReader<R>,
     mut upstream: W,
     mut chain: RequestChain<'_>,
@@ -215,71 +226,76 @@ async fn forward_requests<R, W>(
     idle: Duration,
     metrics: &Metrics,
     mut shutdown: broadcast::Receiver<()>,
-) -> Result<Stopped, SessionEnd>
+) -> impl Future<Output = Result<Stopped, SessionEnd>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    loop {
-        let frame = tokio::select! {
-            // Disabled (never polled) when the session has no lifetime.
-            () = reauth.due(), if reauth.is_scheduled() => {
-                // Boxed: a login is a large state, held only while it runs.
-                match Box::pin(reauth.run(&in_flight, &mut upstream)).await? {
-                    Renewal::Renewed => continue,
-                    // The responses loop has ended; its reason is the session's.
-                    Renewal::SessionGone => return Ok(Stopped::AnswersEnded),
-                }
-            },
-            read = tokio::time::timeout(idle, client.read_start()) => match read {
-                Err(_) => return Err(ClientFault::Idle(idle.as_millis()).into()),
-                Ok(Err(e)) => return read_failed(e),
-                // EOF between frames: let the responses loop drain what is in flight.
-                Ok(Ok(None)) => return Ok(Stopped::Reading(ClosedBy::Client)),
-                Ok(Ok(Some(Start::Whole(frame)))) => frame,
-                Ok(Ok(Some(Start::Large { head, .. }))) => {
-                    match streamable(&chain, &head) {
-                        Some((header, expects_answer)) => {
-                            // Recorded before a byte of it leaves, as every request is.
-                            let decision = Decision::Forward { frame: Bytes::new(), patch: None };
-                            if let Next::Stop = queue(&in_flight, &header, expects_answer, decision).await {
-                                return Ok(Stopped::AnswersEnded);
-                            }
-                            let sent = client.stream_to(&mut upstream).await.map_err(|e| match e {
-                                StreamError::Read(e) => stream_failed(e),
-                                StreamError::Write(e) => UpstreamFault::Io(e).into(),
-                            })?;
-                            upstream.flush().await.map_err(UpstreamFault::Io)?;
-                            metrics.bytes(Direction::ClientToUpstream, sent as u64);
-                        }
-                        // A filter wants it (or its header is not in the head): read it whole.
-                        None => client.hold_whole(),
+    async move {
+        loop {
+            let frame = tokio::select! {
+                // Disabled (never polled) when the session has no lifetime.
+                () = reauth.due(), if reauth.is_scheduled() => {
+                    // Boxed: a login is a large state, held only while it runs.
+                    match Box::pin(reauth.run(&in_flight, &mut upstream)).await? {
+                        Renewal::Renewed => continue,
+                        // The responses loop has ended; its reason is the session's.
+                        Renewal::SessionGone => return Ok(Stopped::AnswersEnded),
                     }
-                    continue;
-                }
-            },
-            // Stop taking requests; answers to those in flight are still delivered.
-            _ = shutdown.recv() => return Ok(Stopped::Reading(ClosedBy::Shutdown)),
-        };
-        let header = parse_request_header(&frame).map_err(ClientFault::Protocol)?;
-        tracing::trace!(
-            api_key = header.api_key.0,
-            api_version = header.api_version,
-            correlation_id = header.correlation_id,
-            "request"
-        );
-        let expects_answer = expects_answer(&header, &frame)?;
-        let decision = chain.on_request(&header, frame)?;
-        let frame = match queue(&in_flight, &header, expects_answer, decision).await {
-            Next::Forward(frame) => frame,
-            Next::ReadMore => continue,
-            Next::Stop => return Ok(Stopped::AnswersEnded),
-        };
-        write_frame(&mut upstream, &frame)
-            .await
-            .map_err(UpstreamFault::Io)?;
-        upstream.flush().await.map_err(UpstreamFault::Io)?;
-        metrics.bytes(Direction::ClientToUpstream, frame_bytes(&frame));
+                },
+                read = tokio::time::timeout(idle, client.read_start()) => match read {
+                    Err(_) => return Err(ClientFault::Idle(idle.as_millis()).into()),
+                    Ok(Err(e)) => return read_failed(e),
+                    // EOF between frames: let the responses loop drain what is in flight.
+                    Ok(Ok(None)) => return Ok(Stopped::Reading(ClosedBy::Client)),
+                    Ok(Ok(Some(Start::Whole(frame)))) => frame,
+                    Ok(Ok(Some(Start::Large { head, .. }))) => {
+                        match streamable(&chain, &head) {
+                            Some((header, expects_answer)) => {
+                                // Recorded before a byte of it leaves, as every request is.
+                                let decision =
+                                    Decision::Forward { frame: Bytes::new(), patch: None };
+                                let queued = queue(&in_flight, &header, expects_answer, decision);
+                                if let Next::Stop = queued.await {
+                                    return Ok(Stopped::AnswersEnded);
+                                }
+                                let sent = client.stream_to(&mut upstream).await;
+                                let sent = sent.map_err(|e| match e {
+                                    StreamError::Read(e) => stream_failed(e),
+                                    StreamError::Write(e) => UpstreamFault::Io(e).into(),
+                                })?;
+                                upstream.flush().await.map_err(UpstreamFault::Io)?;
+                                metrics.bytes(Direction::ClientToUpstream, sent as u64);
+                            }
+                            // A filter wants it (or its header is not in the head): read it whole.
+                            None => client.hold_whole(),
+                        }
+                        continue;
+                    }
+                },
+                // Stop taking requests; answers to those in flight are still delivered.
+                _ = shutdown.recv() => return Ok(Stopped::Reading(ClosedBy::Shutdown)),
+            };
+            let header = parse_request_header(&frame).map_err(ClientFault::Protocol)?;
+            tracing::trace!(
+                api_key = header.api_key.0,
+                api_version = header.api_version,
+                correlation_id = header.correlation_id,
+                "request"
+            );
+            let expects_answer = expects_answer(&header, &frame)?;
+            let decision = chain.on_request(&header, frame)?;
+            let frame = match queue(&in_flight, &header, expects_answer, decision).await {
+                Next::Forward(frame) => frame,
+                Next::ReadMore => continue,
+                Next::Stop => return Ok(Stopped::AnswersEnded),
+            };
+            write_frame(&mut upstream, &frame)
+                .await
+                .map_err(UpstreamFault::Io)?;
+            upstream.flush().await.map_err(UpstreamFault::Io)?;
+            metrics.bytes(Direction::ClientToUpstream, frame_bytes(&frame));
+        }
     }
 }
 
@@ -297,47 +313,50 @@ enum Next {
 /// Record what the filters decided in the in-flight queue, before anything is written, so an
 /// answer can never arrive before its entry. A queue whose other side has gone means the
 /// responses loop has ended, and its reason is the session's.
-async fn queue(
-    in_flight: &InFlightTx,
+///
+/// The entry is built before the wait for room (not an `async fn`: its future would keep the
+/// decision as well), so that the wait holds only its box.
+fn queue<'a>(
+    in_flight: &'a InFlightTx,
     header: &RequestHeader,
     expects_answer: bool,
     decision: Decision,
-) -> Next {
-    let queued = match decision {
-        Decision::Forward { frame, patch } => {
-            let queued = if expects_answer {
-                let asked = Asked {
-                    api_key: header.api_key,
-                    api_version: header.api_version,
-                    correlation_id: header.correlation_id,
-                    sent: Instant::now(),
-                    patch,
-                };
-                in_flight.asked(asked).await
-            } else {
-                in_flight.no_answer(header.correlation_id).await
-            };
-            return match queued {
-                Ok(()) => Next::Forward(frame),
-                Err(_) => Next::Stop,
-            };
+) -> impl Future<Output = Next> + 'a {
+    let (entry, next) = entry_for(header, expects_answer, decision);
+    async move {
+        match in_flight.push(entry).await {
+            Ok(()) => next,
+            Err(_) => Next::Stop,
         }
-        Decision::Answer(answer) => in_flight.answer(answer).await,
-        Decision::Swallow => in_flight.no_answer(header.correlation_id).await,
+    }
+}
+
+/// The in-flight entry for a request the filters decided on, and what the requests loop does
+/// once it is queued.
+fn entry_for(header: &RequestHeader, expects_answer: bool, decision: Decision) -> (Queued, Next) {
+    match decision {
+        Decision::Forward { frame, patch } if expects_answer => {
+            let asked = Asked {
+                api_key: header.api_key,
+                api_version: header.api_version,
+                correlation_id: header.correlation_id,
+                sent: Instant::now(),
+                patch,
+            };
+            (Queued::asked(asked), Next::Forward(frame))
+        }
+        Decision::Forward { frame, .. } => (
+            Queued::no_answer(header.correlation_id),
+            Next::Forward(frame),
+        ),
+        Decision::Answer(answer) => (Queued::answer(answer), Next::ReadMore),
+        Decision::Swallow => (Queued::no_answer(header.correlation_id), Next::ReadMore),
+        // The responses loop ends the session once the answer is written.
         Decision::AnswerAndClose(answer, end) => {
-            // The responses loop ends the session once the answer is written.
-            let _ = in_flight.answer_and_close(answer, end).await;
-            return Next::Stop;
+            (Queued::answer_and_close(answer, end), Next::Stop)
         }
-        Decision::Refuse(reason) => {
-            // Earlier answers still reach the client; nothing more is read.
-            let _ = in_flight.refuse(reason).await;
-            return Next::Stop;
-        }
-    };
-    match queued {
-        Ok(()) => Next::ReadMore,
-        Err(_) => Next::Stop,
+        // Earlier answers still reach the client; nothing more is read.
+        Decision::Refuse(reason) => (Queued::refuse(reason), Next::Stop),
     }
 }
 
@@ -348,30 +367,44 @@ struct Delivered {
     during_own_exchange: bool,
 }
 
-async fn forward_responses<R, W>(
-    upstream: FrameReader<R>,
-    client: W,
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` stores its arguments twice in its future, held for the whole session"
+)]
+fn forward_responses<R, W>(
+    mut upstream: FrameReader<R>,
+    mut client: W,
     mut in_flight: InFlightRx,
     side: ResponseSide<'_>,
     drain: Duration,
     metrics: &Metrics,
-) -> Delivered
+) -> impl Future<Output = Delivered>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let result = deliver(upstream, client, &mut in_flight, side, drain, metrics).await;
-    Delivered {
-        result,
-        during_own_exchange: in_flight.quiesced(),
+    async move {
+        let result = deliver(
+            &mut upstream,
+            &mut client,
+            &mut in_flight,
+            &side,
+            drain,
+            metrics,
+        )
+        .await;
+        Delivered {
+            result,
+            during_own_exchange: in_flight.quiesced(),
+        }
     }
 }
 
 async fn deliver<R, W>(
-    mut upstream: FrameReader<R>,
-    mut client: W,
+    upstream: &mut FrameReader<R>,
+    client: &mut W,
     in_flight: &mut InFlightRx,
-    side: ResponseSide<'_>,
+    side: &ResponseSide<'_>,
     drain: Duration,
     metrics: &Metrics,
 ) -> Result<(), SessionEnd>
@@ -386,7 +419,7 @@ where
     let mut due = Vec::new();
     loop {
         while let Some(item) = in_flight.due() {
-            send_due(&mut client, item).await?;
+            send_due(client, item).await?;
         }
         if in_flight.finished() {
             return Ok(());
@@ -426,9 +459,9 @@ where
                 let got = response_correlation_id(&frame).map_err(UpstreamFault::Protocol)?;
                 let answer = in_flight.answer(got, frame, &mut due)?;
                 for item in due.drain(..) {
-                    send_due(&mut client, item).await?;
+                    send_due(client, item).await?;
                 }
-                deliver_answer(&side, &mut client, answer, got, metrics).await?;
+                deliver_answer(side, client, answer, got, metrics).await?;
             }
         }
     }
