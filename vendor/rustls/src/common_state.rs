@@ -140,6 +140,14 @@ impl CommonState {
         self.peer_certificates.as_deref()
     }
 
+    /// PATCHED (kafka-mtls-proxy): moves the peer's certificate chain out of the connection;
+    /// [`Self::peer_certificates`] returns `None` from then on. For a caller that keeps the
+    /// chain for as long as the connection lives: it is not held twice. Take it once the
+    /// handshake is complete. See vendor/rustls/PATCHED.md.
+    pub fn take_peer_certificates(&mut self) -> Option<Vec<CertificateDer<'static>>> {
+        self.peer_certificates.take().map(|chain| chain.0)
+    }
+
     /// Retrieves the protocol agreed with the peer via ALPN.
     ///
     /// A return value of `None` after handshake completion

@@ -339,6 +339,13 @@ impl<'b> Iterator for HandshakeIter<'_, 'b> {
 impl Drop for HandshakeIter<'_, '_> {
     fn drop(&mut self) {
         self.deframer.spans.drain(..self.index);
+        // PATCHED (kafka-mtls-proxy): no handshake message pending (after the handshake, for
+        // good: post-handshake messages are rare) — give the spans' room back rather than hold
+        // it for the connection's life. `input_message` allocates again when one comes. See
+        // vendor/rustls/PATCHED.md.
+        if self.deframer.spans.is_empty() {
+            self.deframer.spans = Vec::new();
+        }
     }
 }
 
