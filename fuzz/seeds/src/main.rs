@@ -1,6 +1,11 @@
 //! Writes the seed corpus of every fuzz target under `corpus/<target>/` (run from `fuzz/`).
 //! A few small real inputs per target, laid out as each target's doc comment says.
 
+mod check_request;
+mod proxy_header;
+#[cfg(test)]
+mod tests;
+
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -721,5 +726,7 @@ fn main() -> Result {
     text_seeds()?;
     store_records()?;
     sni_names()?;
+    check_request::write_all()?;
+    proxy_header::write_all()?;
     Ok(())
 }
