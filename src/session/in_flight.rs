@@ -11,17 +11,18 @@
 //! then [`InFlightTx::own_request`], as Kroxylicious' `sendRequest`): KIP-368
 //! re-authentication is their one user.
 //!
-//! The queue is a bounded channel (`limits.max_in_flight_requests`): when the broker falls
-//! behind, the requests side stops reading the client, as a broker does with
-//! `queued.max.requests`.
+//! The queue is bounded (`limits.max_in_flight_requests`; `session::handoff`, which holds no
+//! room while empty): when the broker falls behind, the requests side stops reading the client,
+//! as a broker does with `queued.max.requests`.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::end::{SessionEnd, UpstreamFault};
+use super::handoff::{self, Receiver, Sender, TryRecvError};
 use crate::acl::ResponsePatch;
 use crate::kafka::ApiKey;
 
@@ -68,14 +69,14 @@ pub(crate) struct Gone;
 
 /// The requests side of the queue.
 pub(crate) struct InFlightTx {
-    /// Entries are boxed: the channel allocates a block of 32 slots up front, which every
-    /// idle connection holds (32 × 8 bytes, where unboxed entries took 32 × 160).
-    tx: mpsc::Sender<Box<Entry>>,
+    /// Entries are boxed: the queue's room is a slot per entry (8 bytes, where an unboxed
+    /// entry takes 160), and what a full queue's wait holds is the box.
+    tx: Sender<Box<Entry>>,
 }
 
 /// The responses side of the queue, and the state only it keeps.
 pub(crate) struct InFlightRx {
-    rx: mpsc::Receiver<Box<Entry>>,
+    rx: Receiver<Box<Entry>>,
     /// Entries taken off the channel, in request order; at most `limit` (the channel is only
     /// read while there is room).
     queue: VecDeque<Box<Entry>>,
@@ -91,7 +92,7 @@ pub(crate) struct InFlightRx {
 
 /// A queue of at most `limit` entries between the two sides of one session.
 pub(crate) fn in_flight(limit: usize) -> (InFlightTx, InFlightRx) {
-    let (tx, rx) = mpsc::channel(limit.max(1));
+    let (tx, rx) = handoff::handoff(limit.max(1));
     (
         InFlightTx { tx },
         InFlightRx {
@@ -287,8 +288,8 @@ impl InFlightRx {
             }
             match self.rx.try_recv() {
                 Ok(entry) => self.queue.push_back(entry),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => {
                     self.requests_done = true;
                     break;
                 }
@@ -428,12 +429,11 @@ impl UnansweredProduce {
 mod tests {
     use super::*;
 
-    /// tokio's channel allocates a block of 32 slots as it is created, and every idle
-    /// connection holds it: a slot must stay pointer-sized (an unboxed entry took 160 bytes, a
-    /// 5 KiB block per connection).
+    /// The queue's room is a slot per entry while requests are in flight: a slot must stay
+    /// pointer-sized (an unboxed entry took 160 bytes).
     #[test]
-    fn a_slot_of_the_in_flight_channel_is_pointer_sized() {
-        fn slot<T>(_: &mpsc::Sender<T>) -> usize {
+    fn a_slot_of_the_in_flight_queue_is_pointer_sized() {
+        fn slot<T>(_: &Sender<T>) -> usize {
             std::mem::size_of::<T>()
         }
         let (tx, _rx) = in_flight(8);
@@ -554,7 +554,7 @@ mod tests {
         assert!(!rx.quiesced());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_queue_is_bounded() {
         let (tx, mut rx) = in_flight(2);
         for id in 0..2 {
@@ -567,9 +567,8 @@ mod tests {
             tx.push(Queued::asked(asked(id))).await.unwrap();
         }
         // Queue and channel full: the next request waits (back-pressure on the client).
-        assert!(matches!(
-            tx.tx.try_send(Box::new(Entry::Resume)),
-            Err(mpsc::error::TrySendError::Full(_))
-        ));
+        let next = tx.push(Queued(Box::new(Entry::Resume)));
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(60), next).await;
+        assert!(waited.is_err(), "a fifth entry fits in two and two");
     }
 }

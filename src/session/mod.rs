@@ -14,6 +14,7 @@
 pub mod brokers;
 pub(crate) mod end;
 pub(crate) mod filter;
+mod handoff;
 pub(crate) mod in_flight;
 pub mod live;
 pub(crate) mod pump;
