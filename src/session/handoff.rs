@@ -210,7 +210,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         drop(rx);
         assert!(waiting.await.unwrap(), "a send to a gone receiver fails");
-        assert!(watch.await.is_err(), "what was queued is dropped with the receiver");
+        assert!(
+            watch.await.is_err(),
+            "what was queued is dropped with the receiver"
+        );
     }
 
     #[tokio::test]
