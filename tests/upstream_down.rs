@@ -1,6 +1,6 @@
-//! A listener whose broker is down closes new clients before the TLS handshake, as the broker
-//! itself would refuse them; it serves again once the broker is back, within the probe
-//! interval; a listener whose broker is up keeps serving meanwhile.
+//! A listener whose broker is down stops listening, so clients are refused as the broker itself
+//! would refuse them; it listens and serves again once the broker is back, within the longest
+//! probe interval; a listener whose broker is up keeps serving meanwhile.
 //!
 //! The bootstrap listener's upstream is a relay in front of the fake broker, which the test
 //! stops and starts; the fake names itself for node [`NODE_ID`], so the broker listener's
@@ -33,6 +33,7 @@ use support::test_proxy::{free_port, good_round_trip, write_config};
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 const MAX_PROBE_INTERVAL: Duration = Duration::from_millis(400);
+const CLOSED: &str = "kafka_mtls_proxy_listener_closed{listener=\"bootstrap\"}";
 
 /// Relays TCP from a fixed port to the fake broker until dropped (which closes the port and
 /// every relayed connection).
@@ -101,7 +102,7 @@ async fn a_down_upstream_refuses_before_the_handshake_and_serves_again_when_back
             PROBE_INTERVAL.as_millis(),
             MAX_PROBE_INTERVAL.as_millis()
         ),
-    );
+    ) + "admin:\n  listen: \"127.0.0.1:0\"\n";
     std::fs::write(&path, yaml).unwrap();
     let server = ServerTask::start(&path).await;
     let tls = pki.client_config("acme-client", rustls::DEFAULT_VERSIONS);
@@ -132,15 +133,30 @@ async fn a_down_upstream_refuses_before_the_handshake_and_serves_again_when_back
         .await,
         "no log line saying the bootstrap upstream went down"
     );
-    // Every client after it is closed before the handshake, for as long as the broker stays
-    // away (several probe intervals).
+    // The next client is closed before the handshake, and closes the listener: from then on
+    // a connect is refused by the kernel, as the broker's own port refuses it, for as long as
+    // the broker stays away (several probe intervals).
+    closed_before_handshake(server.addr).await.unwrap();
+    assert!(
+        wait_for_log(
+            "listener closed while its broker is down",
+            Duration::from_secs(5)
+        )
+        .await,
+        "no log line saying the bootstrap listener closed"
+    );
     let down_until = Instant::now() + 3 * MAX_PROBE_INTERVAL;
     let mut refused = 0;
     while Instant::now() < down_until {
-        closed_before_handshake(server.addr).await.unwrap();
+        let refusal = TcpStream::connect(server.addr)
+            .await
+            .expect_err("the closed listener took a connection");
+        assert_eq!(refusal.kind(), std::io::ErrorKind::ConnectionRefused);
         refused += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused > 3);
+    assert_eq!(server.metric(CLOSED).await, Some(1.0));
 
     // The broker's own listener has its own upstream, which is up: it serves throughout.
     let mut conn = KafkaConn::connect(broker_addr, tls.clone()).await.unwrap();
@@ -149,28 +165,34 @@ async fn a_down_upstream_refuses_before_the_handshake_and_serves_again_when_back
         .unwrap();
     drop(conn);
 
-    // Back: clients are served again within the longest probe interval (plus the time a
-    // connect and handshake take on a loaded machine).
+    // Back: the proxy finds out by itself (no client can arrive at a closed port), within the
+    // longest probe interval (plus a loaded machine's slack), listens again, and serves.
+    // Another process took the port meanwhile: the proxy says so and keeps trying.
+    let squatter = std::net::TcpListener::bind(server.addr).unwrap();
     let _relay = Relay::start(relay_port, fake.addr).await;
-    let back = Instant::now();
-    loop {
-        match KafkaConn::connect(server.addr, tls.clone()).await {
-            Ok(mut conn) => {
-                good_round_trip(&mut conn, 30, broker_port, fake.addr)
-                    .await
-                    .unwrap();
-                break;
-            }
-            Err(_) => {
-                assert!(
-                    back.elapsed() < MAX_PROBE_INTERVAL + Duration::from_secs(2),
-                    "still refused {:?} after the broker came back",
-                    back.elapsed()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
+    assert!(
+        wait_for_log(
+            "cannot listen again after the broker came back",
+            MAX_PROBE_INTERVAL + Duration::from_secs(2)
+        )
+        .await,
+        "no error saying the port is taken"
+    );
+    assert_eq!(server.metric(CLOSED).await, Some(1.0));
+    drop(squatter);
+    assert!(
+        wait_for_log(
+            "broker reachable again: listening",
+            MAX_PROBE_INTERVAL + Duration::from_secs(2)
+        )
+        .await,
+        "the listener did not open again after the broker came back"
+    );
+    let mut conn = KafkaConn::connect(server.addr, tls.clone()).await.unwrap();
+    good_round_trip(&mut conn, 30, broker_port, fake.addr)
+        .await
+        .unwrap();
+    assert_eq!(server.metric(CLOSED).await, Some(0.0));
     assert!(
         wait_for_log(
             "upstream reachable again: serving new connections",

@@ -108,6 +108,8 @@ pub struct Metrics {
     connections_total: Family<ListenerLabels, Counter>,
     /// Closed before the handshake because the listener's broker was known down.
     connections_refused: Family<RefusedLabels, Counter>,
+    /// 1 while a port-per-broker listener is closed because its broker is down.
+    listeners_closed: Family<ListenerLabels, Gauge>,
     handshakes: Family<HandshakeLabels, Counter>,
     proxy_protocol_refusals: Family<ReasonLabels, Counter>,
     /// SNI routing: ClientHellos refused with `unrecognized_name`.
@@ -153,6 +155,7 @@ impl Metrics {
             connections_active: Family::default(),
             connections_total: Family::default(),
             connections_refused: Family::default(),
+            listeners_closed: Family::default(),
             handshakes: Family::default(),
             proxy_protocol_refusals: Family::default(),
             sni_unrecognized: Counter::default(),
@@ -203,6 +206,11 @@ impl Metrics {
             "connections_refused",
             "Client connections closed before the TLS handshake, by listener and reason (max_connections, upstream_down)",
             self.connections_refused.clone(),
+        );
+        self.registry.register(
+            "listener_closed",
+            "1 while a listener is closed because its broker is down (connects refused by the kernel), by listener",
+            self.listeners_closed.clone(),
         );
         self.registry.register(
             "handshakes",
@@ -351,6 +359,15 @@ impl Metrics {
                 reason: reason.as_str(),
             })
             .inc();
+    }
+
+    /// `listener` was closed (`true`) or opened again (`false`) while its broker was down.
+    pub fn listener_closed(&self, listener: &str, closed: bool) {
+        self.listeners_closed
+            .get_or_create(&ListenerLabels {
+                listener: listener.to_string(),
+            })
+            .set(i64::from(closed));
     }
 
     /// A client completed the mTLS handshake and was admitted.

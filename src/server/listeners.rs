@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tracing::{error, info};
 
 use super::admission::admit;
+use super::closed_while_down;
 
 use crate::config::{ListenerConfig, ProxyProtocolConfig};
 use crate::kafka::ProtocolError;
@@ -103,7 +104,12 @@ impl Acceptor {
 }
 
 /// Accept connections on one listener until shutdown; each becomes a [`Session`] task.
-pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, target: Target) {
+/// While its broker is down, a port-per-broker listener is closed ([`closed_while_down`]).
+pub(crate) async fn accept_loop(
+    acceptor: Arc<Acceptor>,
+    mut listener: TcpListener,
+    target: Target,
+) {
     let mut shutdown = acceptor.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -150,6 +156,21 @@ pub(crate) async fn accept_loop(acceptor: Arc<Acceptor>, listener: TcpListener, 
             permit,
             session_shutdown,
         ));
+        // Checked after each client, not watched: until the next one arrives an open port
+        // costs nobody a retry. (This client's session refuses it, or probes, as usual.)
+        if closed_while_down::should_close(&acceptor, target) {
+            match closed_while_down::close_until_reachable(
+                &acceptor,
+                listener,
+                target,
+                &mut shutdown,
+            )
+            .await
+            {
+                Some(reopened) => listener = reopened,
+                None => return,
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! A running proxy: binds its listeners, wires the parts together, and stops them in order.
 //!
 //! - [`listeners`]: the bootstrap and per-broker listeners and their accept loops;
-//!   `admission` refuses clients over `limits.max_connections` at accept.
+//!   `admission` refuses clients over `limits.max_connections` at accept; `closed_while_down`
+//!   closes a port-per-broker listener while its broker is down.
 //! - [`crate::reload`]: configuration generations, published to sessions.
 //! - [`crate::session`]: one task per accepted connection.
 //!
@@ -10,6 +11,7 @@
 //! server waits for them up to `limits.drain_timeout_ms` (of the configuration in force then).
 
 mod admission;
+mod closed_while_down;
 pub mod fd_limit;
 pub mod listeners;
 pub mod proxy_protocol;

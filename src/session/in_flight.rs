@@ -92,13 +92,15 @@ pub(crate) struct InFlightRx {
 
 /// A queue of at most `limit` entries between the two sides of one session.
 pub(crate) fn in_flight(limit: usize) -> (InFlightTx, InFlightRx) {
-    let (tx, rx) = handoff::handoff(limit.max(1));
+    // The handoff has room for at least one entry too.
+    let limit = limit.max(1);
+    let (tx, rx) = handoff::handoff(limit);
     (
         InFlightTx { tx },
         InFlightRx {
             rx,
             queue: VecDeque::new(),
-            limit: limit.max(1),
+            limit,
             unanswered: UnansweredProduce::default(),
             own_ids: ProxyCorrelationIds::default(),
             requests_done: false,

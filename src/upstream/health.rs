@@ -5,7 +5,9 @@
 //! reconnect at once instead of backing off. So while a [`Target`]'s broker (a bootstrap
 //! server for the bootstrap listener, node N for N's listener) is known down, new connections
 //! on its listener are closed before the TLS handshake — the nearest a proxy that has already
-//! accepted the TCP connection can come to the refused connect a down broker gives.
+//! accepted the TCP connection can come to the refused connect a down broker gives — and a
+//! port-per-broker listener then closes its port (`server::closed_while_down`, which probes
+//! the broker itself while no client can arrive).
 //!
 //! Every upstream connect attempt reports here ([`UpstreamHealth::record`]); a connect that
 //! fails to reach the broker (TCP refused or timed out) marks the target down. While it is
@@ -143,6 +145,11 @@ impl UpstreamHealth {
         }
     }
 
+    /// When `target` may next be probed; `None` when it is not known down.
+    pub fn next_probe(&self, target: Target) -> Option<Instant> {
+        self.down.lock().ok()?.get(&target).map(|d| d.next_probe)
+    }
+
     /// Is `target` known down now? (For tests and diagnostics.)
     pub fn is_down(&self, target: Target) -> bool {
         self.down
@@ -221,6 +228,21 @@ mod tests {
             "already up: no second line"
         );
         assert_eq!(h.admit(B, &s, t1), Admission::Serve);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_probe_is_known_while_down_and_none_once_back() {
+        let (h, s, t0) = (UpstreamHealth::default(), settings(), Instant::now());
+        assert_eq!(h.next_probe(B), None);
+        h.record(B, false, &s, t0);
+        assert_eq!(h.next_probe(B), Some(t0 + Duration::from_millis(250)));
+        let due = t0 + Duration::from_millis(250);
+        assert_eq!(h.admit(B, &s, due), Admission::Probe);
+        h.record(B, false, &s, due);
+        h.probe_done(B);
+        assert_eq!(h.next_probe(B), Some(due + Duration::from_millis(500)));
+        h.record(B, true, &s, due);
+        assert_eq!(h.next_probe(B), None);
     }
 
     #[tokio::test(start_paused = true)]

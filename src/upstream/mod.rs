@@ -213,6 +213,16 @@ impl UpstreamConnector {
         &self.book
     }
 
+    /// `upstream.health` of this generation.
+    pub fn health_settings(&self) -> &HealthSettings {
+        &self.health
+    }
+
+    /// When `target`'s broker may next be probed; `None` when it is not known down.
+    pub fn next_probe(&self, target: Target) -> Option<tokio::time::Instant> {
+        self.book.health().next_probe(target)
+    }
+
     /// May a new client of `target`'s listener go on to its TLS handshake? `false`: its
     /// broker is known down (see [`UpstreamHealth`]); close the connection unanswered. When a
     /// re-check of a down broker is due, this client's arrival makes it: the broker is dialled
