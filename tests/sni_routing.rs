@@ -10,7 +10,8 @@
 //!   `unrecognized_name`, and a metric.
 //! - A broker that joins the cluster later is served at once: its name is looked up with the
 //!   cluster before the handshake, with no Metadata request from any client in between.
-//! - A routed broker known down is refused before the handshake (`upstream.health`).
+//! - A routed broker known down is refused before the handshake (`upstream.health`); once the
+//!   whole cluster is known down the listener closes, and connects are refused.
 //! - The same in `upstream.identity.mode: scram`, where every fake broker answers only clients
 //!   signed in with SCRAM-SHA-256: the lookups sign in as the proxy itself
 //!   (`upstream.proxy_login`), so a name of no broker still gets `unrecognized_name` before
@@ -49,7 +50,7 @@ mod support {
 }
 use support::fake_broker::parse_fake_request;
 use support::kafka_client::{KafkaConn, decode, raw_request};
-use support::logs::{assert_no_foreign_panics, init_logging};
+use support::logs::{assert_no_foreign_panics, init_logging, wait_for_log};
 use support::proxy::{FakeListener, Pki, ServerTask, framed, request};
 use support::scram_broker::{ScramServer, invalid_credentials, read_request, response};
 
@@ -309,6 +310,35 @@ async fn server_names_route_to_their_brokers() {
             .unwrap(),
         "node:1"
     );
+
+    // The whole cluster goes away. Until the bootstrap servers and every broker are known
+    // down the port stays open (each first client finds its broker down); then the next
+    // client is reset and closes it, and a connect is refused as at the cluster itself.
+    drop(brokers);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for name in ["bootstrap", "broker-1", "broker-3"] {
+        assert!(
+            who_answers(proxy, &tls, &format!("{name}.{DOMAIN}"))
+                .await
+                .is_err()
+        );
+    }
+    assert!(
+        KafkaConn::connect_named(proxy, tls.clone(), &format!("broker-1.{DOMAIN}"))
+            .await
+            .is_err()
+    );
+    assert!(
+        wait_for_log(
+            "listener closed while its broker is down",
+            Duration::from_secs(5)
+        )
+        .await
+    );
+    let refusal = TcpStream::connect(proxy)
+        .await
+        .expect_err("the closed listener took a connection");
+    assert_eq!(refusal.kind(), std::io::ErrorKind::ConnectionRefused);
 
     server.stop().await;
     assert_no_foreign_panics();

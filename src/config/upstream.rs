@@ -31,9 +31,9 @@ pub struct UpstreamConfig {
 }
 
 /// `upstream.health`: while a listener's broker does not answer, new clients of that listener
-/// are refused as a down broker would refuse them (a port-per-broker listener closes its port;
-/// the SNI listener resets them before the TLS handshake), and the broker is re-checked at
-/// most every `probe_interval` (doubling up to `max_probe_interval`).
+/// are refused as a down broker would refuse them (the listener closes its port; the SNI
+/// listener resets them before the TLS handshake until the whole cluster is down), and the
+/// broker is re-checked at most every `probe_interval` (doubling up to `max_probe_interval`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthSettings {
     /// `false`: every client gets the handshake, and a close when no broker answers.

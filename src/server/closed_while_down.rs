@@ -1,5 +1,5 @@
-//! A port-per-broker listener whose broker is down is *closed*, so that a client's connect is
-//! refused by the kernel exactly as the broker's own port would refuse it.
+//! A listener whose broker is down is *closed*, so that a client's connect is refused by the
+//! kernel exactly as the broker's own port would refuse it.
 //!
 //! A TCP reset right after accept (what [`crate::upstream::UpstreamHealth`] gives a client
 //! while its broker is down) is near, but not the same: librdkafka 2.16 retries a connection
@@ -9,8 +9,10 @@
 //! the health's own interval, doubling up to the maximum. Once the broker answers it binds the
 //! same address again and accepts as before.
 //!
-//! Not with `listener.sni`: one listener serves the bootstrap name and every broker there, so
-//! it stays open and refuses per target before the handshake.
+//! With `listener.sni` one listener serves the bootstrap name and every broker: it closes only
+//! when the whole cluster is known down (the bootstrap servers and every broker learned so
+//! far), probes the bootstrap servers meanwhile, and while any broker may still answer it stays
+//! open and refuses per target before the handshake.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,15 +26,22 @@ use crate::log_limit::Level;
 use crate::metrics::listener_label;
 use crate::upstream::Target;
 
-/// Should the accept loop of `target`'s listener close now? Its broker is known down, the
-/// configuration refuses clients while down, and the listener serves that target alone.
+/// Should the accept loop of `target`'s listener close now? The configuration refuses clients
+/// while down, and everything the listener serves is known down: its broker, or with SNI
+/// routing the bootstrap servers and every broker learned so far (a broker never tried since
+/// counts as up).
 pub(crate) fn should_close(acceptor: &Acceptor, target: Target) -> bool {
-    if acceptor.handles.sni.is_some() {
-        return false;
-    }
     let generation = acceptor.handles.generations.borrow().clone();
-    generation.upstream.health_settings().refuse_when_down
-        && generation.upstream.next_probe(target).is_some()
+    let upstream = &generation.upstream;
+    let down = |t: Target| upstream.next_probe(t).is_some();
+    upstream.health_settings().refuse_when_down
+        && down(target)
+        && (acceptor.handles.sni.is_none()
+            || upstream
+                .book()
+                .node_ids()
+                .into_iter()
+                .all(|id| down(Target::Node(id))))
 }
 
 /// Close `listener` until `target`'s broker answers a probe, then bind its address again.

@@ -104,7 +104,7 @@ impl Acceptor {
 }
 
 /// Accept connections on one listener until shutdown; each becomes a [`Session`] task.
-/// While its broker is down, a port-per-broker listener is closed ([`closed_while_down`]).
+/// While everything it serves is down, the listener is closed ([`closed_while_down`]).
 pub(crate) async fn accept_loop(
     acceptor: Arc<Acceptor>,
     mut listener: TcpListener,

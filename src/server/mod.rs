@@ -2,7 +2,7 @@
 //!
 //! - [`listeners`]: the bootstrap and per-broker listeners and their accept loops;
 //!   `admission` refuses clients over `limits.max_connections` at accept; `closed_while_down`
-//!   closes a port-per-broker listener while its broker is down.
+//!   closes a listener while everything it serves is down.
 //! - [`crate::reload`]: configuration generations, published to sessions.
 //! - [`crate::session`]: one task per accepted connection.
 //!

@@ -40,6 +40,14 @@ impl BrokerBook {
         &self.health
     }
 
+    /// Every node id learned so far.
+    pub fn node_ids(&self) -> Vec<i32> {
+        self.nodes
+            .read()
+            .map(|nodes| nodes.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     pub fn lookup(&self, node_id: i32) -> Option<(String, u16)> {
         self.nodes.read().ok()?.get(&node_id).cloned()
     }

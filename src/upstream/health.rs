@@ -5,9 +5,9 @@
 //! reconnect at once instead of backing off. So while a [`Target`]'s broker (a bootstrap
 //! server for the bootstrap listener, node N for N's listener) is known down, new connections
 //! on its listener are closed before the TLS handshake — the nearest a proxy that has already
-//! accepted the TCP connection can come to the refused connect a down broker gives — and a
-//! port-per-broker listener then closes its port (`server::closed_while_down`, which probes
-//! the broker itself while no client can arrive).
+//! accepted the TCP connection can come to the refused connect a down broker gives — and the
+//! listener then closes its port (`server::closed_while_down`: with SNI routing only once the
+//! whole cluster is down; it probes the broker itself while no client can arrive).
 //!
 //! Every upstream connect attempt reports here ([`UpstreamHealth::record`]); a connect that
 //! fails to reach the broker (TCP refused or timed out) marks the target down. While it is
