@@ -4,8 +4,8 @@ A client facing a down broker must back off (`reconnect.backoff.ms` doubling up 
 `reconnect.backoff.max.ms`); through the proxy it must not reconnect more often than it does
 directly. Counts, not timings:
 
-- librdkafka counts its own connection attempts: `connects` of every broker in its statistics
-  (incremented at each attempt, before the TCP connect).
+- librdkafka's connection attempts: one `Connecting to …` line of its `broker` debug log per
+  attempt, whatever the attempt's outcome.
 - the proxy counts the connections it accepted: `kafka_mtls_proxy_connections_total` on its
   admin port.
 
