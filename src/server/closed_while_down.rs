@@ -45,7 +45,8 @@ pub(crate) fn should_close(acceptor: &Acceptor, target: Target) -> bool {
 }
 
 /// Close `listener` until `target`'s broker answers a probe, then bind its address again.
-/// `None`: shutdown came first (or the address was unknown, which a bound socket never has).
+/// `None`: shutdown came first. A listener whose address cannot be read (a bound socket's can)
+/// is kept open, since it could not be bound again.
 pub(crate) async fn close_until_reachable(
     acceptor: &Acceptor,
     listener: TcpListener,
