@@ -167,8 +167,12 @@ async fn a_down_upstream_refuses_before_the_handshake_and_serves_again_when_back
 
     // Back: the proxy finds out by itself (no client can arrive at a closed port), within the
     // longest probe interval (plus a loaded machine's slack), listens again, and serves.
-    // Another process took the port meanwhile: the proxy says so and keeps trying.
-    let squatter = std::net::TcpListener::bind(server.addr).unwrap();
+    // Another process took the port meanwhile: the proxy says so and keeps trying. (Reuse-addr,
+    // as the proxy binds: a connection the proxy closed may leave the port in TIME_WAIT.)
+    let squatter = tokio::net::TcpSocket::new_v4().unwrap();
+    squatter.set_reuseaddr(true).unwrap();
+    squatter.bind(server.addr).unwrap();
+    let squatter = squatter.listen(16).unwrap();
     let _relay = Relay::start(relay_port, fake.addr).await;
     assert!(
         wait_for_log(
