@@ -108,7 +108,7 @@ pub struct Metrics {
     connections_total: Family<ListenerLabels, Counter>,
     /// Closed before the handshake because the listener's broker was known down.
     connections_refused: Family<RefusedLabels, Counter>,
-    /// 1 while a port-per-broker listener is closed because its broker is down.
+    /// 1 while a listener is closed because everything it serves is down.
     listeners_closed: Family<ListenerLabels, Gauge>,
     handshakes: Family<HandshakeLabels, Counter>,
     proxy_protocol_refusals: Family<ReasonLabels, Counter>,
